@@ -1,0 +1,263 @@
+"""The configuration file: one YAML document describing one or more CRM accounts.
+
+Secrets may be written as ${ENV_NAME} and are then read from the environment.
+`load()` raises ConfigError carrying every problem with its place in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+CONFIG_ENV = "REGLAMENT_CONFIG"
+ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OAuth(Model):
+    client_id: str
+    client_secret: str
+    redirect_uri: str
+    # A fresh authorization code (valid 20 minutes) exchanged for the first token pair;
+    # afterwards the rotating pair lives in Redis.
+    authorization_code: str | None = None
+    refresh_token: str | None = None
+
+
+class AmoCRM(Model):
+    base_url: str = Field(description="https://<subdomain>.amocrm.ru or .kommo.com")
+    long_lived_token: str | None = None
+    oauth: OAuth | None = None
+    rate_limit: float = Field(7.0, gt=0, description="requests per second, shared by all processes")
+    account_id: int | None = Field(None, description="expected account[id] in webhooks")
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", v):
+            raise ValueError("must be an http(s) URL such as https://example.amocrm.ru")
+        return v.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> "AmoCRM":
+        if bool(self.long_lived_token) == bool(self.oauth):
+            raise ValueError("give exactly one of long_lived_token or oauth")
+        return self
+
+
+class Wazzup(Model):
+    api_key: str
+    channel_id: str | None = None
+
+
+class Account(Model):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", description="short name used in keys, logs and metrics")
+    name: str | None = None
+    crm: Literal["amocrm", "bitrix24"] = "amocrm"
+    amocrm: AmoCRM | None = None
+    wazzup: Wazzup | None = None
+    webhook_secret: str = Field(min_length=16, description="the secret part of our webhook URLs")
+    timezone: str = "Europe/Moscow"
+    working_hours: dict[str, str | None] = Field(
+        default_factory=lambda: {d: "09:00-18:00" for d in WEEKDAYS[:5]} | {"sat": None, "sun": None}
+    )
+    holidays_country: str | None = "RU"
+    days_off: list[date] = Field(default_factory=list)
+    language: str = "ru"
+    rules: dict[str, Any] = Field(default_factory=dict)
+    templates: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r}; use an IANA name such as Europe/Moscow")
+        return v
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, v: dict[str, str | None]) -> dict[str, str | None]:
+        for day, span in v.items():
+            if day not in WEEKDAYS:
+                raise ValueError(f"unknown weekday {day!r}; use {', '.join(WEEKDAYS)}")
+            if span is not None and span != "00:00-24:00" and not HOURS.match(span):
+                raise ValueError(f"{day}: {span!r} is not a span like 09:00-18:00")
+        return v
+
+    @model_validator(mode="after")
+    def _crm_section(self) -> "Account":
+        if self.crm == "amocrm" and self.amocrm is None:
+            raise ValueError("crm is amocrm but the amocrm: section is missing")
+        return self
+
+
+class Settings(Model):
+    public_url: str = Field("http://localhost:8000", description="where the CRM reaches us; used for webhook URLs")
+    redis_url: str | None = None
+    data_dir: str = ".reglament"
+    log_format: Literal["text", "json"] = "text"
+    max_body_bytes: int = Field(1_048_576, gt=0)
+    raw_retention_hours: float = Field(168, gt=0, description="how long raw deliveries are kept for replay")
+    dedupe_ttl_seconds: int = Field(3 * 3600, gt=0, description="window in which a repeated delivery is a duplicate")
+    rejected_keep: int = Field(1000, gt=0)
+    rejected_ttl_hours: float = Field(168, gt=0)
+    accounts: list[Account] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> "Settings":
+        ids = [a.id for a in self.accounts]
+        dup = {i for i in ids if ids.count(i) > 1}
+        if dup:
+            raise ValueError(f"account ids must be unique: {', '.join(sorted(dup))}")
+        secrets = [a.webhook_secret for a in self.accounts]
+        if len(set(secrets)) != len(secrets):
+            raise ValueError("each account needs its own webhook_secret")
+        return self
+
+    def account(self, account_id: str) -> Account:
+        for a in self.accounts:
+            if a.id == account_id:
+                return a
+        raise KeyError(account_id)
+
+    def secrets(self) -> list[str]:
+        """Every secret value in the configuration, for log redaction."""
+        found: list[str] = []
+        for a in self.accounts:
+            found.append(a.webhook_secret)
+            if a.amocrm:
+                found.append(a.amocrm.long_lived_token or "")
+                if a.amocrm.oauth:
+                    o = a.amocrm.oauth
+                    found += [o.client_secret, o.authorization_code or "", o.refresh_token or ""]
+            if a.wazzup:
+                found.append(a.wazzup.api_key)
+        return [s for s in found if s]
+
+
+class ConfigError(Exception):
+    """Every problem found in a configuration file, each as 'where: what'."""
+
+    def __init__(self, problems: list[str], path: str | None = None):
+        self.problems = problems
+        self.path = path
+        super().__init__("\n".join(problems))
+
+
+def _interpolate(node: Any, where: tuple, missing: list[tuple[tuple, str]]) -> Any:
+    if isinstance(node, dict):
+        return {k: _interpolate(v, where + (k,), missing) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_interpolate(v, where + (i,), missing) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def sub(m: re.Match) -> str:
+            value = os.environ.get(m.group(1))
+            if value is None:
+                missing.append((where, m.group(1)))
+                return ""
+            return value
+        return ENV_REF.sub(sub, node)
+    return node
+
+
+def _lines(text: str) -> dict[tuple, int]:
+    """Map each path in the YAML document to its 1-based line number."""
+    found: dict[tuple, int] = {}
+
+    def walk(node: yaml.Node, path: tuple) -> None:
+        found[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                found[path + (k.value,)] = k.start_mark.line + 1
+                walk(v, path + (k.value,))
+                found[path + (k.value,)] = k.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return found
+    if root is not None:
+        walk(root, ())
+    return found
+
+
+def _describe(path: tuple, raw: Any, lines: dict[tuple, int]) -> str:
+    parts: list[str] = []
+    node = raw
+    for p in path:
+        if isinstance(p, int):
+            label = f"[{p}]"
+            if isinstance(node, list) and p < len(node) and isinstance(node[p], dict) and node[p].get("id"):
+                label = f"[{p}] ({node[p]['id']})"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(p))
+        node = node[p] if isinstance(node, (list, dict)) and _has(node, p) else None
+    where = "".join(parts) or "(top level)"
+    line = None
+    for n in range(len(path), -1, -1):
+        line = lines.get(tuple(path[:n]))
+        if line:
+            break
+    return f"line {line}, {where}" if line else where
+
+
+def _has(node: Any, p: Any) -> bool:
+    return (isinstance(node, dict) and p in node) or (isinstance(node, list) and isinstance(p, int) and p < len(node))
+
+
+def parse(text: str, source: str = "<config>") -> Settings:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError([f"{where}: not valid YAML ({getattr(e, 'problem', e)})"], source)
+    if not isinstance(raw, dict):
+        raise ConfigError(["(top level): the file must be a mapping with an accounts: list"], source)
+    lines = _lines(text)
+    missing: list[tuple[tuple, str]] = []
+    data = _interpolate(raw, (), missing)
+    problems = [f"{_describe(w, raw, lines)}: environment variable {name} is not set" for w, name in missing]
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as e:
+        for err in e.errors():
+            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "union["))))
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown setting (check the spelling)"
+            elif err["type"] == "missing":
+                msg = "required setting is missing"
+            problems.append(f"{_describe(loc, raw, lines)}: {msg}")
+        raise ConfigError(problems, source)
+    if problems:
+        raise ConfigError(problems, source)
+    return settings
+
+
+def load(path: str | os.PathLike | None = None) -> Settings:
+    path = path or os.environ.get(CONFIG_ENV)
+    if not path:
+        raise ConfigError([f"no configuration: pass --config or set {CONFIG_ENV}"])
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError([f"{p}: file not found"], str(p))
+    return parse(p.read_text(encoding="utf-8"), str(p))

