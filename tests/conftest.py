@@ -29,3 +29,35 @@ def r(redis_url):
     client = redis_lib.Redis.from_url(redis_url)
     yield client
     client.close()
+
+
+SECRET = "s3cret-webhook-path-0123456789"
+TOKEN = "amo-long-lived-token-abcdef123456"
+
+
+def make_settings(**overrides):
+    from reglament.config import Settings
+
+    doc = {
+        "public_url": "http://127.0.0.1:8000",
+        "accounts": [{
+            "id": "acme",
+            "amocrm": {"base_url": "https://acme.amocrm.ru", "long_lived_token": TOKEN},
+            "webhook_secret": SECRET,
+        }],
+    }
+    doc.update(overrides)
+    return Settings.model_validate(doc)
+
+
+@pytest.fixture
+def settings():
+    return make_settings()
+
+
+@pytest.fixture
+def client(settings, r):
+    from app import create_app
+
+    app = create_app(settings, r)
+    return app.test_client()

@@ -1,0 +1,82 @@
+"""Storing an accepted delivery: one Redis round trip, before the 2xx goes out.
+
+A Lua script (atomic, so a crash can't leave a half-recorded delivery) sets one dedupe
+key per event, counts each event as accepted or duplicate, and appends the raw delivery
+with its parsed events to the account's inbox stream. The dispatcher (jobs/dispatcher.py)
+turns the inbox into RQ jobs; the inbox is also the raw-delivery log kept for replay.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import redis
+
+from reglament import keys, metrics
+from reglament.events import Event
+
+ACCEPT = """
+local flags = {}
+local n = #KEYS - 2
+for i = 1, n do
+  local f = 8 + (i - 1) * 2
+  if redis.call('SET', KEYS[i + 2], '1', 'NX', 'EX', ARGV[1]) then
+    flags[i] = '1'
+    redis.call('HINCRBY', KEYS[2], ARGV[f], 1)
+  else
+    flags[i] = '0'
+    redis.call('HINCRBY', KEYS[2], ARGV[f + 1], 1)
+  end
+end
+for j = 8 + n * 2, #ARGV do
+  redis.call('HINCRBY', KEYS[2], ARGV[j], 1)
+end
+local new = table.concat(flags)
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*',
+  'source', ARGV[3], 'body', ARGV[4], 'ct', ARGV[5], 'at', ARGV[6], 'events', ARGV[7], 'new', new)
+return {id, new}
+"""
+
+
+class Ingress:
+    def __init__(self, r: redis.Redis, dedupe_ttl: int, retention_hours: float,
+                 rejected_keep: int, rejected_ttl_hours: float):
+        self.r = r
+        self.dedupe_ttl = dedupe_ttl
+        self.retention_ms = int(retention_hours * 3600 * 1000)
+        self.rejected_keep = rejected_keep
+        self.rejected_ttl_ms = int(rejected_ttl_hours * 3600 * 1000)
+        self._accept = r.register_script(ACCEPT)
+
+    def accept(self, account: str, source: str, body: bytes, content_type: str,
+               events: list[Event], ignored: list[str]) -> tuple[str, list[bool]]:
+        """Record a delivery; returns the inbox entry id and, per event, whether it is new."""
+        now_ms = int(time.time() * 1000)
+        event_keys = [keys.dedupe(account, e.key) for e in events]
+        counters: list[str] = []
+        for e in events:
+            counters.append(metrics.field("webhooks_total", source=source, kind=e.kind, outcome="accepted"))
+            counters.append(metrics.field("webhooks_total", source=source, kind=e.kind, outcome="duplicate"))
+        counters += [metrics.field("webhooks_total", source=source, kind=k, outcome="ignored") for k in ignored]
+        payload = json.dumps([e.to_dict() for e in events], ensure_ascii=False, separators=(",", ":"))
+        entry_id, flags = self._accept(
+            keys=[keys.inbox(account), keys.metrics(account), *event_keys],
+            args=[self.dedupe_ttl, now_ms - self.retention_ms, source, body, content_type,
+                  now_ms, payload, *counters],
+        )
+        flags = flags.decode() if isinstance(flags, bytes) else flags
+        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id, [c == "1" for c in flags]
+
+    def reject(self, account: str, source: str, body: bytes, content_type: str, status: int,
+               code: str, reason: str) -> None:
+        """Keep a refused body (bounded in count and age) for `reglament rejected`."""
+        now_ms = int(time.time() * 1000)
+        with self.r.pipeline(transaction=False) as pipe:
+            pipe.xadd(keys.rejected(account), {
+                "source": source, "status": status, "code": code, "reason": reason,
+                "ct": content_type, "at": now_ms, "body": body[:65536],
+            }, maxlen=self.rejected_keep, approximate=True)
+            pipe.xtrim(keys.rejected(account), minid=now_ms - self.rejected_ttl_ms, approximate=True)
+            pipe.hincrby(keys.metrics(account), metrics.field("webhook_rejections_total", source=source, reason=code), 1)
+            pipe.execute()

@@ -1,0 +1,95 @@
+"""The common path of every webhook: find the account by its secret, read the body,
+parse, store, answer. Each source's blueprint supplies only its parser."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable, Iterable
+
+import redis
+from flask import current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from app.errors import Rejected
+from reglament import keys, metrics
+from reglament.config import Account
+
+log = logging.getLogger("reglament.webhook")
+
+
+class Accounts:
+    """Webhook secret → account. The lookup is by the secret's SHA-256 digest, then a
+    constant-time comparison, so response timing tells nothing about the secret."""
+
+    def __init__(self, accounts: Iterable[Account]):
+        self.by_digest = {hashlib.sha256(a.webhook_secret.encode()).digest(): a for a in accounts}
+
+    def find(self, secret: str) -> Account | None:
+        account = self.by_digest.get(hashlib.sha256(secret.encode()).digest())
+        if account and hmac.compare_digest(account.webhook_secret.encode(), secret.encode()):
+            return account
+        return None
+
+
+def _error(status: int, reason: str):
+    response = jsonify({"error": reason})
+    response.status_code = status
+    return response
+
+
+def receive(source: str, secret: str, parse: Callable, content_types: tuple[str, ...],
+            check: Callable[[Account, object], None] | None = None):
+    ctx = current_app.extensions["reglament"]
+    account = ctx.accounts.find(secret)
+    if account is None:
+        try:
+            metrics.incr(ctx.redis, keys.GLOBAL, "webhook_rejections_total", source=source, reason="unknown_secret")
+        except redis.RedisError:
+            pass
+        log.warning("webhook with an unknown secret", extra={"source": source})
+        return _error(404, "not found")
+
+    content_type = request.mimetype or ""
+    body = b""
+    try:
+        try:
+            body = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            raise Rejected(f"body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes", 413, "too_large")
+        if content_type not in content_types and not (content_type == "" and "" in content_types):
+            raise Rejected(f"content type {content_type or 'none'!r} is not {content_types[0]}", 415, "wrong_content_type")
+        try:
+            parsed = parse(body, account.id)
+            if check:
+                check(account, parsed)
+        except Rejected:
+            raise
+        except Exception:  # a parser bug must not turn into a 5xx: keep the body for replay after a fix
+            log.exception("parser failed", extra={"account": account.id, "source": source})
+            raise Rejected("body could not be processed; it is kept for inspection", 400, "parser_error")
+    except Rejected as e:
+        try:
+            ctx.ingress.reject(account.id, source, body, content_type, e.status, e.code, e.reason)
+        except redis.RedisError:
+            log.error("could not record a rejected webhook: Redis unavailable", extra={"account": account.id})
+        log.warning("webhook rejected: %s", e.reason, extra={"account": account.id, "source": source, "outcome": e.code})
+        return _error(e.status, e.reason)
+
+    if getattr(parsed, "probe", False):
+        log.info("webhook probe answered", extra={"account": account.id, "source": source})
+        return jsonify({"ok": True})
+    try:
+        entry_id, new = ctx.ingress.accept(account.id, source, body, content_type, parsed.events, parsed.ignored)
+    except redis.RedisError:
+        log.error("webhook not stored: Redis unavailable", extra={"account": account.id, "source": source})
+        return _error(503, "storage unavailable, retry later")
+    for event, is_new in zip(parsed.events, new):
+        log.info("webhook event", extra={"account": account.id, "source": source, "kind": event.kind,
+                                         "entity_id": event.entity_id,
+                                         "outcome": "accepted" if is_new else "duplicate"})
+    for kind in parsed.ignored:
+        log.warning("webhook kind not handled, ignored", extra={"account": account.id, "source": source, "kind": kind})
+    return jsonify({"accepted": sum(new), "duplicates": len(new) - sum(new), "ignored": parsed.ignored,
+                    "delivery": entry_id})

@@ -1,0 +1,39 @@
+"""Re-enqueue raw deliveries kept in an inbox (by id or time range), e.g. after fixing a
+setting. Replayed events run again even if they were handled: rules are idempotent."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import redis
+from rq import Queue
+
+from jobs import queues
+from jobs.dispatcher import job_data
+from reglament import keys
+from reglament.events import Event
+
+
+def entries(r: redis.Redis, account: str, ids: list[str] | None = None,
+            since_ms: int | None = None, until_ms: int | None = None) -> list[tuple[str, dict]]:
+    stream = keys.inbox(account)
+    if ids:
+        found = []
+        for entry_id in ids:
+            found += r.xrange(stream, entry_id, entry_id)
+    else:
+        found = r.xrange(stream, since_ms if since_ms is not None else "-", until_ms if until_ms is not None else "+")
+    return [(i.decode() if isinstance(i, bytes) else i, {k.decode(): v for k, v in f.items()}) for i, f in found]
+
+
+def replay(r: redis.Redis, account: str, found: list[tuple[str, dict]]) -> int:
+    stamp = int(time.time() * 1000)
+    datas = []
+    for entry_id, fields in found:
+        for d in json.loads(fields["events"]):
+            event = Event.from_dict(d)
+            datas.append(job_data(event, job_id=f"{event.job_id}-replay-{stamp}-{len(datas)}"))
+    if datas:
+        Queue(queues.EVENTS, connection=r).enqueue_many(datas)
+    return len(datas)

@@ -1,0 +1,191 @@
+"""The `reglament` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from reglament import config
+
+CONFIG_OPTION = click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None,
+                             help=f"configuration file (or ${config.CONFIG_ENV})")
+
+
+def _settings(config_path: str | None) -> config.Settings:
+    try:
+        return config.load(config_path)
+    except config.ConfigError as e:
+        click.echo(f"Configuration is invalid ({e.path or 'no file'}):", err=True)
+        for problem in e.problems:
+            click.echo(f"  - {problem}", err=True)
+        sys.exit(2)
+
+
+def _redis(settings: config.Settings):
+    import redis
+
+    from reglament import runtime
+
+    return redis.Redis.from_url(runtime.redis_url(settings))
+
+
+def _account(settings: config.Settings, account_id: str | None) -> config.Account:
+    if account_id is None:
+        if len(settings.accounts) == 1:
+            return settings.accounts[0]
+        raise click.UsageError(f"--account is required: one of {', '.join(a.id for a in settings.accounts)}")
+    try:
+        return settings.account(account_id)
+    except KeyError:
+        raise click.UsageError(f"no account {account_id!r}; configured: {', '.join(a.id for a in settings.accounts)}")
+
+
+@click.group()
+def main() -> None:
+    """Reglament: makes a sales department follow its regulations inside its CRM."""
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--port", type=int, envvar="PORT", default=8000, show_default=True)
+@click.option("--sandbox-port", type=int, default=8001, show_default=True,
+              help="port of the local amoCRM sandbox started when no config is given")
+@click.option("--data-dir", default=".reglament", show_default=True)
+def run(config_path, port, sandbox_port, data_dir):
+    """Start everything on this machine: Redis (embedded unless REDIS_URL), web, worker,
+    scheduler; with no configuration, also a local amoCRM sandbox as the demo account."""
+    from reglament.runner import run as run_all
+
+    sys.exit(run_all(config_path, port, sandbox_port, data_dir))
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", type=int, envvar="PORT", default=8000, show_default=True)
+@click.option("--workers", type=int, default=4, show_default=True)
+def web(config_path, host, port, workers):
+    """The webhook receiver (gunicorn)."""
+    from reglament.web import serve
+
+    _settings(config_path)
+    serve(config_path, host, port, workers)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--burst", is_flag=True, help="stop when the queues are empty")
+def worker(config_path, burst):
+    """An RQ worker, with the dispatcher that turns webhook deliveries into jobs."""
+    from jobs.worker import run as run_worker
+    from reglament import runtime
+
+    _settings(config_path)
+    settings, r = runtime.start(config_path)
+    run_worker(r, [a.id for a in settings.accounts], burst=burst)
+
+
+@main.command()
+@CONFIG_OPTION
+def scheduler(config_path):
+    """RQ's cron scheduler for the periodic jobs (sweeps, digests)."""
+    from jobs.scheduler import run as run_scheduler
+    from reglament import runtime
+
+    _settings(config_path)
+    _, r = runtime.start(config_path)
+    run_scheduler(r)
+
+
+@main.command()
+@click.argument("path", default="reglament.yaml")
+@click.option("--force", is_flag=True, help="overwrite an existing file")
+def init(path, force):
+    """Write a commented default configuration built from the regulations."""
+    target = Path(path)
+    if target.exists() and not force:
+        raise click.UsageError(f"{target} exists; pass --force to overwrite it")
+    from reglament.templates import default_config
+
+    target.write_text(default_config(), encoding="utf-8")
+    click.echo(f"Wrote {target}. Fill in the CRM account, then run: reglament check --config {target}")
+
+
+@main.command()
+@CONFIG_OPTION
+def check(config_path):
+    """Validate the configuration and print every problem with where it is."""
+    try:
+        settings = config.load(config_path)
+    except config.ConfigError as e:
+        click.echo(f"{e.path or 'configuration'}: {len(e.problems)} problem(s)")
+        for problem in e.problems:
+            click.echo(f"  - {problem}")
+        sys.exit(1)
+    click.echo(f"OK: {len(settings.accounts)} account(s): {', '.join(a.id for a in settings.accounts)}")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--account", "account_id")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--body/--no-body", default=False, help="print the stored bodies too")
+def rejected(config_path, account_id, limit, body):
+    """List webhook bodies that were refused (4xx), newest first."""
+    from reglament import keys
+
+    settings = _settings(config_path)
+    account = _account(settings, account_id)
+    r = _redis(settings)
+    for entry_id, f in r.xrevrange(keys.rejected(account.id), count=limit):
+        f = {k.decode(): v.decode(errors="replace") for k, v in f.items()}
+        at = datetime.fromtimestamp(int(f["at"]) / 1000).isoformat(timespec="seconds")
+        click.echo(f"{entry_id.decode()}  {at}  {f['source']}  {f['status']} {f['code']}: {f['reason']}")
+        if body:
+            click.echo(f"    {f['body'][:2000]}")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--account", "account_id")
+@click.option("--id", "ids", multiple=True, help="inbox entry id (repeatable)")
+@click.option("--since", type=click.DateTime(), help="replay deliveries received from this time (local)")
+@click.option("--until", type=click.DateTime(), help="... up to this time (local)")
+def replay(config_path, account_id, ids, since, until):
+    """Re-enqueue stored raw deliveries, by id or by time range."""
+    from jobs.replay import entries, replay as replay_entries
+
+    if not ids and not since:
+        raise click.UsageError("give --id or --since")
+    settings = _settings(config_path)
+    account = _account(settings, account_id)
+    r = _redis(settings)
+    ms = lambda dt: int(dt.timestamp() * 1000) if dt else None  # noqa: E731
+    found = entries(r, account.id, list(ids), ms(since), ms(until))
+    n = replay_entries(r, account.id, found)
+    click.echo(f"Re-enqueued {n} event(s) from {len(found)} delivery(ies).")
+
+
+@main.command()
+@CONFIG_OPTION
+def urls(config_path):
+    """Print the webhook URLs to paste into amoCRM and Wazzup (they contain the secret)."""
+    settings = _settings(config_path)
+    for account in settings.accounts:
+        for line in webhook_urls(settings, account):
+            click.echo(line)
+
+
+def webhook_urls(settings: config.Settings, account: config.Account) -> list[str]:
+    base = settings.public_url.rstrip("/")
+    return [f"[{account.id}] amoCRM webhook: {base}/hooks/amocrm/{account.webhook_secret}",
+            f"[{account.id}] Wazzup webhook: {base}/hooks/wazzup/{account.webhook_secret}"]
+
+
+if __name__ == "__main__":
+    main()
