@@ -1,0 +1,83 @@
+"""Random, truncated, oversized and mistyped bodies: always a 4xx or 200, never a 5xx."""
+
+import json
+
+import pytest
+from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+
+from tests.conftest import SECRET
+from tests.fixtures import load
+
+PATHS = [f"/hooks/amocrm/{SECRET}", f"/hooks/wazzup/{SECRET}"]
+CONTENT_TYPES = ["application/x-www-form-urlencoded", "application/json", "application/json; charset-utf-8",
+                 "text/plain", "multipart/form-data; boundary=x", "", "application/xml", "text/html; charset=\x00"]
+FUZZ = hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+key_part = st.one_of(st.sampled_from(["leads", "task", "tasks", "contacts", "message", "account", "note",
+                                      "status", "add", "update", "0", "1", "id", "text", "custom_fields",
+                                      "values", "value", ""]), st.text(max_size=6))
+nested_key = st.builds(lambda head, parts: head + "".join(f"[{p}]" for p in parts),
+                       key_part, st.lists(key_part, max_size=5))
+form_body = st.lists(st.tuples(nested_key, st.text(max_size=20)), max_size=12)
+
+json_value = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(
+        st.sampled_from(["messages", "statuses", "test", "messageId", "chatId", "status", "isEcho",
+                         "error", "contact", "text"]) | st.text(max_size=5), children, max_size=5),
+    max_leaves=20)
+
+
+def assert_not_5xx(resp):
+    assert resp.status_code < 500, (resp.status_code, resp.get_data()[:200])
+    assert resp.status_code in (200, 400, 403, 413, 415), resp.status_code
+    assert resp.is_json and (resp.status_code == 200 or resp.json.get("error"))
+
+
+@FUZZ
+@given(body=st.binary(max_size=2000), path=st.sampled_from(PATHS), ct=st.sampled_from(CONTENT_TYPES))
+def test_random_bytes(client, body, path, ct):
+    assert_not_5xx(client.post(path, data=body, content_type=ct))
+
+
+@FUZZ
+@given(pairs=form_body)
+def test_random_php_forms(client, pairs):
+    from urllib.parse import urlencode
+
+    resp = client.post(PATHS[0], data=urlencode(pairs + [("account[id]", "1")]),
+                       content_type="application/x-www-form-urlencoded")
+    assert_not_5xx(resp)
+
+
+@FUZZ
+@given(doc=json_value)
+def test_random_json(client, doc):
+    assert_not_5xx(client.post(PATHS[1], data=json.dumps(doc), content_type="application/json"))
+
+
+@pytest.mark.parametrize("name", load.names("amocrm"))
+def test_every_truncation_of_amocrm_fixtures(client, name):
+    body = load.amocrm(name)
+    for cut in range(0, len(body), max(1, len(body) // 40)):
+        assert_not_5xx(client.post(PATHS[0], data=body[:cut], content_type="application/x-www-form-urlencoded"))
+
+
+@pytest.mark.parametrize("name", load.names("wazzup"))
+def test_every_truncation_of_wazzup_fixtures(client, name):
+    body = load.wazzup(name)
+    for cut in range(0, len(body), max(1, len(body) // 40)):
+        assert_not_5xx(client.post(PATHS[1], data=body[:cut], content_type="application/json"))
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_oversized(client, path):
+    resp = client.post(path, data=b"a" * (2 * 1024 * 1024), content_type="application/json")
+    assert resp.status_code == 413
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+@pytest.mark.parametrize("path", PATHS + ["/hooks/bitrix/x", "/nope", "/hooks/amocrm/"])
+def test_other_methods_and_paths(client, method, path):
+    resp = getattr(client, method)(path)
+    assert resp.status_code in (404, 405)
