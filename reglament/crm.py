@@ -1,0 +1,252 @@
+"""The CRM as the rules see it: a few plain records, the events rules react to, the actions
+they ask for, and the protocol a connector implements.
+
+Nothing here names a CRM field, id or URL. Statuses, task types and loss reasons travel
+by name and custom fields by our own logical names (LOGICAL_FIELDS); a connector maps
+them to the account's ids. Rules are pure functions over these records:
+
+    decide(event: RuleEvent, snapshot: LeadSnapshot, settings, calendar, now) -> list[Action]
+
+and one executor applies the actions through a connector.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any, Literal, Protocol, Union
+
+# Custom lead values the rules read or write, by logical name. The account's
+# configuration maps each to a CRM field; a value the lead does not have is absent
+# (or None) in Lead.fields.
+CALLBACK_AT = "callback_at"            # datetime: when the client asked to be called back
+TRIAL_AT = "trial_at"                  # datetime: the trial class the client booked
+SUBSCRIPTION_END = "subscription_end"  # date or datetime: the end of the client's subscription
+REDIAL_ATTEMPT = "redial_attempt"      # "Н1".."Н7" (or an int): failed attempts so far; empty = none
+REDIAL_LAST_AT = "redial_last_at"      # datetime: when the last counted failed attempt happened
+
+LOGICAL_FIELDS: dict[str, str] = {
+    CALLBACK_AT: "datetime — the time the client named for a callback",
+    TRIAL_AT: "datetime — the booked trial class",
+    SUBSCRIPTION_END: "date — the end of the subscription",
+    REDIAL_ATTEMPT: "text — the redial attempt number «Н1»…«Н7»",
+    REDIAL_LAST_AT: "datetime — the time of the last counted failed attempt",
+}
+
+
+# --- records --------------------------------------------------------------------------
+
+@dataclass(frozen=True, kw_only=True)
+class Lead:
+    id: int
+    name: str = ""
+    status_id: int
+    status: str                                  # the status (pipeline stage) name as the CRM shows it
+    pipeline_id: int
+    responsible_user_id: int | None = None
+    created_at: datetime | None = None
+    closed: Literal["won", "lost"] | None = None  # set when the lead sits in the CRM's own closing stage
+    fields: Mapping[str, Any] = field(default_factory=dict)  # custom values by logical name
+    tags: frozenset[str] = frozenset()
+
+    def value(self, name: str) -> Any:
+        """A custom value by logical name; None when empty or not mapped."""
+        v = self.fields.get(name)
+        return None if v == "" else v
+
+
+@dataclass(frozen=True, kw_only=True)
+class Task:
+    id: int
+    lead_id: int
+    text: str
+    task_type: str | None = None    # the type name ("Звонок", "Встреча", ...)
+    due: datetime
+    responsible_user_id: int | None = None
+    is_completed: bool = False
+    result: str | None = None       # the text the manager closed it with
+    created_at: datetime | None = None
+
+
+class CallDirection(str, enum.Enum):
+    IN = "in"
+    OUT = "out"
+
+
+class CallStatus(str, enum.Enum):
+    """How a call ended, in seed 001's vocabulary («Разговор состоялся», «Не дозвонился», ...).
+
+    Mapping a telephony result to it is the connector's job. For amoCRM's call_status the
+    natural mapping is 4 (разговор состоялся) → TALKED; 3 (нет на месте), 6 (не дозвонился)
+    → NOT_REACHED; 7 (номер занят) → BUSY; 1 (оставил сообщение), 2 (перезвонить позже),
+    5 (неверный номер) and anything else → OTHER. «Перезвонить», «Отказ» and «Неверный
+    контакт» are outcomes a manager records on the lead, not telephony results.
+    """
+    TALKED = "talked"
+    NOT_REACHED = "not_reached"
+    BUSY = "busy"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Call:
+    id: str                          # stable per call: a redelivery carries the same id
+    direction: CallDirection
+    status: CallStatus
+    at: datetime                     # when the call was made
+    duration: int = 0                # seconds
+    responsible_user_id: int | None = None
+
+    @property
+    def failed(self) -> bool:
+        """An outbound call that did not get through (the REDIAL trigger)."""
+        return self.direction is CallDirection.OUT and self.status in (CallStatus.NOT_REACHED, CallStatus.BUSY)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadSnapshot:
+    """What a rule knows about one lead, read fresh for each event."""
+    lead: Lead
+    open_tasks: tuple[Task, ...] = ()
+    # The newest task the lead ever had (open or completed, highest id): it marks which
+    # "gap without a task" we are in, so a key can repeat within a gap and not across gaps.
+    last_task_id: int | None = None
+    calls: tuple[Call, ...] = ()     # recent calls, oldest first; optional, no rule needs them yet
+
+
+# --- events ---------------------------------------------------------------------------
+
+LEAD_ADDED = "lead.added"
+LEAD_STATUS_CHANGED = "lead.status_changed"
+TASK_UPDATED = "task.updated"        # with .task; rules look at completed tasks
+TASK_DELETED = "task.deleted"        # with .task (at least its id)
+CALL_FAILED = "call.failed"          # with .call: outbound, not reached or busy
+CALL_TALKED = "call.talked"          # with .call: the call got through (either direction)
+CALL_OTHER = "call.other"            # with .call: any other ending
+SWEEP = "sweep"                      # the periodic pass over active leads; at = now
+RULE_EVENT_KINDS = frozenset({LEAD_ADDED, LEAD_STATUS_CHANGED, TASK_UPDATED, TASK_DELETED,
+                              CALL_FAILED, CALL_TALKED, CALL_OTHER, SWEEP})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RuleEvent:
+    """What happened to one lead, as rules see it. The executor builds it from a webhook
+    event (reglament.events.Event) or from the sweep, and reads the lead's snapshot."""
+    kind: str
+    lead_id: int
+    at: datetime                     # when the change happened in the CRM (aware)
+    task: Task | None = None
+    call: Call | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in RULE_EVENT_KINDS:
+            raise ValueError(f"unknown rule event kind {self.kind!r}")
+        if self.at.tzinfo is None:
+            raise ValueError("RuleEvent.at must be timezone-aware")
+        if self.kind.startswith("call.") and self.call is None:
+            raise ValueError(f"{self.kind} needs a call")
+        if self.kind.startswith("task.") and self.task is None:
+            raise ValueError(f"{self.kind} needs a task")
+
+    @classmethod
+    def for_call(cls, lead_id: int, call: Call) -> "RuleEvent":
+        """The event a finished call becomes; the kind follows from its direction and status."""
+        kind = CALL_TALKED if call.status is CallStatus.TALKED else CALL_FAILED if call.failed else CALL_OTHER
+        return cls(kind=kind, lead_id=lead_id, at=call.at, call=call)
+
+
+# --- actions --------------------------------------------------------------------------
+# Every action carries action_key: equal keys mean the same intended change, so the
+# executor applies each key at most once and a retried job or a sweep that sees the
+# same situation never duplicates anything. Keys start with the rule code.
+
+class _Keyed:
+    __slots__ = ()
+    action_key: str
+
+    @property
+    def rule(self) -> str:
+        """The code of the rule that asked for this action."""
+        return self.action_key.split(":", 1)[0]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateTask(_Keyed):
+    lead_id: int
+    text: str
+    task_type: str | None            # type name; None = the CRM's default type
+    due: datetime
+    responsible_user_id: int | None
+    important: bool = False          # rendered by the executor (see jobs.rules.settings.ImportantMarker)
+    action_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetLeadStatus(_Keyed):
+    lead_id: int
+    status: str                      # status name in the lead's pipeline
+    loss_reason: str | None = None   # loss reason name, for a losing status
+    action_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetLeadField(_Keyed):
+    lead_id: int
+    field: str                       # logical name (LOGICAL_FIELDS)
+    value: Any                       # None clears the field
+    action_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddNote(_Keyed):
+    lead_id: int
+    text: str
+    action_key: str
+
+
+Action = Union[CreateTask, SetLeadStatus, SetLeadField, AddNote]
+
+
+def _key_part(p: Any) -> str:
+    if isinstance(p, datetime):
+        return p.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    if isinstance(p, date):
+        return p.isoformat()
+    return str(p)
+
+
+def action_key(rule: str, lead_id: int, *parts: Any) -> str:
+    """'REDIAL:123:Н3:20260306T143000Z:task' — readable in logs, stable across retries."""
+    return ":".join([rule, str(lead_id), *(_key_part(p) for p in parts)])
+
+
+# --- the connector --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SnapshotPage:
+    snapshots: tuple[LeadSnapshot, ...]
+    next_cursor: str | None          # None on the last page
+
+
+class CRM(Protocol):
+    """What the executor needs from a CRM connector. Rules never call it."""
+
+    def get_lead_snapshot(self, lead_id: int) -> LeadSnapshot | None:
+        """The lead with its open tasks, last_task_id and custom values by logical name,
+        read fresh (not from a cache). None when the lead is deleted or not found."""
+        ...
+
+    def list_active_leads_with_open_tasks(self, cursor: str | None = None) -> SnapshotPage:
+        """One page of snapshots of every lead not in the CRM's own won/lost stages, for
+        the sweep. Pass the previous page's next_cursor to continue; the page size is
+        the connector's choice."""
+        ...
+
+    def apply(self, actions: Sequence[Action]) -> None:
+        """Apply actions in order, resolving names (status, task type, loss reason, logical
+        field) to the account's ids. Raises on the first failure; what was applied before
+        it stays applied, which is why every action has a key. Remembering applied keys
+        is the executor's job."""
+        ...
