@@ -187,5 +187,9 @@ def webhook_urls(settings: config.Settings, account: config.Account) -> list[str
             f"[{account.id}] Wazzup webhook: {base}/hooks/wazzup/{account.webhook_secret}"]
 
 
+from reglament.commands import register_all  # noqa: E402
+
+register_all(main)
+
 if __name__ == "__main__":
     main()
