@@ -2,13 +2,14 @@
 
 A Lua script (atomic, so a crash can't leave a half-recorded delivery) sets one dedupe
 key per event, counts each event as accepted or duplicate, and appends the raw delivery
-with its parsed events to the account's inbox stream. The dispatcher (jobs/dispatcher.py)
-turns the inbox into RQ jobs; the inbox is also the raw-delivery log kept for replay.
+with one new/duplicate flag per event to the account's inbox stream. Only the body is
+stored, not the parsed events: parsing is deterministic, so the dispatcher
+(jobs/dispatcher.py) parses it again into the same events in the same order, and a
+replay after a parser fix uses the fixed parser. The inbox is also the raw-delivery log.
 """
 
 from __future__ import annotations
 
-import json
 import time
 
 import redis
@@ -20,7 +21,7 @@ ACCEPT = """
 local flags = {}
 local n = #KEYS - 2
 for i = 1, n do
-  local f = 8 + (i - 1) * 2
+  local f = 7 + (i - 1) * 2
   if redis.call('SET', KEYS[i + 2], '1', 'NX', 'EX', ARGV[1]) then
     flags[i] = '1'
     redis.call('HINCRBY', KEYS[2], ARGV[f], 1)
@@ -29,12 +30,12 @@ for i = 1, n do
     redis.call('HINCRBY', KEYS[2], ARGV[f + 1], 1)
   end
 end
-for j = 8 + n * 2, #ARGV do
+for j = 7 + n * 2, #ARGV do
   redis.call('HINCRBY', KEYS[2], ARGV[j], 1)
 end
 local new = table.concat(flags)
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', ARGV[2], '*',
-  'source', ARGV[3], 'body', ARGV[4], 'ct', ARGV[5], 'at', ARGV[6], 'events', ARGV[7], 'new', new)
+  'source', ARGV[3], 'body', ARGV[4], 'ct', ARGV[5], 'at', ARGV[6], 'new', new)
 return {id, new}
 """
 
@@ -59,11 +60,10 @@ class Ingress:
             counters.append(metrics.field("webhooks_total", source=source, kind=e.kind, outcome="accepted"))
             counters.append(metrics.field("webhooks_total", source=source, kind=e.kind, outcome="duplicate"))
         counters += [metrics.field("webhooks_total", source=source, kind=k, outcome="ignored") for k in ignored]
-        payload = json.dumps([e.to_dict() for e in events], ensure_ascii=False, separators=(",", ":"))
         entry_id, flags = self._accept(
             keys=[keys.inbox(account), keys.metrics(account), *event_keys],
             args=[self.dedupe_ttl, now_ms - self.retention_ms, source, body, content_type,
-                  now_ms, payload, *counters],
+                  now_ms, *counters],
         )
         flags = flags.decode() if isinstance(flags, bytes) else flags
         return entry_id.decode() if isinstance(entry_id, bytes) else entry_id, [c == "1" for c in flags]

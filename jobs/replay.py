@@ -3,16 +3,15 @@ setting. Replayed events run again even if they were handled: rules are idempote
 
 from __future__ import annotations
 
-import json
 import time
 
 import redis
 from rq import Queue
 
+from app.parsers import parse
 from jobs import queues
 from jobs.dispatcher import job_data
 from reglament import keys
-from reglament.events import Event
 
 
 def entries(r: redis.Redis, account: str, ids: list[str] | None = None,
@@ -31,8 +30,8 @@ def replay(r: redis.Redis, account: str, found: list[tuple[str, dict]]) -> int:
     stamp = int(time.time() * 1000)
     datas = []
     for entry_id, fields in found:
-        for d in json.loads(fields["events"]):
-            event = Event.from_dict(d)
+        source = fields["source"].decode() if isinstance(fields["source"], bytes) else fields["source"]
+        for event in parse(source, fields["body"], account).events:
             datas.append(job_data(event, job_id=f"{event.job_id}-replay-{stamp}-{len(datas)}"))
     if datas:
         Queue(queues.EVENTS, connection=r).enqueue_many(datas)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 # Every kind a parser may produce. A rule subscribes to kinds, so keep these stable.
@@ -29,7 +29,9 @@ class Event:
     key: str = ""        # dedupe key: equal for a repeated delivery of the same change
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow on purpose: fields are plain JSON data already, and this runs per event.
+        return {"account": self.account, "source": self.source, "kind": self.kind,
+                "entity_id": self.entity_id, "fields": self.fields, "key": self.key}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Event":

@@ -1,0 +1,10 @@
+"""Parser of each webhook source, for the dispatcher and replay to re-parse stored bodies."""
+
+from app.amocrm import parser as amocrm
+from app.wazzup import parser as wazzup
+
+PARSERS = {"amocrm": amocrm.parse, "wazzup": wazzup.parse}
+
+
+def parse(source: str, body: bytes, account: str):
+    return PARSERS[source](body, account)
