@@ -169,7 +169,7 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
 
 
 def _subscribe_sandbox(settings: config.Settings, sandbox_port: int) -> None:
-    from reglament.amocrm_setup import register_webhooks
+    from reglament.commands.amocrm import register_webhooks
 
     account = settings.accounts[0]
     token = account.amocrm.long_lived_token

@@ -1,0 +1,100 @@
+"""Sandbox-only controls under /_sandbox (plain JSON, no token, no rate limit: the sandbox is a local tool).
+
+GET    /_sandbox/requests?since=N   API requests answered: index, time, method, path, query, status, duration_ms
+DELETE /_sandbox/requests           forget them
+GET    /_sandbox/webhooks?since=N   webhook delivery attempts: destination, settings, sections, attempt, status, body
+DELETE /_sandbox/webhooks           forget them
+POST   /_sandbox/webhooks/wait?timeout=5   wait until every queued delivery is done -> {"idle": bool}
+POST   /_sandbox/reset?keep_webhooks=1&generate=0&without_task_share=0.1   reload the seed
+POST   /_sandbox/generate?n=100&without_task_share=0.1   add generated leads (silently)
+GET    /_sandbox/clock, POST /_sandbox/clock {"shift": seconds} | {"now": unix ts}   move the sandbox's time
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, jsonify, request
+
+from .context import current
+
+bp = Blueprint("amocrm_sandbox_admin", __name__, url_prefix="/_sandbox")
+
+
+def _int_arg(name: str, default: int) -> int:
+    try:
+        return int(request.args.get(name, default))
+    except ValueError:
+        return default
+
+
+def _float_arg(name: str, default: float) -> float:
+    try:
+        return float(request.args.get(name, default))
+    except ValueError:
+        return default
+
+
+@bp.get("/requests")
+def requests_log():
+    return jsonify(current().requests.since(_int_arg("since", 0)))
+
+
+@bp.delete("/requests")
+def requests_clear():
+    current().requests.clear()
+    return Response(status=204)
+
+
+@bp.get("/webhooks")
+def webhooks_log():
+    return jsonify(current().dispatcher.log(_int_arg("since", 0)))
+
+
+@bp.delete("/webhooks")
+def webhooks_clear():
+    current().dispatcher.clear_log()
+    return Response(status=204)
+
+
+@bp.post("/webhooks/wait")
+def webhooks_wait():
+    return jsonify({"idle": current().dispatcher.wait_idle(min(_float_arg("timeout", 5.0), 60.0))})
+
+
+@bp.post("/reset")
+def reset():
+    acc = current().account
+    acc.reset(keep_webhooks=request.args.get("keep_webhooks", "1") not in ("0", "false"))
+    n = _int_arg("generate", 0)
+    if n > 0:
+        acc.generate_leads(n, _float_arg("without_task_share", 0.1))
+    with acc.lock:
+        return jsonify({"leads": len(acc.leads), "contacts": len(acc.contacts), "tasks": len(acc.tasks),
+                        "webhooks": len(acc.webhooks)})
+
+
+@bp.post("/generate")
+def generate():
+    acc = current().account
+    ids = acc.generate_leads(_int_arg("n", 100), _float_arg("without_task_share", 0.1),
+                             seed_value=_int_arg("seed", int(time.time())))
+    return jsonify({"created": len(ids), "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None})
+
+
+@bp.get("/clock")
+def clock():
+    acc = current().account
+    return jsonify({"now": acc.now(), "shift": acc.clock_shift})
+
+
+@bp.post("/clock")
+def clock_set():
+    acc = current().account
+    data = request.get_json(silent=True, force=True) or {}
+    try:
+        acc.set_clock(now=float(data["now"]) if "now" in data else None,
+                      shift=float(data["shift"]) if "shift" in data else None)
+    except (TypeError, ValueError):
+        return jsonify({"error": "give {\"now\": unix time} or {\"shift\": seconds}"}), 400
+    return jsonify({"now": acc.now(), "shift": acc.clock_shift})

@@ -1,0 +1,153 @@
+"""Assembling and running the sandbox: the Flask app, a blocking `serve()`, and `SandboxServer` for tests."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import HTTPException
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from . import admin, api, ui
+from .context import EXTENSION, Sandbox, current
+from .hal import problem, validation_problem
+from .problems import NotFound, ValidationFailed
+from .query import BadQuery
+from .ratelimit import SlidingWindowLimiter
+from .state import SandboxAccount
+from .webhooks import WebhookDispatcher
+
+DEFAULT_TOKEN = "sandbox-token"
+
+
+def create_app(account: SandboxAccount | None = None, token: str = DEFAULT_TOKEN, rate_limit: float = 7.0, *,
+               webhook_retry_delays: tuple[float, ...] = (1.0, 5.0, 15.0), webhook_timeout: float = 2.0) -> Flask:
+    """A Flask app behaving like one amoCRM account (the demo seed unless `account` is given).
+
+    rate_limit: requests allowed in any sliding 1-second window on /api/v4 (0 disables the limit).
+    """
+    account = account or SandboxAccount()
+    app = Flask(__name__)
+    app.extensions[EXTENSION] = Sandbox(
+        account=account,
+        dispatcher=WebhookDispatcher(account, retry_delays=webhook_retry_delays, timeout=webhook_timeout),
+        limiter=SlidingWindowLimiter(rate_limit),
+        token=token,
+    )
+    app.register_blueprint(api.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(ui.bp)
+
+    @app.before_request
+    def started() -> None:
+        g.started = time.time()
+
+    @app.after_request
+    def record(response: Response) -> Response:
+        if request.path.startswith("/api/"):
+            current().requests.add(request.method, request.path, request.query_string.decode("latin-1"),
+                                   response.status_code, g.get("started", time.time()), g.get("user_id"))
+        return response
+
+    @app.errorhandler(ValidationFailed)
+    def invalid(e: ValidationFailed) -> Response:
+        return validation_problem(e.errors)
+
+    @app.errorhandler(NotFound)
+    def not_found(e: NotFound) -> Response:
+        return problem(404, e.detail)
+
+    @app.errorhandler(BadQuery)
+    @app.errorhandler(api.BadBody)
+    def bad_request(e: ValueError) -> Response:
+        return problem(400, str(e))
+
+    @app.errorhandler(HTTPException)
+    def http_error(e: HTTPException):
+        if request.path.startswith("/api/"):
+            return problem(e.code or 500, e.description or e.name)
+        return e
+
+    return app
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args, **kwargs) -> None:  # tests and benchmarks read /_sandbox/requests instead
+        pass
+
+
+class SandboxServer:
+    """The sandbox on a background thread, for tests and benchmarks.
+
+        with SandboxServer() as amo:            # a free port on 127.0.0.1
+            requests.get(amo.url + "/api/v4/leads", headers={"Authorization": f"Bearer {amo.token}"})
+    """
+
+    def __init__(self, account: SandboxAccount | None = None, token: str = DEFAULT_TOKEN, rate_limit: float = 7.0,
+                 host: str = "127.0.0.1", port: int = 0, quiet: bool = True, **app_options):
+        self.account = account or SandboxAccount()
+        self.token = token
+        self.app = create_app(self.account, token, rate_limit, **app_options)
+        self.sandbox: Sandbox = self.app.extensions[EXTENSION]
+        self._server = make_server(host, port, self.app, threaded=True,
+                                   request_handler=_QuietHandler if quiet else WSGIRequestHandler)
+        self.host, self.port = host, self._server.server_port
+        self.url = f"http://{host}:{self.port}"
+        self._thread: threading.Thread | None = None
+
+    @property
+    def dispatcher(self) -> WebhookDispatcher:
+        return self.sandbox.dispatcher
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def start(self) -> "SandboxServer":
+        if self._thread is None:
+            # A short poll interval makes stop() quick; tests start and stop many servers.
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name="amocrm-sandbox", daemon=True)
+            self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        try:
+            self._server.serve_forever()
+        finally:
+            self.dispatcher.stop()
+
+    def wait_webhooks(self, timeout: float = 5.0) -> bool:
+        """Wait until every queued webhook delivery is done."""
+        return self.dispatcher.wait_idle(timeout)
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+        self.dispatcher.stop()
+
+    def __enter__(self) -> "SandboxServer":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, token: str = DEFAULT_TOKEN, rate_limit: float = 7.0,
+          seed_path: str | Path | None = None, generate: int = 0) -> None:
+    """Run the sandbox in the foreground until interrupted."""
+    account = SandboxAccount(seed_path)
+    if generate:
+        account.generate_leads(generate)
+    server = SandboxServer(account, token=token, rate_limit=rate_limit, host=host, port=port, quiet=False)
+    print(f"amoCRM sandbox for account {account.info.subdomain!r} at {server.url}  "
+          f"(page {server.url}/, API {server.url}/api/v4, token {token!r}, {rate_limit:g} req/s)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass

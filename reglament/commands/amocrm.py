@@ -1,0 +1,80 @@
+"""amoCRM subcommands: the local sandbox and the webhook subscription."""
+
+from __future__ import annotations
+
+import secrets
+
+import click
+
+from reglament import config
+
+
+def hook_url(settings: config.Settings, account: config.Account) -> str:
+    return f"{settings.public_url.rstrip('/')}/hooks/amocrm/{account.webhook_secret}"
+
+
+def client_for(settings: config.Settings, account: config.Account):
+    from connectors.amocrm import AmoCRMClient
+    from reglament.runtime import redis_url
+
+    import redis
+
+    if account.amocrm is None:
+        raise click.UsageError(f"account {account.id} has no amocrm: section")
+    return AmoCRMClient(account.id, account.amocrm, redis.Redis.from_url(redis_url(settings)))
+
+
+def register_webhooks(settings: config.Settings, account: config.Account) -> dict:
+    from connectors.amocrm.webhooks import register
+
+    return register(client_for(settings, account), hook_url(settings, account))
+
+
+def _accounts(settings: config.Settings, account_id: str | None) -> list[config.Account]:
+    from reglament.cli import _account
+
+    return [_account(settings, account_id)] if account_id else [a for a in settings.accounts if a.crm == "amocrm"]
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8001, show_default=True)
+@click.option("--token", default=None, help="the Bearer token API clients must send (generated if not given)")
+@click.option("--rate-limit", type=float, default=7.0, show_default=True, help="requests per sliding second; 0 = none")
+@click.option("--seed", default=None, help="seed YAML of the account (default: the demo account)")
+@click.option("--generate", type=int, default=0, help="add N generated leads")
+def sandbox(host, port, token, rate_limit, seed, generate):
+    """A local amoCRM account: API v4 subset, real-format webhooks and a web page."""
+    from connectors.amocrm.sandbox import serve
+
+    serve(host, port, token or secrets.token_urlsafe(18), rate_limit, seed, generate)
+
+
+@click.command("register-webhooks")
+@click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None)
+@click.option("--account", "account_id")
+def register_webhooks_cmd(config_path, account_id):
+    """Subscribe our webhook URL to the amoCRM events the rules need (idempotent)."""
+    from reglament.cli import _settings
+
+    settings = _settings(config_path)
+    for account in _accounts(settings, account_id):
+        hook = register_webhooks(settings, account)
+        click.echo(f"[{account.id}] subscribed to {len(hook.get('settings') or [])} events")
+
+
+@click.command("unregister-webhooks")
+@click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None)
+@click.option("--account", "account_id")
+def unregister_webhooks_cmd(config_path, account_id):
+    """Remove our webhook subscription from amoCRM."""
+    from connectors.amocrm.webhooks import unregister
+    from reglament.cli import _settings
+
+    settings = _settings(config_path)
+    for account in _accounts(settings, account_id):
+        removed = unregister(client_for(settings, account), hook_url(settings, account))
+        click.echo(f"[{account.id}] {'removed' if removed else 'no subscription was there'}")
+
+
+commands = [sandbox, register_webhooks_cmd, unregister_webhooks_cmd]
