@@ -113,12 +113,12 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
     logs.setup(settings.log_format, settings.secrets())
 
     redis_server = None
-    env = dict(os.environ)
     if not (os.environ.get("REDIS_URL") or settings.redis_url):
         redis_server = RedisServer(Path(settings.data_dir) / "redis").start()
-        env["REDIS_URL"] = redis_server.url
+        os.environ["REDIS_URL"] = redis_server.url  # for this process and, inherited, the children
         log.info("embedded redis-server started with append-only persistence in %s", redis_server.data_dir)
 
+    env = dict(os.environ)
     me = [sys.executable, "-m", "reglament.cli"]
     children: list[Child] = []
     if sandbox:

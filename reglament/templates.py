@@ -1,4 +1,6 @@
-"""The commented default configuration written by `reglament init`."""
+"""The commented default configuration written by `reglament init`: the file's own
+settings, then each rule family's defaults (built from ../shared/REGULATIONS.md) under
+the account's `rules:` key."""
 
 from __future__ import annotations
 
@@ -6,4 +8,7 @@ from importlib import resources
 
 
 def default_config() -> str:
-    return resources.files("reglament").joinpath("default_config.yaml").read_text(encoding="utf-8")
+    from jobs.rules.settings import defaults_yaml
+
+    base = resources.files("reglament").joinpath("default_config.yaml").read_text(encoding="utf-8")
+    return base.rstrip("\n") + "\n    rules:\n" + defaults_yaml(indent=3)

@@ -44,10 +44,22 @@ def _accounts(settings: config.Settings, account_id: str | None) -> list[config.
 @click.option("--seed", default=None, help="seed YAML of the account (default: the demo account)")
 @click.option("--generate", type=int, default=0, help="add N generated leads")
 def sandbox(host, port, token, rate_limit, seed, generate):
-    """A local amoCRM account: API v4 subset, real-format webhooks and a web page."""
-    from connectors.amocrm.sandbox import serve
+    """A local amoCRM account: API v4 subset, real-format webhooks and a web page.
 
-    serve(host, port, token or secrets.token_urlsafe(18), rate_limit, seed, generate)
+    It writes no access log (its requests carry our webhook URL, secret included);
+    GET /_sandbox/requests lists the requests it answered."""
+    from connectors.amocrm.sandbox import SandboxAccount, SandboxServer
+
+    account = SandboxAccount(seed)
+    if generate:
+        account.generate_leads(generate)
+    token = token or secrets.token_urlsafe(18)
+    server = SandboxServer(account, token=token, rate_limit=rate_limit, host=host, port=port, quiet=True)
+    click.echo(f"amoCRM sandbox at {server.url}/ (API {server.url}/api/v4, token {token}, {rate_limit:g} req/s)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
 
 
 @click.command("register-webhooks")

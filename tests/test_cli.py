@@ -1,0 +1,90 @@
+"""The configuration commands and the inspection/recovery commands."""
+
+import yaml
+from click.testing import CliRunner
+
+from reglament import keys
+from reglament.cli import main
+from tests.conftest import SECRET
+from tests.fixtures import load
+
+ENV = {"AMOCRM_TOKEN": "tok-123456789", "REGLAMENT_WEBHOOK_SECRET": "a-webhook-secret-0123456789"}
+
+
+def test_init_writes_a_file_that_check_accepts(tmp_path):
+    runner = CliRunner()
+    path = tmp_path / "reglament.yaml"
+    assert runner.invoke(main, ["init", str(path)]).exit_code == 0
+    text = path.read_text()
+    assert "Дозвониться" in text and "Не дозвонились 7 раз" in text and "${AMOCRM_TOKEN}" in text
+    result = runner.invoke(main, ["check", "--config", str(path)], env=ENV)
+    assert result.exit_code == 0, result.output
+    assert "OK: 1 account(s): main" in result.output
+    from jobs.rules.settings import load as load_rules
+    from reglament.config import load as load_config
+    import os
+
+    os.environ.update(ENV)
+    try:
+        load_rules(load_config(path).accounts[0].rules)  # the rules block is valid as written
+    finally:
+        for k in ENV:
+            os.environ.pop(k)
+    assert runner.invoke(main, ["init", str(path)]).exit_code != 0  # never overwrites silently
+
+
+def test_check_lists_every_problem_with_its_place(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"accounts": [{
+        "id": "Main!", "webhook_secret": "short", "timezone": "Mars/Base",
+        "amocrm": {"base_url": "amocrm.ru", "long_lived_token": "${NOT_SET_ANYWHERE}"},
+        "working_hours": {"mon": "9-18"}, "colour": "red"}]}))
+    result = CliRunner().invoke(main, ["check", "--config", str(path)])
+    assert result.exit_code == 1
+    out = result.output
+    assert "7 problem(s)" in out
+    for needle in ["accounts[0] (Main!).id: String should match", "accounts[0] (Main!).webhook_secret:",
+                   "unknown time zone 'Mars/Base'", "accounts[0] (Main!).colour: unknown setting",
+                   "long_lived_token: environment variable NOT_SET_ANYWHERE is not set",
+                   "'9-18' is not a span", "base_url: must be an http(s) URL"]:
+        assert needle in out, needle
+
+
+def test_service_commands_refuse_an_invalid_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("accounts: []\n")
+    for command in (["web"], ["worker"], ["scheduler"], ["run"]):
+        result = CliRunner().invoke(main, command + ["--config", str(path)])
+        assert result.exit_code == 2, command
+        assert "accounts" in result.output
+
+
+def _config(tmp_path, redis_url):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"redis_url": redis_url, "accounts": [{
+        "id": "acme", "webhook_secret": SECRET,
+        "amocrm": {"base_url": "https://acme.amocrm.ru", "long_lived_token": "t0ken-xyz-123"}}]}))
+    return str(path)
+
+
+def test_rejected_lists_refused_bodies(client, redis_url, tmp_path):
+    client.post(f"/hooks/amocrm/{SECRET}", data=b"garbage", content_type="application/x-www-form-urlencoded")
+    result = CliRunner().invoke(main, ["rejected", "--config", _config(tmp_path, redis_url), "--body"])
+    assert result.exit_code == 0
+    assert "400 malformed" in result.output and "garbage" in result.output
+
+
+def test_replay_by_id_and_by_time_enqueues_the_events_again(client, r, redis_url, tmp_path):
+    from rq import Queue
+
+    resp = client.post(f"/hooks/amocrm/{SECRET}", data=load.amocrm("multi_section"),
+                       content_type="application/x-www-form-urlencoded")
+    delivery = resp.json["delivery"]
+    cfg = _config(tmp_path, redis_url)
+    result = CliRunner().invoke(main, ["replay", "--config", cfg, "--id", delivery])
+    assert "Re-enqueued 4 event(s) from 1 delivery" in result.output
+    result = CliRunner().invoke(main, ["replay", "--config", cfg, "--since", "2000-01-01"])
+    assert "Re-enqueued 4 event(s) from 1 delivery" in result.output
+    jobs = Queue("events", connection=r).jobs
+    assert len(jobs) == 8 and {j.args[0]["kind"] for j in jobs} == {"lead.status_changed", "lead.updated", "task.added"}
+    assert r.xlen(keys.inbox("acme")) == 1  # replay reads the inbox, it does not add to it
