@@ -10,7 +10,7 @@ from jobs.rules import decide_all, next_task
 from jobs.rules.settings import RuleSettings
 from reglament.crm import (LEAD_ADDED, LEAD_STATUS_CHANGED, REDIAL_ATTEMPT, REDIAL_LAST_AT, SWEEP, TASK_DELETED,
                            TASK_UPDATED)
-from rule_factory import (CAL, MANAGER, SETTINGS, AddNote, CreateTask, call_event, event, lead, m, of, only,
+from tests.rules.rule_factory import (CAL, MANAGER, SETTINGS, AddNote, CreateTask, call_event, event, lead, m, of, only,
                           snap, task)
 
 FRI_1730 = m(2026, 3, 13, 17, 30)

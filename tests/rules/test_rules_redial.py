@@ -10,7 +10,7 @@ from jobs.rules import decide_all, redial
 from jobs.rules.settings import RuleSettings
 from reglament.crm import (LEAD_STATUS_CHANGED, REDIAL_ATTEMPT, REDIAL_LAST_AT, SWEEP, TASK_UPDATED, CallDirection,
                            CallStatus)
-from rule_factory import (CAL, MANAGER, SETTINGS, AddNote, CreateTask, SetLeadField, SetLeadStatus, applied,
+from tests.rules.rule_factory import (CAL, MANAGER, SETTINGS, AddNote, CreateTask, SetLeadField, SetLeadStatus, applied,
                           call_event, event, lead, m, of, only, snap, task)
 
 LONG_AGO = m(2026, 3, 2, 10, 0)
