@@ -240,13 +240,16 @@ class CRM(Protocol):
 
     def list_active_leads_with_open_tasks(self, cursor: str | None = None) -> SnapshotPage:
         """One page of snapshots of every lead not in the CRM's own won/lost stages, for
-        the sweep. Pass the previous page's next_cursor to continue; the page size is
-        the connector's choice."""
+        the sweep (a connector may also leave out the configured terminal statuses, which
+        need nothing). Pass the previous page's next_cursor to continue; the page size is
+        the connector's choice. Open tasks are complete; last_task_id may be only the
+        newest open task (completed tasks are not read for a whole account)."""
         ...
 
-    def apply(self, actions: Sequence[Action]) -> None:
-        """Apply actions in order, resolving names (status, task type, loss reason, logical
-        field) to the account's ids. Raises on the first failure; what was applied before
-        it stays applied, which is why every action has a key. Remembering applied keys
-        is the executor's job."""
+    def apply(self, actions: Sequence[Action]) -> dict[str, int]:
+        """Apply actions, resolving names (status, task type, loss reason, logical field) to
+        the account's ids. A lead's field and status changes go first, then tasks, then
+        notes. Returns the ids of the tasks and notes created, by action key. Raises on the
+        first failure; what was applied before it stays applied, which is why every action
+        has a key. Remembering applied keys is the executor's job."""
         ...

@@ -174,7 +174,9 @@ def _message_fields(item: dict) -> dict[str, Any]:
     return f
 
 
-def parse(body: bytes | str, account: str) -> Parsed:
+def parse(body: bytes | str, account: str, full: bool = True) -> Parsed:
+    """`full=False` (the request path) checks the body and identifies each event (kind, id,
+    dedupe key) without normalising its fields; the dispatcher parses fully later."""
     if isinstance(body, bytes):
         try:
             body = body.decode("utf-8")
@@ -204,27 +206,31 @@ def parse(body: bytes | str, account: str) -> Parsed:
                 where = f"{section_name}[{action}][{index}]"
                 if not isinstance(item, dict):
                     raise Rejected(f"{where} is a plain value, expected fields")
-                parsed.events.append(_event(account, section, action, item, where))
+                parsed.events.append(_event(account, section, action, item, where, full))
     if not parsed.events and not parsed.ignored:
         raise Rejected("body has no entities (expected keys like leads[status][0][id])")
     return parsed
 
 
-def _event(account: str, section: str, action: str, item: dict, where: str) -> Event:
-    if section == "leads" and action == "note" or section == "contacts" and action == "note":
-        fields = _note_fields(item)
-    elif section == "task":
-        fields = _task_fields(item)
-    elif section == "message":
-        fields = _message_fields(item)
-    else:
-        fields = _entity_fields(item)
-    entity_id = fields.get("id")
-    if entity_id is None or (section != "message" and not isinstance(entity_id, int)):
+def _event(account: str, section: str, action: str, item: dict, where: str, full: bool) -> Event:
+    inner = item.get("note") if action == "note" and isinstance(item.get("note"), dict) else item
+    raw_id = inner.get("id")
+    entity_id = raw_id if section == "message" else _value("id", raw_id) if isinstance(raw_id, str) else None
+    if not entity_id or (section != "message" and not isinstance(entity_id, int)):
         raise Rejected(f"{where} has no valid id")
     kind = KINDS[(section, action)]
     if kind is None:
-        kind = "message.outgoing" if fields.get("type") == "outgoing" else "message.incoming"
+        kind = "message.outgoing" if item.get("type") == "outgoing" else "message.incoming"
+    fields: dict[str, Any] = {}
+    if full:
+        if action == "note":
+            fields = _note_fields(item)
+        elif section == "task":
+            fields = _task_fields(item)
+        elif section == "message":
+            fields = _message_fields(item)
+        else:
+            fields = _entity_fields(item)
     # The whole item identifies the change: a repeated delivery is byte-for-byte the same entity.
     key = event_key("amocrm", section, action, item)
     return Event(account=account, source="amocrm", kind=kind, entity_id=entity_id, fields=fields, key=key)

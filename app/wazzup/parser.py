@@ -70,7 +70,8 @@ def _status(account: str, s: Any, where: str) -> Event:
     return Event(account=account, source="wazzup", kind="chat.status", entity_id=message_id, fields=f, key=key)
 
 
-def parse(body: bytes, account: str) -> Parsed:
+def parse(body: bytes, account: str, full: bool = True) -> Parsed:
+    """`full` is accepted for symmetry with the amoCRM parser: JSON bodies are cheap to read whole."""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
