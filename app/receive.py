@@ -43,8 +43,15 @@ def _error(status: int, reason: str) -> Response:
     return _json({"error": reason}, status)
 
 
+def find_account(secret: str) -> Account | None:
+    return current_app.extensions["reglament"].accounts.find(secret)
+
+
 def receive(source: str, secret: str, parse: Callable, content_types: tuple[str, ...],
-            check: Callable[[Account, object], None] | None = None):
+            check: Callable[[Account, object], None] | None = None,
+            authenticate: Callable[[Account, bytes], None] | None = None):
+    """`authenticate(account, body)` verifies a provider's signature before parsing;
+    `check(account, parsed)` vets the parsed result. Both raise Rejected."""
     ctx = current_app.extensions["reglament"]
     account = ctx.accounts.find(secret)
     if account is None:
@@ -64,6 +71,8 @@ def receive(source: str, secret: str, parse: Callable, content_types: tuple[str,
             raise Rejected(f"body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes", 413, "too_large")
         if content_type not in content_types and not (content_type == "" and "" in content_types):
             raise Rejected(f"content type {content_type or 'none'!r} is not {content_types[0]}", 415, "wrong_content_type")
+        if authenticate:
+            authenticate(account, body)
         try:
             parsed = parse(body, account.id, full=False)
             if check:

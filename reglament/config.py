@@ -62,12 +62,27 @@ class Wazzup(Model):
     channel_id: str | None = None
 
 
+class Zadarma(Model):
+    secret: str = Field(description="the API secret: webhooks are signed with it")
+
+
+class Mango(Model):
+    api_key: str = Field(description="vpbx_api_key of the VPBX")
+    api_salt: str = Field(description="the signing salt of the VPBX API")
+
+
+class Telephony(Model):
+    zadarma: Zadarma | None = None
+    mango: Mango | None = None
+
+
 class Account(Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", description="short name used in keys, logs and metrics")
     name: str | None = None
     crm: Literal["amocrm", "bitrix24"] = "amocrm"
     amocrm: AmoCRM | None = None
     wazzup: Wazzup | None = None
+    telephony: Telephony | None = None
     webhook_secret: str = Field(min_length=16, description="the secret part of our webhook URLs")
     timezone: str = "Europe/Moscow"
     working_hours: dict[str, str | None] = Field(
@@ -146,6 +161,10 @@ class Settings(Model):
                     found += [o.client_secret, o.authorization_code or "", o.refresh_token or ""]
             if a.wazzup:
                 found.append(a.wazzup.api_key)
+            if a.telephony and a.telephony.zadarma:
+                found.append(a.telephony.zadarma.secret)
+            if a.telephony and a.telephony.mango:
+                found += [a.telephony.mango.api_key, a.telephony.mango.api_salt]
         return [s for s in found if s]
 
 

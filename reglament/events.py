@@ -16,6 +16,8 @@ KINDS = frozenset({
     "contact.added", "contact.updated",
     "message.incoming", "message.outgoing",
     "chat.message_in", "chat.message_out", "chat.status",
+    # From a telephony provider's own webhook (amoCRM's call notes arrive as note.added).
+    "call.incoming_missed", "call.incoming_answered", "call.outgoing_failed", "call.outgoing_answered",
 })
 
 

@@ -33,6 +33,8 @@ def r(redis_url):
 
 SECRET = "s3cret-webhook-path-0123456789"
 TOKEN = "amo-long-lived-token-abcdef123456"
+ZADARMA_SECRET = "zadarma-api-secret-0001"
+MANGO_KEY, MANGO_SALT = "abc123", "mango-salt-0002"
 
 
 def make_settings(**overrides):
@@ -44,6 +46,8 @@ def make_settings(**overrides):
             "id": "acme",
             "amocrm": {"base_url": "https://acme.amocrm.ru", "long_lived_token": TOKEN},
             "webhook_secret": SECRET,
+            "telephony": {"zadarma": {"secret": ZADARMA_SECRET},
+                          "mango": {"api_key": MANGO_KEY, "api_salt": MANGO_SALT}},
         }],
     }
     doc.update(overrides)

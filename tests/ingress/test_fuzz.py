@@ -8,7 +8,8 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from tests.conftest import SECRET
 from tests.fixtures import load
 
-PATHS = [f"/hooks/amocrm/{SECRET}", f"/hooks/wazzup/{SECRET}"]
+PATHS = [f"/hooks/amocrm/{SECRET}", f"/hooks/wazzup/{SECRET}", f"/hooks/telephony/zadarma/{SECRET}",
+         f"/hooks/telephony/mango/{SECRET}", f"/hooks/telephony/mango/{SECRET}/events/summary"]
 CONTENT_TYPES = ["application/x-www-form-urlencoded", "application/json", "application/json; charset-utf-8",
                  "text/plain", "multipart/form-data; boundary=x", "", "application/xml", "text/html; charset=\x00"]
 FUZZ = hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -41,12 +42,29 @@ def test_random_bytes(client, body, path, ct):
 
 
 @FUZZ
-@given(pairs=form_body)
-def test_random_php_forms(client, pairs):
+@given(pairs=form_body, path=st.sampled_from([p for p in PATHS if "wazzup" not in p]))
+def test_random_php_forms(client, pairs, path):
     from urllib.parse import urlencode
 
-    resp = client.post(PATHS[0], data=urlencode(pairs + [("account[id]", "1")]),
+    resp = client.post(path, data=urlencode(pairs + [("account[id]", "1")]),
                        content_type="application/x-www-form-urlencoded")
+    assert_not_5xx(resp)
+
+
+@FUZZ
+@given(fields=st.dictionaries(st.sampled_from(["event", "call_start", "pbx_call_id", "caller_id", "called_did",
+                                               "internal", "destination", "disposition", "duration",
+                                               "vpbx_api_key", "sign", "json"]),
+                              st.one_of(st.sampled_from(["NOTIFY_END", "NOTIFY_OUT_END", "answered", "abc123", "",
+                                                         '{"call_direction":1,"entry_result":0}', "{"]),
+                                        st.text(max_size=12)), max_size=10),
+       path=st.sampled_from(PATHS[2:]),
+       signature=st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]), max_size=30))
+def test_random_telephony_fields(client, fields, path, signature):
+    from urllib.parse import urlencode
+
+    resp = client.post(path, data=urlencode(fields), content_type="application/x-www-form-urlencoded",
+                       headers={"Signature": signature})
     assert_not_5xx(resp)
 
 
@@ -77,7 +95,7 @@ def test_oversized(client, path):
 
 
 @pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
-@pytest.mark.parametrize("path", PATHS + ["/hooks/bitrix/x", "/nope", "/hooks/amocrm/"])
+@pytest.mark.parametrize("path", [p for p in PATHS if "/events/" not in p] + ["/hooks/bitrix/x", "/nope", "/hooks/amocrm/"])
 def test_other_methods_and_paths(client, method, path):
     resp = getattr(client, method)(path)
     assert resp.status_code in (404, 405)

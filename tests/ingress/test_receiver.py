@@ -134,7 +134,7 @@ def test_redis_down_is_503_so_the_sender_retries(settings):
 def test_parser_crash_is_400_and_body_kept(client, r, monkeypatch):
     from app.amocrm import parser
 
-    def boom(body, account):
+    def boom(body, account, full=True):
         raise KeyError("bug")
 
     monkeypatch.setattr(parser, "parse", boom)
