@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from connectors.messaging import EmailSettings, MessagingSettings, SmsSettings, TelegramSettings
+
 CONFIG_ENV = "REGLAMENT_CONFIG"
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -83,6 +85,9 @@ class Account(Model):
     amocrm: AmoCRM | None = None
     wazzup: Wazzup | None = None
     telephony: Telephony | None = None
+    sms: SmsSettings | None = None
+    telegram: TelegramSettings | None = None
+    email: EmailSettings | None = None
     webhook_secret: str = Field(min_length=16, description="the secret part of our webhook URLs")
     timezone: str = "Europe/Moscow"
     working_hours: dict[str, str | None] = Field(
@@ -165,6 +170,7 @@ class Settings(Model):
                 found.append(a.telephony.zadarma.secret)
             if a.telephony and a.telephony.mango:
                 found += [a.telephony.mango.api_key, a.telephony.mango.api_salt]
+            found += MessagingSettings(sms=a.sms, telegram=a.telegram, email=a.email).secrets()
         return [s for s in found if s]
 
 

@@ -20,6 +20,7 @@ HELP = {
     "webhook_rejections_total": "Webhook deliveries answered 4xx, by source and reason",
     "job_failures_total": "Jobs that raised, by job kind",
     "api_calls_total": "Calls to outside APIs, by system and HTTP status",
+    "messages_total": "Outgoing messages, by provider and outcome (sent, duplicate, unknown, failed, stored)",
 }
 
 
