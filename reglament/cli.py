@@ -85,8 +85,11 @@ def worker(config_path, burst):
     from jobs.worker import run as run_worker
     from reglament import runtime
 
+    from jobs import context
+
     _settings(config_path)
     settings, r = runtime.start(config_path)
+    context.set_settings(settings, r)  # registers the rule handlers; warms what forked jobs share
     run_worker(r, [a.id for a in settings.accounts], burst=burst)
 
 
@@ -97,8 +100,11 @@ def scheduler(config_path):
     from jobs.scheduler import run as run_scheduler
     from reglament import runtime
 
+    from jobs import context
+
     _settings(config_path)
-    _, r = runtime.start(config_path)
+    settings, r = runtime.start(config_path)
+    context.set_settings(settings, r)  # registers each account's periodic jobs
     run_scheduler(r)
 
 
@@ -118,7 +124,9 @@ def init(path, force):
 
 @main.command()
 @CONFIG_OPTION
-def check(config_path):
+@click.option("--crm/--no-crm", default=True, show_default=True,
+              help="also look up the configured statuses, users, fields... in each account's CRM")
+def check(config_path, crm):
     """Validate the configuration and print every problem with where it is."""
     try:
         settings = config.load(config_path)
@@ -127,7 +135,41 @@ def check(config_path):
         for problem in e.problems:
             click.echo(f"  - {problem}")
         sys.exit(1)
+    problems = _crm_problems(settings) if crm else []
+    if problems:
+        click.echo(f"{config_path}: {len(problems)} problem(s) in the CRM names")
+        for problem in problems:
+            click.echo(f"  - {problem}")
+        sys.exit(1)
     click.echo(f"OK: {len(settings.accounts)} account(s): {', '.join(a.id for a in settings.accounts)}")
+
+
+def _crm_problems(settings: config.Settings) -> list[str]:
+    """Names the rules use that an account's CRM lacks, each with the names it has."""
+    from contextlib import ExitStack
+
+    import redis
+
+    from connectors.amocrm.crm import AmoCRM
+    from connectors.amocrm.errors import AmoCRMError
+    from reglament.redis_server import RedisServer
+
+    problems = []
+    with ExitStack() as stack:
+        url = os.environ.get("REDIS_URL") or settings.redis_url
+        if not url:  # the connector keeps tokens and its rate limit in Redis: lend it a private one
+            import tempfile
+
+            url = stack.enter_context(RedisServer(stack.enter_context(tempfile.TemporaryDirectory()), fsync="no")).url
+        r = redis.Redis.from_url(url)
+        for account in settings.accounts:
+            if account.crm != "amocrm":
+                continue
+            try:
+                problems += [f"accounts ({account.id}).{p}" for p in AmoCRM.for_account(account, r, max_attempts=2).resolve_problems()]
+            except (AmoCRMError, redis.RedisError, OSError) as e:
+                problems.append(f"accounts ({account.id}): could not read the CRM's names: {e}")
+    return problems
 
 
 @main.command()

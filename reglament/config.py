@@ -264,18 +264,38 @@ def parse(text: str, source: str = "<config>") -> Settings:
     try:
         settings = Settings.model_validate(data)
     except ValidationError as e:
-        for err in e.errors():
-            loc = tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "union["))))
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown setting (check the spelling)"
-            elif err["type"] == "missing":
-                msg = "required setting is missing"
-            problems.append(f"{_describe(loc, raw, lines)}: {msg}")
+        problems += _explain(e, (), raw, lines)
         raise ConfigError(problems, source)
+    problems += _rules_problems(settings, raw, lines)
     if problems:
         raise ConfigError(problems, source)
     return settings
+
+
+def _explain(e: ValidationError, prefix: tuple, raw: Any, lines: dict[tuple, int]) -> list[str]:
+    out = []
+    for err in e.errors():
+        loc = prefix + tuple(x for x in err["loc"] if not (isinstance(x, str) and x.startswith(("function-", "union["))))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown setting (check the spelling)"
+        elif err["type"] == "missing":
+            msg = "required setting is missing"
+        out.append(f"{_describe(loc, raw, lines)}: {msg}")
+    return out
+
+
+def _rules_problems(settings: Settings, raw: Any, lines: dict[tuple, int]) -> list[str]:
+    """Each account's `rules:` block is validated by the rules' own settings model."""
+    from jobs.rules.settings import load as load_rules
+
+    problems = []
+    for i, account in enumerate(settings.accounts):
+        try:
+            load_rules(account.rules)
+        except ValidationError as e:
+            problems += _explain(e, ("accounts", i, "rules"), raw, lines)
+    return problems
 
 
 def load(path: str | os.PathLike | None = None) -> Settings:

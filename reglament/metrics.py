@@ -20,6 +20,9 @@ HELP = {
     "webhook_rejections_total": "Webhook deliveries answered 4xx, by source and reason",
     "job_failures_total": "Jobs that raised, by job kind",
     "api_calls_total": "Calls to outside APIs, by system and HTTP status",
+    "rule_actions_total": "Actions the rules applied in the CRM, by rule and action",
+    "sweep_runs_total": "Sweeps run",
+    "sweep_leads_fixed_total": "Leads the sweep gave their missing task",
     "messages_total": "Outgoing messages, by provider and outcome (sent, duplicate, unknown, failed, stored)",
 }
 

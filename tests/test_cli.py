@@ -17,7 +17,7 @@ def test_init_writes_a_file_that_check_accepts(tmp_path):
     assert runner.invoke(main, ["init", str(path)]).exit_code == 0
     text = path.read_text()
     assert "Дозвониться" in text and "Не дозвонились 7 раз" in text and "${AMOCRM_TOKEN}" in text
-    result = runner.invoke(main, ["check", "--config", str(path)], env=ENV)
+    result = runner.invoke(main, ["check", "--no-crm", "--config", str(path)], env=ENV)
     assert result.exit_code == 0, result.output
     assert "OK: 1 account(s): main" in result.output
     from jobs.rules.settings import load as load_rules
@@ -88,3 +88,33 @@ def test_replay_by_id_and_by_time_enqueues_the_events_again(client, r, redis_url
     jobs = Queue("events", connection=r).jobs
     assert len(jobs) == 8 and {j.args[0]["kind"] for j in jobs} == {"lead.status_changed", "lead.updated", "task.added"}
     assert r.xlen(keys.inbox("acme")) == 1  # replay reads the inbox, it does not add to it
+
+
+def test_check_looks_up_rule_names_in_the_crm(tmp_path, redis_url):
+    from connectors.amocrm.sandbox import SandboxServer
+
+    with SandboxServer(token="tok-check-123456", rate_limit=0) as amo:
+        doc = {"redis_url": redis_url, "accounts": [{
+            "id": "acme", "webhook_secret": SECRET,
+            "amocrm": {"base_url": amo.url, "long_lived_token": amo.token}}]}
+        path = tmp_path / "ok.yaml"
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+        result = CliRunner().invoke(main, ["check", "--config", str(path)])
+        assert result.exit_code == 0, result.output
+
+        doc["accounts"][0]["rules"] = {"terminal_statuses": ["Отказ", "Отказался"]}
+        path.write_text(yaml.safe_dump(doc, allow_unicode=True))
+        result = CliRunner().invoke(main, ["check", "--config", str(path)])
+        assert result.exit_code == 1
+        assert "Отказался" in result.output and "Недозвон" in result.output  # the unknown name and the valid ones
+
+
+def test_check_validates_the_rules_block_with_its_place(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"accounts": [{
+        "id": "acme", "webhook_secret": SECRET, "amocrm": {"base_url": "https://a.amocrm.ru", "long_lived_token": "x" * 10},
+        "rules": {"redial": {"max_failures": "seven"}, "colour": 1}}]}))
+    result = CliRunner().invoke(main, ["check", "--no-crm", "--config", str(path)])
+    assert result.exit_code == 1
+    assert "accounts[0] (acme).rules.redial.max_failures" in result.output
+    assert "accounts[0] (acme).rules.colour: unknown setting" in result.output

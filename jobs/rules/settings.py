@@ -22,7 +22,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from reglament.crm import CALLBACK_AT, SUBSCRIPTION_END, TRIAL_AT
+from reglament.crm import CALLBACK_AT, LOGICAL_FIELDS, SUBSCRIPTION_END, TRIAL_AT
 
 # --- small value types ----------------------------------------------------------------
 
@@ -225,6 +225,26 @@ class NoteTexts(Model):
         return self
 
 
+# --- where the logical lead fields live in the CRM ------------------------------------
+
+class LeadFields(Model):
+    """The CRM custom field (by its name as the CRM shows it) behind each logical lead field;
+    null = not kept in this account (rules that need it fall back or do nothing)."""
+    callback_at: str | None = Field("Дата перезвона", description="date/time: when the client asked to be called back")
+    trial_at: str | None = Field("Дата пробного", description="date/time: the booked trial class")
+    subscription_end: str | None = Field("Окончание абонемента", description="date: the end of the subscription")
+    redial_attempt: str | None = Field("Попытка дозвона", description="text: the redial attempt «Н1»…«Н7»")
+    redial_last_at: str | None = Field("Последний недозвон",
+                                       description="date/time: when the last counted failed call happened")
+
+    def mapped(self) -> dict[str, str]:
+        """Logical name → CRM field name, for the fields this account keeps."""
+        return {k: v for k, v in self.model_dump().items() if v}
+
+
+assert set(LeadFields.model_fields) == set(LOGICAL_FIELDS), "LeadFields must name every logical field"
+
+
 # --- all of it ------------------------------------------------------------------------
 
 def _default_statuses() -> dict[str, TaskTemplate]:
@@ -245,6 +265,12 @@ def _default_statuses() -> dict[str, TaskTemplate]:
 
 class RuleSettings(Model):
     notes: bool = Field(True, description="Write a note into the lead whenever a rule changes something.")
+    pipeline: str | None = Field(None, description="The pipeline (by name) whose leads the rules look after; "
+                                                    "null = every pipeline.")
+    fields: LeadFields = Field(default_factory=LeadFields,
+                               description="The CRM lead fields (by name) behind Reglament's logical fields.")
+    sweep_interval_minutes: int = Field(10, ge=0, description="How often the sweep looks for active leads without "
+                                                              "an open task; 0 = never.")
     statuses: dict[str, TaskTemplate] = Field(
         default_factory=_default_statuses,
         description="STATUS_TASKS: status name → the next task. due.kind: cadence (redial steps) | "

@@ -1,0 +1,556 @@
+"""The CRM protocol (reglament.crm) over amoCRM API v4: names to ids, leads and tasks to
+records, a rule's actions to as few requests as possible.
+
+Reads
+- One lead: GET the lead; its open tasks only when amoCRM says it has one
+  (`closest_task_at`) or when we gave it a task lately (that field might lag behind
+  our own write): 1–2 calls.
+- The sweep: every open task of leads, then the active leads, in pages of 250.
+
+Writes (`apply`)
+- A lead's field and status changes go in one PATCH item per lead (50 leads a request);
+- tasks and notes are created in batches of 50, once per action key (the client's
+  idempotency), tasks before notes.
+
+The account's vocabulary (pipelines with their statuses, users, task types, loss reasons,
+lead fields) costs 5 calls; it is kept in Redis for NAMES_TTL and read again at once when
+a name or id is not found in it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import redis
+
+from connectors.amocrm.client import PAGE, AmoCRMClient
+from jobs.rules import settings as rule_settings
+from jobs.rules.settings import RuleSettings, same_name
+from reglament import keys
+from reglament.config import Account
+from reglament.crm import (CALLBACK_AT, LEAD_ADDED, LEAD_STATUS_CHANGED, REDIAL_LAST_AT, SUBSCRIPTION_END,
+                           TASK_DELETED, TASK_UPDATED, TRIAL_AT, Action, AddNote, Call, CallDirection, CallStatus,
+                           CreateTask, Lead, LeadSnapshot, RuleEvent, SetLeadField, SetLeadStatus, SnapshotPage, Task)
+from reglament.events import Event
+
+log = logging.getLogger("reglament.amocrm")
+
+WON, LOST = 142, 143           # amoCRM's own closing stages, shared by every pipeline
+NAMES_TTL = 600                # seconds the account's vocabulary is trusted
+MADE_LATELY = 600              # seconds after we create a task during which closest_task_at is not trusted
+DATE_TYPES = {"date", "date_time", "birthday"}
+DATE_FIELDS = {CALLBACK_AT, TRIAL_AT, SUBSCRIPTION_END, REDIAL_LAST_AT}
+MAX_STATUS_FILTERS = 100       # beyond this many stages the lead query filters by pipeline only
+
+# amoCRM call_status (reference §3.5) → how the call ended, as the rules see it.
+CALL_STATUSES: dict[int, CallStatus] = {
+    1: CallStatus.OTHER,        # оставил сообщение
+    2: CallStatus.OTHER,        # перезвонить позже
+    3: CallStatus.NOT_REACHED,  # нет на месте
+    4: CallStatus.TALKED,       # разговор состоялся
+    5: CallStatus.OTHER,        # неверный номер
+    6: CallStatus.NOT_REACHED,  # не дозвонился
+    7: CallStatus.BUSY,         # номер занят
+    8: CallStatus.OTHER,        # не определён
+}
+
+
+def call_status(code: Any) -> CallStatus:
+    try:
+        return CALL_STATUSES.get(int(code), CallStatus.OTHER)
+    except (TypeError, ValueError):
+        return CallStatus.OTHER
+
+
+class UnknownName(ValueError):
+    """A configured name (status, loss reason, lead field, ...) the account does not have."""
+
+
+def _listing(found: Iterable[str]) -> str:
+    return ", ".join(f"«{n}»" for n in found) or "(none)"
+
+
+def _find(mapping: Mapping[int, str], name: str | None) -> int | None:
+    if not name:
+        return None
+    return next((i for i, n in mapping.items() if same_name(n, name)), None)
+
+
+def _moment(ts: Any) -> datetime | None:
+    """A unix timestamp (int or digit string) as an aware UTC datetime."""
+    try:
+        return datetime.fromtimestamp(int(ts), timezone.utc) if ts not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the account's vocabulary -----------------------------------------------------------
+
+@dataclass
+class Names:
+    """Ids and names of one account. Keys are ids."""
+    pipelines: dict[int, str] = field(default_factory=dict)
+    statuses: dict[int, dict[int, str]] = field(default_factory=dict)  # pipeline → status → name
+    users: dict[int, str] = field(default_factory=dict)
+    task_types: dict[int, str] = field(default_factory=dict)
+    loss_reasons: dict[int, str] = field(default_factory=dict)
+    lead_fields: dict[int, tuple[str, str]] = field(default_factory=dict)  # id → (name, type)
+
+    @classmethod
+    def read(cls, client: AmoCRMClient) -> "Names":
+        pipelines = client.pipelines()
+        return cls(
+            pipelines={p["id"]: p["name"] for p in pipelines if not p.get("is_archive")},
+            statuses={p["id"]: {s["id"]: s["name"] for s in (p.get("_embedded") or {}).get("statuses") or []}
+                      for p in pipelines if not p.get("is_archive")},
+            users={u["id"]: u["name"] for u in client.users()},
+            task_types={t["id"]: t["name"] for t in client.task_types()},
+            loss_reasons={r["id"]: r["name"] for r in client.loss_reasons()},
+            lead_fields={f["id"]: (f["name"], f.get("type") or "text") for f in client.custom_fields("leads")},
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({"pipelines": self.pipelines, "users": self.users, "task_types": self.task_types,
+                           "loss_reasons": self.loss_reasons, "lead_fields": self.lead_fields,
+                           "statuses": {p: s for p, s in self.statuses.items()}}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Names":
+        d = json.loads(text)
+        ints = lambda m: {int(k): v for k, v in m.items()}  # noqa: E731 — JSON keys are strings
+        return cls(pipelines=ints(d["pipelines"]), users=ints(d["users"]), task_types=ints(d["task_types"]),
+                   loss_reasons=ints(d["loss_reasons"]),
+                   lead_fields={int(k): tuple(v) for k, v in d["lead_fields"].items()},
+                   statuses={int(p): ints(s) for p, s in d["statuses"].items()})
+
+    def status_names(self, pipeline_ids: Iterable[int]) -> list[str]:
+        return list(dict.fromkeys(n for p in pipeline_ids for n in self.statuses.get(p, {}).values()))
+
+
+# --- the connector -----------------------------------------------------------------------
+
+class AmoCRM:
+    """reglament.crm.CRM for one amoCRM account. Cheap to create; shared state lives in Redis."""
+
+    def __init__(self, account: Account, client: AmoCRMClient, r: redis.Redis,
+                 settings: RuleSettings | None = None, *, names_ttl: float = NAMES_TTL):
+        self.account = account
+        self.client = client
+        self.r = r
+        self.settings = settings or rule_settings.load(account.rules)
+        self.tz = ZoneInfo(account.timezone)
+        self.names_ttl = names_ttl
+        self._names: Names | None = None
+        self._names_read = 0.0
+        self._pipeline_of: dict[int, int] = {}       # lead → pipeline, from the leads we read
+        self._sweep: tuple[str, dict[int, list[Task]]] | None = None
+
+    @classmethod
+    def for_account(cls, account: Account, r: redis.Redis, settings: RuleSettings | None = None,
+                    **client_options) -> "AmoCRM":
+        if account.amocrm is None:
+            raise ValueError(f"account {account.id} has no amocrm: section")
+        return cls(account, AmoCRMClient(account.id, account.amocrm, r, **client_options), r, settings)
+
+    def __repr__(self) -> str:
+        return f"AmoCRM(account={self.account.id!r})"
+
+    # ------------------------------------------------------------------ names
+
+    def names(self, refresh: bool = False) -> Names:
+        """The account's vocabulary: from this object, else Redis, else 5 API calls."""
+        fresh = self._names is not None and time.monotonic() - self._names_read < self.names_ttl
+        if fresh and not refresh:
+            return self._names
+        key = keys.key(self.account.id, "amocrm", "names")
+        raw = None if refresh else self.r.get(key)
+        if raw is not None:
+            self._names = Names.from_json(raw)
+        else:
+            self._names = Names.read(self.client)
+            self.r.set(key, self._names.to_json(), ex=int(self.names_ttl))
+        self._names_read = time.monotonic()
+        return self._names
+
+    def _watched_pipelines(self, names: Names) -> list[int]:
+        if not self.settings.pipeline:
+            return list(names.pipelines)
+        found = _find(names.pipelines, self.settings.pipeline)
+        if found is None:
+            raise UnknownName(f"pipeline «{self.settings.pipeline}» not found; the account has: "
+                              f"{_listing(names.pipelines.values())}")
+        return [found]
+
+    def _lookup(self, find):
+        """find(names), reading the vocabulary again once when it finds nothing."""
+        names = self.names()
+        found = find(names)
+        if found is None:
+            names = self.names(refresh=True)
+            found = find(names)
+        return found, names
+
+    def _status_id(self, pipeline_id: int, name: str) -> int:
+        found, names = self._lookup(lambda n: _find(n.statuses.get(pipeline_id, {}), name))
+        if found is not None:
+            return found
+        raise UnknownName(f"status «{name}» not found in pipeline «{names.pipelines.get(pipeline_id, pipeline_id)}»; "
+                          f"it has: {_listing(names.statuses.get(pipeline_id, {}).values())}")
+
+    def _loss_reason_id(self, name: str) -> int:
+        found, names = self._lookup(lambda n: _find(n.loss_reasons, name))
+        if found is not None:
+            return found
+        raise UnknownName(f"loss reason «{name}» not found; the account has: {_listing(names.loss_reasons.values())}")
+
+    def _task_type_id(self, name: str | None) -> int | None:
+        if not name:
+            return None
+        found = _find(self.names().task_types, name)
+        if found is None:
+            # The type is cosmetic; a wrong name must not stop the task (`reglament check` reports it).
+            log.warning("task type «%s» not found; the task gets amoCRM's default type", name,
+                        extra={"account": self.account.id})
+        return found
+
+    def _lead_fields(self, names: Names) -> dict[str, tuple[int, str]]:
+        """Logical field → (field id, amoCRM type), for the mapped fields the account has."""
+        found = {}
+        for logical, crm_name in self.settings.fields.mapped().items():
+            fid = next((i for i, (n, _) in names.lead_fields.items() if same_name(n, crm_name)), None)
+            if fid is not None:
+                found[logical] = (fid, names.lead_fields[fid][1])
+        return found
+
+    def _lead_field(self, logical: str) -> tuple[int, str]:
+        found, names = self._lookup(lambda n: self._lead_fields(n).get(logical))
+        if found is not None:
+            return found
+        crm_name = self.settings.fields.mapped().get(logical)
+        if not crm_name:
+            raise UnknownName(f"rules.fields.{logical} is not set, so Reglament cannot write it")
+        raise UnknownName(f"lead field «{crm_name}» ({logical}) not found; lead fields: "
+                          f"{_listing(n for n, _ in names.lead_fields.values())}")
+
+    def resolve_problems(self) -> list[str]:
+        """Every configured name the account does not have, with the names it does have
+        (for `reglament check`). Reads the vocabulary afresh."""
+        s, names = self.settings, self.names(refresh=True)
+        problems: list[str] = []
+        pipelines = list(names.pipelines)
+        if s.pipeline:
+            found = _find(names.pipelines, s.pipeline)
+            if found is None:
+                problems.append(f"rules.pipeline: pipeline «{s.pipeline}» not found; the account has: "
+                                f"{_listing(names.pipelines.values())}")
+            else:
+                pipelines = [found]
+        where_pipeline = f"pipeline «{s.pipeline}»" if s.pipeline else "any pipeline"
+        used = [(f"rules.statuses.«{n}»", n) for n in s.statuses]
+        used += [("rules.terminal_statuses", n) for n in s.terminal_statuses]
+        used += [("rules.redial.status", s.redial.status), ("rules.redial.final_status", s.redial.final_status)]
+        used += [("rules.redial.entry_statuses", n) for n in s.redial.entry_statuses]
+        for where, name in used:
+            if not any(_find(names.statuses.get(p, {}), name) is not None for p in pipelines):
+                problems.append(f"{where}: status «{name}» is not in {where_pipeline}; statuses: "
+                                f"{_listing(names.status_names(pipelines))}")
+        types = [(f"rules.statuses.«{n}».type", t.type) for n, t in s.statuses.items()]
+        types += [("rules.default_task.type", s.default_task.type if s.default_task else None),
+                  ("rules.redial.type", s.redial.type)]
+        for where, name in types:
+            if name and _find(names.task_types, name) is None:
+                problems.append(f"{where}: task type «{name}» not found; task types: "
+                                f"{_listing(names.task_types.values())}")
+        if s.redial.loss_reason and _find(names.loss_reasons, s.redial.loss_reason) is None:
+            problems.append(f"rules.redial.loss_reason: loss reason «{s.redial.loss_reason}» not found; "
+                            f"loss reasons: {_listing(names.loss_reasons.values())}")
+        mapped = s.fields.mapped()
+        resolved = self._lead_fields(names)
+        for logical, crm_name in mapped.items():
+            if logical not in resolved:
+                problems.append(f"rules.fields.{logical}: lead field «{crm_name}» not found; lead fields: "
+                                f"{_listing(n for n, _ in names.lead_fields.values())}")
+            elif logical in DATE_FIELDS and resolved[logical][1] not in DATE_TYPES:
+                problems.append(f"rules.fields.{logical}: lead field «{crm_name}» is of type "
+                                f"{resolved[logical][1]}, a date or date-time field is needed")
+        for status, template in s.statuses.items():
+            due_field = getattr(template.due, "field", None)
+            if due_field and due_field not in mapped:
+                problems.append(f"rules.statuses.«{status}».due: uses {due_field}, which rules.fields does not map")
+        return problems
+
+    def user_name(self, user_id: int | None) -> str:
+        return self.names().users.get(user_id, str(user_id or "")) if user_id else ""
+
+    def lead_url(self, lead_id: int) -> str:
+        return f"{self.client.base_url}/leads/detail/{lead_id}"
+
+    # ------------------------------------------------------------------ records
+
+    def _value(self, raw: Any, amo_type: str) -> Any:
+        if amo_type not in DATE_TYPES:
+            return raw
+        if isinstance(raw, str) and not raw.lstrip("-").isdigit():
+            try:  # the docs also show "2020-05-08"-style values
+                moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=self.tz)
+        else:
+            moment = _moment(raw)
+        if moment is None:
+            return None
+        return moment.astimezone(self.tz).date() if amo_type == "date" else moment
+
+    def _wire_value(self, value: Any, amo_type: str) -> list[dict] | None:
+        if value is None or value == "":
+            return None  # `values: null` clears the field
+        if amo_type in DATE_TYPES:
+            if isinstance(value, datetime):
+                ts = int(value.timestamp())
+            elif isinstance(value, date):
+                ts = int(datetime(value.year, value.month, value.day, tzinfo=self.tz).timestamp())
+            elif isinstance(value, str):
+                moment = datetime.fromisoformat(value)
+                ts = int((moment if moment.tzinfo else moment.replace(tzinfo=self.tz)).timestamp())
+            else:
+                ts = int(value)
+            return [{"value": ts}]
+        return [{"value": value if isinstance(value, (int, float, bool)) else str(value)}]
+
+    def _lead(self, raw: dict, names: Names) -> Lead:
+        pipeline_id, status_id = int(raw["pipeline_id"]), int(raw["status_id"])
+        status = names.statuses.get(pipeline_id, {}).get(status_id)
+        if status is None and status_id not in (WON, LOST):
+            names = self.names(refresh=True)  # a stage added or renamed since we last looked
+            status = names.statuses.get(pipeline_id, {}).get(status_id)
+        values = {cf.get("field_id"): cf.get("values") or [] for cf in raw.get("custom_fields_values") or []}
+        fields = {}
+        for logical, (fid, amo_type) in self._lead_fields(names).items():
+            if values.get(fid):
+                fields[logical] = self._value(values[fid][0].get("value"), amo_type)
+        self._pipeline_of[int(raw["id"])] = pipeline_id
+        return Lead(id=int(raw["id"]), name=raw.get("name") or "", status_id=status_id, status=status or "",
+                    pipeline_id=pipeline_id, responsible_user_id=raw.get("responsible_user_id"),
+                    created_at=_moment(raw.get("created_at")),
+                    closed="won" if status_id == WON else "lost" if status_id == LOST else None,
+                    fields=fields,
+                    tags=frozenset(t.get("name") for t in (raw.get("_embedded") or {}).get("tags") or []
+                                   if t.get("name")))
+
+    def _task(self, raw: dict, names: Names) -> Task:
+        result = raw.get("result")
+        return Task(id=int(raw["id"]), lead_id=int(raw.get("entity_id") or 0), text=raw.get("text") or "",
+                    task_type=names.task_types.get(raw.get("task_type_id")),
+                    due=_moment(raw.get("complete_till")) or datetime.now(timezone.utc),
+                    responsible_user_id=raw.get("responsible_user_id"), is_completed=bool(raw.get("is_completed")),
+                    result=(result.get("text") or None) if isinstance(result, dict) else None,
+                    created_at=_moment(raw.get("created_at")))
+
+    def _watched(self, lead: Lead, names: Names) -> bool:
+        return not self.settings.pipeline or lead.pipeline_id in self._watched_pipelines(names)
+
+    # ------------------------------------------------------------------ reads
+
+    def get_lead_snapshot(self, lead_id: int) -> LeadSnapshot | None:
+        """The lead and its open tasks, read fresh; None when it is gone or outside the
+        configured pipeline. last_task_id is the newest open task (completed ones are not
+        read; the executor completes it from its memory of task ids)."""
+        raw = self.client.get_lead(lead_id, with_contacts=False)
+        if raw is None or raw.get("is_deleted"):
+            return None
+        names = self.names()
+        lead = self._lead(raw, names)
+        if not self._watched(lead, names):
+            return None
+        tasks: list[Task] = []
+        if raw.get("closest_task_at") is not None or self._made_task_lately(lead.id):
+            tasks = [self._task(t, names) for t in
+                     self.client.tasks(entity_type="leads", entity_ids=[lead.id], is_completed=False)]
+        return _snapshot(lead, tasks)
+
+    def _active_stages(self, names: Names) -> list[tuple[int, int]]:
+        terminal = self.settings.terminal_statuses
+        return [(p, s) for p in self._watched_pipelines(names) for s, name in names.statuses.get(p, {}).items()
+                if s not in (WON, LOST) and not any(same_name(name, t) for t in terminal)]
+
+    def list_active_leads_with_open_tasks(self, cursor: str | None = None) -> SnapshotPage:
+        """A page of 250 active leads (not won/lost, not a configured terminal status) with
+        their open tasks. The first page reads every open task of leads (pages of 250)."""
+        session, page = cursor.rsplit(":", 1) if cursor else (uuid.uuid4().hex, "1")
+        names = self.names()
+        if self._sweep is None or self._sweep[0] != session:
+            by_lead: dict[int, list[Task]] = defaultdict(list)
+            for raw in self.client.tasks(entity_type="leads", is_completed=False):
+                if raw.get("entity_id"):
+                    by_lead[int(raw["entity_id"])].append(self._task(raw, names))
+            self._sweep = (session, by_lead)
+        by_lead = self._sweep[1]
+        raws, more = self._lead_page(int(page), names)
+        snapshots = []
+        for raw in raws:
+            lead = self._lead(raw, names)
+            if lead.closed is None and self._watched(lead, names):
+                snapshots.append(_snapshot(lead, by_lead.get(lead.id, ())))
+        if not more:
+            self._sweep = None
+        return SnapshotPage(tuple(snapshots), f"{session}:{int(page) + 1}" if more else None)
+
+    def _lead_page(self, page: int, names: Names) -> tuple[list[dict], bool]:
+        stages = self._active_stages(names)
+        params: list[tuple[str, Any]] = []
+        if len(stages) <= MAX_STATUS_FILTERS:
+            for i, (p, s) in enumerate(stages):
+                params += [(f"filter[statuses][{i}][pipeline_id]", p), (f"filter[statuses][{i}][status_id]", s)]
+        elif self.settings.pipeline:
+            params.append(("filter[pipeline_id][]", stages[0][0]))
+        params += [("limit", PAGE), ("page", page)]
+        # The client reads whole collections; the sweep wants one page at a time, so memory
+        # stays bounded on big accounts.
+        resp = self.client._send("GET", "/api/v4/leads", params=params)
+        if resp.status_code == 204 or not resp.content:
+            return [], False
+        data = resp.json()
+        return (list((data.get("_embedded") or {}).get("leads") or []),
+                bool((data.get("_links") or {}).get("next")))
+
+    # ------------------------------------------------------------------ webhook events
+
+    @staticmethod
+    def may_matter(event: Event) -> bool:
+        """A cheap first look (no API, no names): False for events rule_event would surely drop,
+        such as the echoes of our own writes (common notes, tasks added, leads updated)."""
+        f = event.fields
+        if event.kind in ("lead.added", "lead.status_changed"):
+            return True
+        if event.kind in ("task.updated", "task.deleted"):
+            return f.get("parent_type") == "lead" and (event.kind == "task.deleted" or bool(f.get("is_completed")))
+        if event.kind == "note.added":
+            return f.get("note_type") in ("call_in", "call_out") and f.get("parent_type") == "lead"
+        return False
+
+    def rule_event(self, event: Event) -> RuleEvent | None:
+        """The RuleEvent an amoCRM webhook event means for one lead; None when it means
+        nothing to the task rules (a task not on a lead, a note that is not a call, ...)."""
+        f = event.fields
+        now = datetime.now(timezone.utc)
+        if event.kind in ("lead.added", "lead.status_changed"):
+            at = _moment(f.get("updated_at") or f.get("created_at")) or now
+            kind = LEAD_ADDED if event.kind == "lead.added" else LEAD_STATUS_CHANGED
+            return RuleEvent(kind=kind, lead_id=int(event.entity_id), at=at)
+        if event.kind in ("task.updated", "task.deleted"):
+            if f.get("parent_type") != "lead" or not f.get("parent_id"):
+                return None
+            if event.kind == "task.updated" and not f.get("is_completed"):
+                return None
+            at = _moment(f.get("updated_at")) or now
+            task = Task(id=int(event.entity_id), lead_id=int(f["parent_id"]), text=f.get("text") or "",
+                        task_type=self.names().task_types.get(f.get("task_type")) if f.get("task_type") else None,
+                        due=_moment(f.get("complete_till")) or at, responsible_user_id=f.get("responsible_user_id"),
+                        is_completed=bool(f.get("is_completed")), result=f.get("result_text"),
+                        created_at=_moment(f.get("created_at")))
+            return RuleEvent(kind=TASK_UPDATED if event.kind == "task.updated" else TASK_DELETED,
+                             lead_id=task.lead_id, at=at, task=task)
+        if event.kind == "note.added":
+            if f.get("note_type") not in ("call_in", "call_out") or f.get("parent_type") != "lead":
+                return None
+            lead_id = int(f["parent_id"])
+            return RuleEvent.for_call(lead_id, self._call(int(event.entity_id), lead_id, f, now))
+        return None
+
+    def _call(self, note_id: int, lead_id: int, f: dict, now: datetime) -> Call:
+        call = f.get("call") or {}
+        code = call.get("call_status")
+        if code in (None, ""):
+            # call_status inside the webhook's note text is UNCONFIRMED; the note itself has it.
+            note = next((n for n in self.client.notes("leads", entity_ids=[lead_id], note_types=[f["note_type"]])
+                         if n.get("id") == note_id), None)
+            code = ((note or {}).get("params") or {}).get("call_status")
+        return Call(id=str(call.get("uniq") or f"note-{note_id}"),
+                    direction=CallDirection.IN if f["note_type"] == "call_in" else CallDirection.OUT,
+                    status=call_status(code), at=_moment(f.get("created_at")) or now,
+                    duration=int(call.get("duration") or 0),
+                    responsible_user_id=f.get("main_user_id") or f.get("created_by") or None)
+
+    # ------------------------------------------------------------------ writes
+
+    def apply(self, actions: Sequence[Action]) -> dict[str, int]:
+        """Every name is resolved before anything is sent, so a wrong name changes nothing."""
+        updates: dict[int, dict] = {}
+        tasks: list[tuple[str, dict]] = []
+        notes: list[tuple[str, dict]] = []
+        available_types = list(self.names().task_types.values())
+        for a in actions:
+            if isinstance(a, SetLeadField):
+                fid, amo_type = self._lead_field(a.field)
+                values = updates.setdefault(a.lead_id, {"id": a.lead_id}).setdefault("custom_fields_values", [])
+                values[:] = [v for v in values if v["field_id"] != fid]  # the later value of a field wins
+                values.append({"field_id": fid, "values": self._wire_value(a.value, amo_type)})
+            elif isinstance(a, SetLeadStatus):
+                pipeline_id = self._pipeline_for(a.lead_id)
+                item = updates.setdefault(a.lead_id, {"id": a.lead_id})
+                item.update(status_id=self._status_id(pipeline_id, a.status), pipeline_id=pipeline_id)
+                if a.loss_reason:
+                    item["loss_reason_id"] = self._loss_reason_id(a.loss_reason)
+            elif isinstance(a, CreateTask):
+                text, task_type = a.text, a.task_type
+                if a.important:
+                    text, task_type = self.settings.important.render(text, task_type, available_types)
+                task = {"text": text, "complete_till": int(a.due.timestamp()), "entity_type": "leads",
+                        "entity_id": a.lead_id}
+                if a.responsible_user_id:
+                    task["responsible_user_id"] = a.responsible_user_id
+                type_id = self._task_type_id(task_type)
+                if type_id is not None:
+                    task["task_type_id"] = type_id
+                tasks.append((a.action_key, task))
+            elif isinstance(a, AddNote):
+                notes.append((a.action_key, {"entity_id": a.lead_id, "note_type": "common",
+                                             "params": {"text": a.text}}))
+            else:
+                raise TypeError(f"cannot apply {type(a).__name__}")
+        created: dict[str, int] = {}
+        if updates:
+            self.client.update_leads(list(updates.values()))
+        if tasks:
+            self._made_tasks([t["entity_id"] for _, t in tasks])
+            created.update(zip((k for k, _ in tasks), self.client.create_tasks(tasks)))
+        if notes:
+            created.update(zip((k for k, _ in notes), self.client.create_notes("leads", notes)))
+        return created
+
+    def _pipeline_for(self, lead_id: int) -> int:
+        if lead_id not in self._pipeline_of:
+            raw = self.client.get_lead(lead_id, with_contacts=False)
+            if raw is None:
+                raise UnknownName(f"lead {lead_id} not found")
+            self._pipeline_of[lead_id] = int(raw["pipeline_id"])
+        return self._pipeline_of[lead_id]
+
+    # closest_task_at might lag behind a task we have just created; for a while after
+    # creating one, the lead's tasks are read rather than trusted to that field.
+    def _made_tasks(self, lead_ids: Iterable[int]) -> None:
+        key = keys.key(self.account.id, "amocrm", "tasks_made")
+        now = time.time()
+        with self.r.pipeline(transaction=False) as p:
+            p.zadd(key, {str(i): now for i in lead_ids})
+            p.zremrangebyscore(key, "-inf", now - MADE_LATELY)
+            p.execute()
+
+    def _made_task_lately(self, lead_id: int) -> bool:
+        at = self.r.zscore(keys.key(self.account.id, "amocrm", "tasks_made"), str(lead_id))
+        return at is not None and time.time() - float(at) < MADE_LATELY
+
+
+def _snapshot(lead: Lead, tasks: Iterable[Task]) -> LeadSnapshot:
+    open_tasks = tuple(sorted((t for t in tasks if not t.is_completed), key=lambda t: (t.due, t.id)))
+    return LeadSnapshot(lead=lead, open_tasks=open_tasks, last_task_id=max((t.id for t in open_tasks), default=None))

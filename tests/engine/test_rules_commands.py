@@ -1,0 +1,50 @@
+"""`reglament audit` and `reglament sweep` against the sandbox."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import yaml
+from click.testing import CliRunner
+
+from reglament.cli import main
+from tests.engine.conftest import ALL_DAY, TOKEN
+
+
+def write_config(tmp_path, amo, redis_url) -> str:
+    path = tmp_path / "reglament.yaml"
+    path.write_text(yaml.safe_dump({
+        "redis_url": redis_url,
+        "accounts": [{"id": "demo", "amocrm": {"base_url": amo.server.url, "long_lived_token": TOKEN,
+                                               "rate_limit": 1000},
+                      "webhook_secret": "cli-webhook-secret-0123456", "working_hours": ALL_DAY,
+                      "holidays_country": None}],
+    }, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+def test_audit_lists_then_applies_and_sweep_finds_nothing_left(amo, r, redis_url, tmp_path):
+    amo.account.generate_leads(50, without_task_share=0.2, seed_value=5)
+    cfg = write_config(tmp_path, amo, redis_url)
+    runner = CliRunner()
+    listed = runner.invoke(main, ["audit", "--config", cfg, "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    found = json.loads(listed.stdout)
+    assert "Наталья Лебедева" in {f["name"] for f in found}
+    assert all(f["url"].endswith(f"/leads/detail/{f['lead_id']}") for f in found)
+
+    table = runner.invoke(main, ["audit", "--config", cfg])
+    assert table.exit_code == 0 and "Что сделает Reglament" in table.stdout
+    assert f"с нарушениями: {len(found)}." in table.stdout
+
+    out = tmp_path / "audit.csv"
+    applied = runner.invoke(main, ["audit", "--config", cfg, "--format", "csv", "--output", str(out), "--apply"])
+    assert applied.exit_code == 0, applied.output
+    rows = list(csv.DictReader(out.read_text(encoding="utf-8-sig").splitlines()))
+    assert {int(row["Сделка"]) for row in rows} == {f["lead_id"] for f in found}
+    assert f"исправлено: {len(found)}" in applied.stdout
+
+    swept = runner.invoke(main, ["sweep", "--config", cfg])
+    assert swept.exit_code == 0 and "исправлено: 0" in swept.stdout
+    assert json.loads(runner.invoke(main, ["audit", "--config", cfg, "--format", "json"]).stdout) == []
