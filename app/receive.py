@@ -98,10 +98,7 @@ def receive(source: str, secret: str, parse: Callable, content_types: tuple[str,
     except redis.RedisError:
         log.error("webhook not stored: Redis unavailable", extra={"account": account.id, "source": source})
         return _error(503, "storage unavailable, retry later")
-    for event, is_new in zip(parsed.events, new):
-        log.info("webhook event", extra={"account": account.id, "source": source, "kind": event.kind,
-                                         "entity_id": event.entity_id,
-                                         "outcome": "accepted" if is_new else "duplicate"})
+    # The line per event is written by the dispatcher, off the request path.
     for kind in parsed.ignored:
         log.warning("webhook kind not handled, ignored", extra={"account": account.id, "source": source, "kind": kind})
     return _json({"accepted": sum(new), "duplicates": len(new) - sum(new), "ignored": parsed.ignored,

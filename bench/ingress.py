@@ -1,6 +1,6 @@
 """Webhook ingress throughput and latency, measured against a do-nothing endpoint.
 
-Starts a real redis-server (append-only, fsync always: what `reglament run` uses) and the
+Starts a real redis-server (append-only, fsync everysec: `reglament run`'s default) and the
 Flask app under gunicorn with the settings `reglament web` uses, plus one extra
 do-nothing route. wrk drives both endpoints with real-format amoCRM bodies (a new lead id
 per request, so every request stores a new event). The two endpoints alternate for a few
@@ -102,8 +102,8 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--rate", type=int, default=500)
-    ap.add_argument("--fsync", default="always", choices=["always", "everysec", "no"],
-                    help="Redis appendfsync; always is what `reglament run` uses")
+    ap.add_argument("--fsync", default="everysec", choices=["always", "everysec", "no"],
+                    help="Redis appendfsync (settings.redis_fsync; everysec is the default)")
     args = ap.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is needed: apt-get install wrk")

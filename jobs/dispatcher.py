@@ -23,7 +23,7 @@ from reglament import keys, metrics
 from reglament.events import Event
 
 GROUP = "dispatch"
-log = logging.getLogger("reglament.dispatcher")
+log = logging.getLogger("reglament.webhook")
 
 
 def _text(v) -> str:
@@ -90,14 +90,19 @@ class Dispatcher:
     def dispatch(self, account: str, entry_id: str, fields: dict) -> int:
         fields = {_text(k): v for k, v in fields.items()}
         flags = _text(fields.get("new", ""))
+        source = _text(fields["source"])
         try:
-            events = parse(_text(fields["source"]), fields["body"], account).events if "1" in flags else []
+            events = parse(source, fields["body"], account).events
         except Exception:
             # Accepted once, so this is a parser change or bug: keep the entry (replayable by id)
             # and move on rather than block the inbox.
             log.exception("dispatcher: stored delivery %s no longer parses", entry_id, extra={"account": account})
             metrics.incr(self.r, account, "job_failures_total", kind="dispatch")
             events = []
+        for e, flag in zip(events, flags):
+            log.info("webhook event", extra={"account": account, "source": source, "kind": e.kind,
+                                             "entity_id": e.entity_id,
+                                             "outcome": "accepted" if flag == "1" else "duplicate"})
         fresh = [e for e, flag in zip(events, flags) if flag == "1"]
         with self.r.pipeline(transaction=True) as pipe:
             if fresh:

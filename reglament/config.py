@@ -128,6 +128,10 @@ class Account(Model):
 class Settings(Model):
     public_url: str = Field("http://localhost:8000", description="where the CRM reaches us; used for webhook URLs")
     redis_url: str | None = None
+    # For the embedded redis-server: everysec loses nothing on a restart and at most the last
+    # second on a crash of Redis itself; always loses nothing even then, at about a third of
+    # the webhook throughput (README, Performance).
+    redis_fsync: Literal["everysec", "always"] = "everysec"
     data_dir: str = ".reglament"
     log_format: Literal["text", "json"] = "text"
     max_body_bytes: int = Field(1_048_576, gt=0)

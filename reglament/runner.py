@@ -114,7 +114,7 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
 
     redis_server = None
     if not (os.environ.get("REDIS_URL") or settings.redis_url):
-        redis_server = RedisServer(Path(settings.data_dir) / "redis").start()
+        redis_server = RedisServer(Path(settings.data_dir) / "redis", fsync=settings.redis_fsync).start()
         os.environ["REDIS_URL"] = redis_server.url  # for this process and, inherited, the children
         log.info("embedded redis-server started with append-only persistence in %s", redis_server.data_dir)
 

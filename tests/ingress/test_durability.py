@@ -7,6 +7,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 import redis as redis_lib
 from rq import Queue, Retry
 from rq.registry import ScheduledJobRegistry, StartedJobRegistry
@@ -88,17 +89,21 @@ def test_a_job_whose_worker_is_killed_runs_again(r, redis_url, tmp_path):
     assert q.fetch_job(job.id).get_status() == "finished"
 
 
-def test_redis_restart_keeps_accepted_events_and_dedupe(tmp_path):
-    server = RedisServer(tmp_path / "redis").start()
+@pytest.mark.parametrize("fsync, crash", [("everysec", False), ("always", True)])
+def test_redis_restart_keeps_accepted_events_and_dedupe(tmp_path, fsync, crash):
+    """everysec (the default) survives a restart; always survives even a crash of Redis."""
+    server = RedisServer(tmp_path / "redis", fsync=fsync).start()
     try:
         r = redis_lib.Redis.from_url(server.url)
         client = create_app(make_settings(), r).test_client()
         assert client.post(f"/hooks/amocrm/{SECRET}", data=load.amocrm("lead_added"), content_type=FORM).json["accepted"] == 1
         port = server.port
-        # A crash, not a polite shutdown: appendfsync always has the write on disk already.
-        server.process.send_signal(signal.SIGKILL)
-        server.process.wait()
-        server = RedisServer(tmp_path / "redis", port=port).start()
+        if crash:
+            server.process.send_signal(signal.SIGKILL)  # appendfsync always: the write is on disk already
+            server.process.wait()
+        else:
+            server.stop()  # SIGTERM: Redis flushes its append-only file
+        server = RedisServer(tmp_path / "redis", port=port, fsync=fsync).start()
         r = redis_lib.Redis.from_url(server.url)
         client = create_app(make_settings(), r).test_client()
         assert client.post(f"/hooks/amocrm/{SECRET}", data=load.amocrm("lead_added"), content_type=FORM).json["duplicates"] == 1
