@@ -40,7 +40,19 @@ def set_settings(settings: config.Settings, r: redis.Redis) -> None:
     from jobs import sweep
 
     sweep.register_periodic(settings)
+    for module in _handler_modules():
+        if hasattr(module, "register_periodic"):
+            module.register_periodic(settings)
     _warm(settings)
+
+
+def _handler_modules() -> list:
+    import importlib
+    import pkgutil
+
+    import jobs.handlers
+
+    return [importlib.import_module(f"jobs.handlers.{m.name}") for m in pkgutil.iter_modules(jobs.handlers.__path__)]
 
 
 def _warm(settings: config.Settings) -> None:

@@ -78,6 +78,13 @@ class Telephony(Model):
     mango: Mango | None = None
 
 
+class Department(Model):
+    name: str
+    head: str = Field(description="the head of department's CRM user name")
+    managers: list[str] = Field(default_factory=list, description="CRM user names of the managers")
+    dashboard_token: str | None = Field(None, description="the head's login to the dashboard")
+
+
 class Account(Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", description="short name used in keys, logs and metrics")
     name: str | None = None
@@ -88,6 +95,7 @@ class Account(Model):
     sms: SmsSettings | None = None
     telegram: TelegramSettings | None = None
     email: EmailSettings | None = None
+    departments: list[Department] = Field(default_factory=list)
     webhook_secret: str = Field(min_length=16, description="the secret part of our webhook URLs")
     timezone: str = "Europe/Moscow"
     working_hours: dict[str, str | None] = Field(
@@ -175,6 +183,7 @@ class Settings(Model):
             if a.telephony and a.telephony.mango:
                 found += [a.telephony.mango.api_key, a.telephony.mango.api_salt]
             found += MessagingSettings(sms=a.sms, telegram=a.telegram, email=a.email).secrets()
+            found += [d.dashboard_token for d in a.departments if d.dashboard_token]
         return [s for s in found if s]
 
 

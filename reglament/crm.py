@@ -206,7 +206,42 @@ class AddNote(_Keyed):
     action_key: str
 
 
-Action = Union[CreateTask, SetLeadStatus, SetLeadField, AddNote]
+@dataclass(frozen=True, kw_only=True)
+class CompleteTask(_Keyed):
+    task_id: int
+    lead_id: int | None              # for logs and locks; the task is what changes
+    result: str                      # the result text a completed task carries
+    action_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetTaskDue(_Keyed):
+    task_id: int
+    lead_id: int | None
+    due: datetime
+    action_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetResponsible(_Keyed):
+    lead_id: int
+    user_id: int
+    action_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateLead(_Keyed):
+    """A new lead with a new contact (e.g. a call from an unknown number). The created
+    lead's id is returned under the action key, like a created task's."""
+    name: str
+    phone: str | None
+    responsible_user_id: int | None
+    status: str | None = None        # None: the pipeline's first status
+    action_key: str
+
+
+Action = Union[CreateTask, SetLeadStatus, SetLeadField, AddNote, CompleteTask, SetTaskDue, SetResponsible,
+               CreateLead]
 
 
 def _key_part(p: Any) -> str:
@@ -248,8 +283,9 @@ class CRM(Protocol):
 
     def apply(self, actions: Sequence[Action]) -> dict[str, int]:
         """Apply actions, resolving names (status, task type, loss reason, logical field) to
-        the account's ids. A lead's field and status changes go first, then tasks, then
-        notes. Returns the ids of the tasks and notes created, by action key. Raises on the
+        the account's ids. New leads go first, then a lead's field, status and responsible
+        changes, then task changes, new tasks, notes. Returns the ids of the leads, tasks and
+        notes created, by action key. Raises on the
         first failure; what was applied before it stays applied, which is why every action
         has a key. Remembering applied keys is the executor's job."""
         ...

@@ -39,7 +39,8 @@ from reglament import keys
 from reglament.config import Account
 from reglament.crm import (CALLBACK_AT, LEAD_ADDED, LEAD_STATUS_CHANGED, REDIAL_LAST_AT, SUBSCRIPTION_END,
                            TASK_DELETED, TASK_UPDATED, TRIAL_AT, Action, AddNote, Call, CallDirection, CallStatus,
-                           CreateTask, Lead, LeadSnapshot, RuleEvent, SetLeadField, SetLeadStatus, SnapshotPage, Task)
+                           CompleteTask, CreateLead, CreateTask, Lead, LeadSnapshot, RuleEvent, SetLeadField,
+                           SetLeadStatus, SetResponsible, SetTaskDue, SnapshotPage, Task)
 from reglament.events import Event
 
 log = logging.getLogger("reglament.amocrm")
@@ -189,6 +190,10 @@ class AmoCRM:
             raise UnknownName(f"pipeline «{self.settings.pipeline}» not found; the account has: "
                               f"{_listing(names.pipelines.values())}")
         return [found]
+
+    def _default_pipeline_id(self) -> int:
+        """The configured pipeline, else the account's first one (amoCRM lists the main first)."""
+        return self._watched_pipelines(self.names())[0]
 
     def _lookup(self, find):
         """find(names), reading the vocabulary again once when it finds nothing."""
@@ -486,11 +491,22 @@ class AmoCRM:
     def apply(self, actions: Sequence[Action]) -> dict[str, int]:
         """Every name is resolved before anything is sent, so a wrong name changes nothing."""
         updates: dict[int, dict] = {}
+        task_updates: dict[int, dict] = {}
         tasks: list[tuple[str, dict]] = []
         notes: list[tuple[str, dict]] = []
+        created: dict[str, int] = {}
         available_types = list(self.names().task_types.values())
         for a in actions:
-            if isinstance(a, SetLeadField):
+            if isinstance(a, CreateLead):
+                created[a.action_key] = self._create_lead(a)
+            elif isinstance(a, SetResponsible):
+                updates.setdefault(a.lead_id, {"id": a.lead_id})["responsible_user_id"] = a.user_id
+            elif isinstance(a, CompleteTask):
+                task_updates.setdefault(a.task_id, {"id": a.task_id}).update(
+                    is_completed=True, result={"text": a.result})
+            elif isinstance(a, SetTaskDue):
+                task_updates.setdefault(a.task_id, {"id": a.task_id})["complete_till"] = int(a.due.timestamp())
+            elif isinstance(a, SetLeadField):
                 fid, amo_type = self._lead_field(a.field)
                 values = updates.setdefault(a.lead_id, {"id": a.lead_id}).setdefault("custom_fields_values", [])
                 values[:] = [v for v in values if v["field_id"] != fid]  # the later value of a field wins
@@ -518,15 +534,34 @@ class AmoCRM:
                                              "params": {"text": a.text}}))
             else:
                 raise TypeError(f"cannot apply {type(a).__name__}")
-        created: dict[str, int] = {}
         if updates:
             self.client.update_leads(list(updates.values()))
+        if task_updates:
+            self.client.update_tasks(list(task_updates.values()))
         if tasks:
             self._made_tasks([t["entity_id"] for _, t in tasks])
             created.update(zip((k for k, _ in tasks), self.client.create_tasks(tasks)))
         if notes:
             created.update(zip((k for k, _ in notes), self.client.create_notes("leads", notes)))
         return created
+
+    def _create_lead(self, a: CreateLead) -> int:
+        """The lead and its contact, each created once per action key (the client records
+        keys), then linked; linking the same pair twice is harmless."""
+        pipeline_id = self._default_pipeline_id()
+        fields: dict = {"name": a.name, "pipeline_id": pipeline_id}
+        if a.status:
+            fields["status_id"] = self._status_id(pipeline_id, a.status)
+        if a.responsible_user_id:
+            fields["responsible_user_id"] = a.responsible_user_id
+        lead_id = self.client.create_lead(f"{a.action_key}:lead", **fields)
+        if a.phone:
+            contact_id = self.client.create_contact(f"{a.action_key}:contact", name=a.name, phone=a.phone,
+                                                    **({"responsible_user_id": a.responsible_user_id}
+                                                       if a.responsible_user_id else {}))
+            self.client.link_contact_to_lead(lead_id, contact_id, main=True)
+        self._pipeline_of[lead_id] = pipeline_id
+        return lead_id
 
     def _pipeline_for(self, lead_id: int) -> int:
         if lead_id not in self._pipeline_of:

@@ -22,6 +22,10 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from jobs.rules.calls_settings import CallsSettings
+from jobs.rules.discipline_settings import DisciplineSettings
+from jobs.rules.distribution_settings import DistributionSettings
+
 from reglament.crm import CALLBACK_AT, LOGICAL_FIELDS, SUBSCRIPTION_END, TRIAL_AT
 
 # --- small value types ----------------------------------------------------------------
@@ -296,6 +300,14 @@ class RuleSettings(Model):
                                        description="How an important task (e.g. «Перезвон») is marked.")
     redial: Redial = Field(default_factory=Redial, description="REDIAL: the cadence of failed calls.")
     note_texts: NoteTexts = Field(default_factory=NoteTexts, description="Texts of the notes (Russian).")
+    # Other rule families keep their settings in sections of their own modules.
+    calls: CallsSettings = Field(default_factory=CallsSettings,
+                                 description="MISSED_CALL, FAILED_CALL_MESSAGE, WHATSAPP_SLA.")
+    discipline: DisciplineSettings = Field(
+        default_factory=DisciplineSettings,
+        description="NO_POSTPONE, TASK_RESULT, OVERDUE, TASK_NAME, COMMENT_CODES, INCUBATOR, UNPAID_INVOICE, DIGEST.")
+    distribution: DistributionSettings = Field(default_factory=DistributionSettings,
+                                               description="DISTRIBUTION, FIRST_CONTACT_SLA, shift start.")
 
     @model_validator(mode="after")
     def _consistent(self) -> "RuleSettings":
