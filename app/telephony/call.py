@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 
 from reglament.events import Event, event_key
+
+
+@dataclass
+class Parsed:
+    events: list[Event]
+    ignored: list[str] = field(default_factory=list)
 
 
 def digits(phone: str | None) -> str | None:

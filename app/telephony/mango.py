@@ -12,18 +12,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from dataclasses import dataclass, field
-
 from app import php_form
 from app.errors import Rejected
-from app.telephony.call import call_event
-from reglament.events import Event
-
-
-@dataclass
-class Parsed:
-    events: list[Event]
-    ignored: list[str] = field(default_factory=list)
+from app.telephony.call import Parsed, call_event
 
 
 def fields_of(body: bytes) -> dict[str, str]:

@@ -13,23 +13,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from dataclasses import dataclass, field
-
 from app import php_form
 from app.errors import Rejected
-from app.telephony.call import call_event
-from reglament.events import Event
+from app.telephony.call import Parsed, call_event
 
 SIGNED = {
     "NOTIFY_END": ("caller_id", "called_did", "call_start"),
     "NOTIFY_OUT_END": ("internal", "destination", "call_start"),
 }
-
-
-@dataclass
-class Parsed:
-    events: list[Event]
-    ignored: list[str] = field(default_factory=list)
 
 
 def fields_of(body: bytes) -> dict[str, str]:
