@@ -1,0 +1,490 @@
+"""Calls and chats: MISSED_CALL, FAILED_CALL_MESSAGE, WHATSAPP_SLA (GitHub issue "Calls and chats").
+
+Events
+- call.incoming_missed (telephony) or an amoCRM call_in note that did not talk (status other
+  than «разговор состоялся», or zero duration) → MISSED_CALL: a «Перезвонить» task for the
+  lead's responsible manager (due now, or at the shift's opening), a message to the client
+  (at night scheduled for the opening with RQ's enqueue_at; at most one per client per
+  window), an alert to the manager. An unknown number gets a new lead.
+- call.incoming_answered / call.outgoing_answered, or a talked call note → the callback task
+  is closed with a result.
+- call.outgoing_failed, or a call_out note not reached/busy → FAILED_CALL_MESSAGE.
+- chat.message_in starts the chat's SLA timer (RQ scheduled job, deterministic id per chat and
+  message); chat.message_out stops it unless it is the echo of our own automated message.
+  The firing job re-reads the chat's state, so an answered chat never alerts.
+
+The decisions are the pure functions of jobs/rules/{missed_call,failed_call_message,whatsapp_sla}.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+
+from jobs import context, queues
+from jobs.router import on
+from jobs.rules import failed_call_message, missed_call, whatsapp_sla
+from jobs.rules.calls_settings import CallsSettings
+from jobs.rules.settings import same_name
+from reglament import keys, metrics, violations
+from reglament.crm import AddNote, CallDirection, CallStatus, CreateLead
+from reglament.events import Event
+
+log = logging.getLogger("reglament.calls")
+
+NEGATIVE_TTL = 60        # seconds a "no contact has this number" answer is kept
+ACTIVE_LEAD_CANDIDATES = 5
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def digits(phone: Any) -> str | None:
+    d = re.sub(r"\D", "", str(phone or ""))
+    if len(d) == 11 and d.startswith("8"):
+        d = "7" + d[1:]
+    elif len(d) == 10:
+        d = "7" + d
+    return d or None
+
+
+def _ref(value: Any) -> str:
+    return hashlib.sha1(str(value).encode()).hexdigest()[:16]
+
+
+def _moment(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+        return datetime.fromtimestamp(int(value), timezone.utc)
+    try:
+        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" ", "T"))
+    except ValueError:
+        return None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def calls_settings(account: str) -> CallsSettings:
+    return context.rules(account).calls
+
+
+def messenger_for(account: str):
+    """The account's Messenger (a function so tests and the bench can put a stub in its place)."""
+    from connectors.messaging import Messenger
+
+    return Messenger.for_account(context.account(account), None, context.redis_client())
+
+
+def scheduled_queue() -> Queue:
+    return Queue(queues.SCHEDULED, connection=context.redis_client())
+
+
+def render(text: str, *, client_name: str = "", manager: str = "", lead_link: str = "") -> str:
+    return text.format(client_name=client_name, manager=manager, lead_link=lead_link)
+
+
+# ---------------------------------------------------------------- who is the client
+
+def find_client(account: str, phone: str | None, *, ttl: int = 3600, fresh: bool = False) -> dict | None:
+    """{"lead_id", "responsible_user_id", "name"} for the client with this phone, found through
+    amoCRM contacts (their newest active lead); cached in Redis for `ttl` seconds. None when
+    no contact has the number or none of its leads is active."""
+    number = digits(phone)
+    if not number:
+        return None
+    r = context.redis_client()
+    key = keys.key(account, "calls", "phone", number)
+    if not fresh:
+        raw = r.get(key)
+        if raw is not None:
+            return json.loads(raw)
+    crm = context.crm_for(account)
+    found = None
+    for contact in crm.client.find_contacts_by_phone(number, with_leads=True):
+        lead_ids = sorted((int(lead["id"]) for lead in (contact.get("_embedded") or {}).get("leads") or []),
+                          reverse=True)
+        for lead_id in lead_ids[:ACTIVE_LEAD_CANDIDATES]:
+            raw_lead = crm.client.get_lead(lead_id, with_contacts=False)
+            if not raw_lead or raw_lead.get("is_deleted") or raw_lead.get("status_id") in (142, 143):
+                continue
+            if found is None or lead_id > found["lead_id"]:
+                found = {"lead_id": lead_id, "name": contact.get("name") or "",
+                         "responsible_user_id": raw_lead.get("responsible_user_id")
+                         or contact.get("responsible_user_id")}
+            break
+    r.set(key, json.dumps(found), ex=ttl if found else min(ttl, NEGATIVE_TTL))
+    return found
+
+
+def remember_client(account: str, phone: str | None, client: dict, ttl: int = 3600) -> None:
+    number = digits(phone)
+    if number:
+        context.redis_client().set(keys.key(account, "calls", "phone", number), json.dumps(client), ex=ttl)
+
+
+def _lead(account: str, lead_id: int) -> dict | None:
+    return context.crm_for(account).client.get_lead(lead_id, with_contacts=False)
+
+
+def _open_tasks(account: str, lead_id: int):
+    crm = context.crm_for(account)
+    names = crm.names()
+    return tuple(crm._task(t, names) for t in
+                 crm.client.tasks(entity_type="leads", entity_ids=[lead_id], is_completed=False))
+
+
+def manager_person(account: str, user_id: int | None) -> dict | None:
+    if not user_id:
+        return None
+    return {"name": context.crm_for(account).user_name(user_id) or str(user_id), "id": str(user_id)}
+
+
+def head_person(account: str, manager_name: str) -> dict | None:
+    """The head of the department whose managers include this manager (by CRM user name)."""
+    for dept in context.account(account).departments:
+        if any(same_name(m, manager_name) for m in dept.managers):
+            users = context.crm_for(account).names().users
+            head_id = next((i for i, n in users.items() if same_name(n, dept.head)), None)
+            return {"name": dept.head, "id": str(head_id) if head_id else None}
+    return None
+
+
+def _alert(account: str, person: dict | None, subject: str, text: str, action_key: str,
+           lead_id: int | None, note: str | None = None) -> bool:
+    """Alert a person; when no channel carries it, a note in the lead (the manager sees it there)."""
+    delivered = False
+    if person is not None:
+        delivered = messenger_for(account).alert_person(person, subject, text, action_key=action_key).delivered
+    if not delivered and lead_id:
+        ex = context.executor_for(account)
+        ex.apply(ex.unapplied([AddNote(lead_id=lead_id, text=note or f"{subject}. {text}",
+                                       action_key=f"{action_key}:note")]))
+    return delivered
+
+
+# ---------------------------------------------------------------- the calls
+
+def _call_from_note(event: Event):
+    """(direction, status, duration, call id, phone, lead id) of an amoCRM call note, or None."""
+    from connectors.amocrm.crm import AmoCRM
+
+    f = event.fields
+    if f.get("note_type") not in ("call_in", "call_out") or f.get("parent_type") != "lead" \
+            or context.account(event.account).crm != "amocrm" or not AmoCRM.may_matter(event):
+        return None
+    rule_event = context.crm_for(event.account).rule_event(event)
+    if rule_event is None or rule_event.call is None:
+        return None
+    c = rule_event.call
+    return c, digits((f.get("call") or {}).get("phone")), rule_event.lead_id
+
+
+@on("call.incoming_missed", "call.incoming_answered", "call.outgoing_answered", "call.outgoing_failed",
+    "note.added", name="calls")
+def calls(event: Event) -> dict:
+    f = event.fields
+    if event.kind == "note.added":
+        found = _call_from_note(event)
+        if found is None:
+            return {"skipped": "not a call note"}
+        call, phone, lead_id = found
+        talked = call.status is CallStatus.TALKED and call.duration > 0
+        if call.direction is CallDirection.IN and not talked:
+            return handle_missed(event.account, call.id, phone, call.at, lead_id=lead_id)
+        if talked:
+            return handle_talked(event.account, call.id, phone, lead_id=lead_id)
+        if call.failed:
+            return handle_failed(event.account, call.id, phone, lead_id=lead_id)
+        return {"skipped": "call needs nothing"}
+    call_id = str(f.get("call_id") or event.entity_id)
+    phone = digits(f.get("client_phone"))
+    at = _moment(f.get("started_at")) or _now()
+    if event.kind == "call.incoming_missed":
+        return handle_missed(event.account, call_id, phone, at)
+    if event.kind in ("call.incoming_answered", "call.outgoing_answered"):
+        return handle_talked(event.account, call_id, phone)
+    return handle_failed(event.account, call_id, phone)
+
+
+def handle_missed(account: str, call_id: str, phone: str | None, at: datetime, *,
+                  lead_id: int | None = None, now: datetime | None = None) -> dict:
+    settings = calls_settings(account).missed_call
+    if not settings.enabled:
+        return {"skipped": "disabled"}
+    now = now or _now()
+    r = context.redis_client()
+    ex = context.executor_for(account)
+    cal = context.calendar(account)
+    client = find_client(account, phone, fresh=True) if lead_id is None else None
+    if lead_id is None and client:
+        lead_id = client["lead_id"]
+    facts = missed_call.MissedFacts(call_id=call_id, phone=phone, at=at, lead_id=lead_id)
+    plan = missed_call.decide(facts, settings, cal, now)
+    if plan.needs_lead:
+        (create,) = plan.actions
+        assert isinstance(create, CreateLead)
+        lead_id = ex.crm.apply([create])[create.action_key]  # once per key (the client records keys)
+        client = {"lead_id": lead_id, "name": "", "responsible_user_id": None}
+        remember_client(account, phone, client)
+    if lead_id is None:
+        log.info("missed call: %s", plan.why, extra={"account": account, "rule": missed_call.RULE})
+        return {"skipped": plan.why}
+    lock = ex.lock(lead_id)
+    if not lock.acquire(blocking=True, blocking_timeout=ex.lock_wait):
+        from jobs.executor import LeadBusy
+        raise LeadBusy(f"lead {lead_id} of {account} stayed locked")
+    try:
+        raw = _lead(account, lead_id) or {}
+        responsible = raw.get("responsible_user_id") or (client or {}).get("responsible_user_id")
+        window_key = keys.key(account, "calls", "client_msg", phone or "-")
+        ref = missed_call.call_ref(call_id)
+        previous = r.get(window_key) if phone else None
+        facts = missed_call.MissedFacts(
+            call_id=call_id, phone=phone, at=at, lead_id=lead_id, responsible_user_id=responsible,
+            open_tasks=_open_tasks(account, lead_id),
+            client_messaged_recently=previous is not None and previous.decode() != ref)
+        plan = missed_call.decide(facts, settings, cal, now)
+        actions = ex.unapplied(plan.actions)
+        ex.apply(actions)
+    finally:
+        lock.release()
+    crm = ex.crm
+    manager = manager_person(account, responsible)
+    values = {"client_name": (client or {}).get("name") or raw.get("name") or "",
+              "manager": (manager or {}).get("name", ""), "lead_link": crm.lead_url(lead_id)}
+    sent = None
+    if plan.message is not None:
+        if settings.message_window_minutes:
+            r.set(window_key, ref, nx=True, ex=settings.message_window_minutes * 60)
+        text = render(settings.client_message, **{**values, "client_name": missed_call.client_name_part(
+            (client or {}).get("name"))})
+        template = ({"template_id": settings.wazzup_template,
+                     "values": [render(v, **values) for v in settings.wazzup_template_values]}
+                    if settings.wazzup_template else None)
+        kwargs = dict(account=account, phone=plan.message.phone, text=text, action_key=plan.message.action_key,
+                      template=template, not_if_talked_since=at.timestamp())
+        if plan.message.send_at > now:
+            scheduled_queue().enqueue_at(plan.message.send_at, send_client_message, kwargs=kwargs,
+                                         job_id=f"calls-msg-{account}-{_ref(plan.message.action_key)}",
+                                         retry=queues.RETRY, job_timeout=queues.JOB_TIMEOUT,
+                                         meta={"account": account, "kind": "missed_call_message"})
+            sent = f"scheduled for {plan.message.send_at.isoformat()}"
+        else:
+            sent = send_client_message(**kwargs)
+    if plan.alert_key:
+        _alert(account, manager, render(settings.alert_subject, **values), render(settings.alert_text, **values),
+               plan.alert_key, lead_id, render(settings.note_text, **values))
+    metrics.incr(r, account, "rule_actions_total", rule=missed_call.RULE, action="missed_call")
+    return {"lead_id": lead_id, "actions": [a.action_key for a in actions], "message": sent}
+
+
+def send_client_message(account: str, phone: str, text: str, action_key: str, template: dict | None = None,
+                        not_if_talked_since: float | None = None) -> str:
+    """Send a message to a client (a job when scheduled for the shift's opening)."""
+    if not_if_talked_since is not None:
+        talked = context.redis_client().get(keys.key(account, "calls", "talked", phone))
+        if talked is not None and float(talked) >= not_if_talked_since:
+            return "skipped: talked to the client since"
+    result = messenger_for(account).message_client(f"+{phone}", text, action_key, template=template)
+    return result.channel
+
+
+def handle_talked(account: str, call_id: str, phone: str | None, *, lead_id: int | None = None) -> dict:
+    settings = calls_settings(account).missed_call
+    r = context.redis_client()
+    if phone:
+        r.set(keys.key(account, "calls", "talked", phone), time.time(), ex=7 * 86400)
+    if lead_id is None:
+        client = find_client(account, phone)
+        lead_id = client and client["lead_id"]
+    if not lead_id:
+        return {"skipped": "no lead"}
+    ex = context.executor_for(account)
+    lock = ex.lock(lead_id)
+    if not lock.acquire(blocking=True, blocking_timeout=ex.lock_wait):
+        from jobs.executor import LeadBusy
+        raise LeadBusy(f"lead {lead_id} of {account} stayed locked")
+    try:
+        actions = ex.unapplied(missed_call.close_callbacks(lead_id, _open_tasks(account, lead_id), call_id,
+                                                           settings))
+        ex.apply(actions)
+    finally:
+        lock.release()
+    return {"lead_id": lead_id, "closed": [a.task_id for a in actions]}
+
+
+def handle_failed(account: str, call_id: str, phone: str | None, *, lead_id: int | None = None) -> dict:
+    settings = calls_settings(account).failed_call_message
+    if not settings.enabled:
+        return {"skipped": "disabled"}
+    r = context.redis_client()
+    client = find_client(account, phone) if phone else None
+    lead_id = lead_id or (client or {}).get("lead_id")
+    seen = False
+    ref = missed_call.call_ref(call_id)
+    if phone and settings.same_attempt_minutes:
+        key = keys.key(account, "calls", "failed_attempt", phone)
+        if not r.set(key, ref, nx=True, ex=settings.same_attempt_minutes * 60):
+            seen = (r.get(key) or b"").decode() != ref
+    plan = failed_call_message.decide(failed_call_message.FailedFacts(call_id=call_id, phone=phone, lead_id=lead_id,
+                                                                      same_attempt_seen=seen), settings)
+    if plan.action_key is None:
+        return {"skipped": plan.why}
+    name = (client or {}).get("name") or ""
+    values = {"client_name": missed_call.client_name_part(name), "manager": "",
+              "lead_link": context.crm_for(account).lead_url(lead_id) if lead_id else ""}
+    template = ({"template_id": settings.wazzup_template,
+                 "values": [render(v, **values) for v in settings.wazzup_template_values]}
+                if settings.wazzup_template else None)
+    channel = send_client_message(account, phone, render(settings.client_message, **values), plan.action_key,
+                                  template)
+    return {"message": channel}
+
+
+# ---------------------------------------------------------------- WhatsApp SLA
+
+_STOP = """
+if redis.call('HGET', KEYS[1], 'message_id') == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+return 0
+"""
+
+
+def chat_key(event_fields: dict) -> str:
+    return f"{event_fields.get('channel_id') or '-'}:{event_fields.get('chat_id')}"
+
+
+def _state_key(account: str, chat: str) -> str:
+    return keys.key(account, "sla", "chat", chat)
+
+
+def waiting(account: str, chat: str) -> tuple[whatsapp_sla.Waiting | None, dict]:
+    raw = {k.decode(): v.decode() for k, v in context.redis_client().hgetall(_state_key(account, chat)).items()}
+    if not raw.get("message_id"):
+        return None, raw
+    return whatsapp_sla.Waiting(raw["message_id"], datetime.fromtimestamp(float(raw["since"]), timezone.utc)), raw
+
+
+def timer_job_id(account: str, chat: str, message_id: str, stage: int) -> str:
+    return f"sla-{account}-{_ref(chat)}-{_ref(message_id)}-{stage}"
+
+
+def schedule_timer(account: str, chat: str, message_id: str, stage: int, at: datetime, *, again: bool = False) -> None:
+    """The timer as an RQ scheduled job with a deterministic id (a repeat replaces, never doubles).
+
+    RQ's ScheduledJobRegistry scores jobs by whole seconds (calendar.timegm), truncating:
+    a job for 10:00:04.6 would be enqueued at 10:00:04. It is scheduled at the next whole
+    second instead, so it never fires before its deadline."""
+    due = datetime.fromtimestamp(math.ceil(at.timestamp()), timezone.utc)
+    job_id = timer_job_id(account, chat, message_id, stage) + ("-again" if again else "")
+    scheduled_queue().enqueue_at(
+        due, sla_timer, kwargs={"account": account, "chat": chat, "message_id": message_id, "stage": stage,
+                                "deadline": at.timestamp()},
+        job_id=job_id, retry=queues.RETRY, job_timeout=queues.JOB_TIMEOUT, result_ttl=3600,
+        meta={"account": account, "kind": "whatsapp_sla"})
+
+
+@on("chat.message_in", "chat.message_out", name="whatsapp_sla")
+def chat_message(event: Event) -> dict:
+    f = event.fields
+    if event.kind == "chat.message_in":
+        return message_in(event.account, f)
+    return message_out(event.account, f)
+
+
+def message_in(account: str, f: dict, now: datetime | None = None) -> dict:
+    settings = calls_settings(account).whatsapp_sla
+    chat = chat_key(f)
+    current, _ = waiting(account, chat)
+    if not whatsapp_sla.starts_timer(current, f.get("chat_type"), settings, edited=bool(f.get("is_edited")),
+                                     deleted=bool(f.get("is_deleted"))):
+        return {"timer": "unchanged"}
+    since = _moment(f.get("date_time")) or now or _now()
+    r = context.redis_client()
+    key = _state_key(account, chat)
+    phone = digits((f.get("contact") or {}).get("phone") or f.get("chat_id"))
+    if not r.hsetnx(key, "message_id", f["message_id"]):
+        return {"timer": "unchanged"}  # another message of the client got there first
+    deadline = whatsapp_sla.deadline(since, settings, context.calendar(account))
+    r.hset(key, mapping={"since": since.timestamp(), "phone": phone or "", "deadline": deadline.timestamp(),
+                         "name": (f.get("contact") or {}).get("name") or ""})
+    r.expire(key, 30 * 86400)
+    schedule_timer(account, chat, f["message_id"], whatsapp_sla.ALERT, deadline)
+    try:  # tie the chat to its lead and manager now, so the alert does not wait for amoCRM
+        find_client(account, phone, ttl=settings.chat_cache_minutes * 60)
+    except Exception:  # noqa: BLE001 — the timer job looks again
+        log.warning("chat lookup failed; the timer will look again", exc_info=True, extra={"account": account})
+    return {"timer": "started", "deadline": deadline.isoformat()}
+
+
+def message_out(account: str, f: dict) -> dict:
+    chat = chat_key(f)
+    current, _ = waiting(account, chat)
+    ours = messenger_for(account).is_our_message(f.get("message_id"), f.get("crm_message_id"))
+    if not whatsapp_sla.answers(current, ours, _moment(f.get("date_time")), deleted=bool(f.get("is_deleted"))):
+        return {"timer": "ours" if ours else "unchanged"}
+    r = context.redis_client()
+    stopped = r.eval(_STOP, 1, _state_key(account, chat), current.message_id)
+    registry = ScheduledJobRegistry(queue=scheduled_queue())
+    for stage in (whatsapp_sla.ALERT, whatsapp_sla.ESCALATE):
+        for suffix in ("", "-again"):
+            try:
+                registry.remove(timer_job_id(account, chat, current.message_id, stage) + suffix, delete_job=True)
+            except Exception:  # noqa: BLE001 — the firing job re-checks anyway
+                pass
+    return {"timer": "stopped" if stopped else "unchanged"}
+
+
+def sla_timer(account: str, chat: str, message_id: str, stage: int, deadline: float,
+              now: datetime | None = None) -> dict:
+    """The timer job: alert (stage 1) or escalate (stage 2) if the chat still waits for this message."""
+    now = now or _now()
+    settings = calls_settings(account).whatsapp_sla
+    current, raw = waiting(account, chat)
+    decision = whatsapp_sla.on_timer(current, message_id, stage)
+    if decision == "answered":
+        return {"outcome": "answered"}
+    if now.timestamp() < deadline - 0.5:
+        # Not due yet (a direct call, or a clock step): look again at the deadline.
+        schedule_timer(account, chat, message_id, stage, datetime.fromtimestamp(deadline, timezone.utc), again=True)
+        return {"outcome": "early"}
+    client = find_client(account, raw.get("phone"), ttl=settings.chat_cache_minutes * 60) or {}
+    lead_id = client.get("lead_id")
+    manager = manager_person(account, client.get("responsible_user_id"))
+    values = {"client_name": raw.get("name") or client.get("name") or f"+{raw.get('phone', '')}",
+              "manager": (manager or {}).get("name", ""),
+              "lead_link": context.crm_for(account).lead_url(lead_id) if lead_id else ""}
+    base = f"{whatsapp_sla.RULE}:{_ref(chat)}:{_ref(message_id)}"
+    lateness = now.timestamp() - deadline
+    if decision == "alert":
+        _alert(account, manager, render(settings.alert_subject, **values), render(settings.alert_text, **values),
+               f"{base}:alert", lead_id)
+        violations.record(context.redis_client(), account, violations.Violation(
+            rule=whatsapp_sla.RULE, key=base, at=deadline,
+            manager_id=client.get("responsible_user_id"), lead_id=lead_id, link=values["lead_link"] or None,
+            details=f"Нет ответа клиенту {values['client_name']} в WhatsApp за "
+                    f"{settings.answer_minutes:g} рабочих минут",
+            extra={"chat": chat, "message_id": message_id}))
+        at = whatsapp_sla.escalation_at(datetime.fromtimestamp(deadline, timezone.utc), settings,
+                                        context.calendar(account))
+        if at is not None:
+            schedule_timer(account, chat, message_id, whatsapp_sla.ESCALATE, at)
+        return {"outcome": "alert", "lateness": lateness}
+    head = head_person(account, values["manager"]) if manager else None
+    _alert(account, head, render(settings.escalation_subject, **values), render(settings.escalation_text, **values),
+           f"{base}:escalate", lead_id)
+    return {"outcome": "escalate", "lateness": lateness}

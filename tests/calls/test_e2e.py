@@ -1,0 +1,225 @@
+"""Calls and chats end to end: the event job against the amoCRM sandbox and real Redis; the
+messages land in the messaging outbox (no channel configured) or in `responses` mocks."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+
+from app.amocrm import parser
+from connectors.outbox import Outbox
+from connectors.wazzup import ours
+from connectors.wazzup.client import crm_message_id
+from jobs import context, events, queues
+from jobs.handlers import calls
+from reglament import violations
+from reglament.events import Event, event_key
+from tests.engine.conftest import ACCOUNT, ANNA, BORIS, engine_settings
+
+MSK = ZoneInfo("Europe/Moscow")
+PHONE = "+7 901 111-22-33"
+
+
+def contact_with_lead(amo, phone: str = PHONE, name: str = "Иван Клиентов", responsible: int = ANNA) -> int:
+    contact = amo.api("POST", "/api/v4/contacts", json=[{"name": name, "custom_fields_values": [
+        {"field_code": "PHONE", "values": [{"value": phone, "enum_code": "WORK"}]}]}])
+    contact_id = contact["_embedded"]["contacts"][0]["id"]
+    lead_id = amo.create_lead("Новая заявка", responsible=responsible)
+    amo.api("POST", f"/api/v4/leads/{lead_id}/link", json=[{"to_entity_id": contact_id, "to_entity_type": "contacts"}])
+    return lead_id
+
+
+def call_event(kind: str, call_id: str, phone: str = "79011112233") -> Event:
+    fields = {"provider": "zadarma", "call_id": call_id, "client_phone": phone, "our_number": "74950000000",
+              "extension": "100", "started_at": None, "duration": 0, "result": None}
+    return Event(account=ACCOUNT, source="telephony.zadarma", kind=kind, entity_id=call_id, fields=fields,
+                 key=event_key(kind, call_id))
+
+
+def outbox(r, kind: str):
+    return [e for e in Outbox(r, ACCOUNT).entries(100) if e.kind == kind]
+
+
+def callback_tasks(amo, lead_id):
+    return [t for t in amo.open_tasks(lead_id) if t["text"] == "Перезвонить"]
+
+
+# --- MISSED_CALL -------------------------------------------------------------------------------
+
+def test_missed_call_three_times_gives_one_task_one_message_one_alert(amo, engine, r):
+    lead_id = contact_with_lead(amo)
+    event = call_event("call.incoming_missed", "in-1")
+    for _ in range(3):
+        result = events.handle_event(event.to_dict())
+        assert "calls" in result["rules"]
+    (task,) = callback_tasks(amo, lead_id)
+    assert task["responsible_user_id"] == ANNA
+    assert abs(task["complete_till"] - datetime.now(timezone.utc).timestamp()) < 60  # around the clock: due now
+    (message,) = outbox(r, "client")
+    assert message.recipient == "+79011112233" and "Иван Клиентов" in message.text
+    (alert,) = outbox(r, "alert")
+    assert f"/leads/detail/{lead_id}" in alert.text
+    # Another missed call within the window: no second message, the open task is enough.
+    events.handle_event(call_event("call.incoming_missed", "in-2").to_dict())
+    assert len(callback_tasks(amo, lead_id)) == 1 and len(outbox(r, "client")) == 1
+    assert len(outbox(r, "alert")) == 2
+    # A conversation with the client closes the callback task with a result.
+    events.handle_event(call_event("call.outgoing_answered", "out-3").to_dict())
+    assert callback_tasks(amo, lead_id) == []
+    done = amo.api("GET", f"/api/v4/tasks/{task['id']}")
+    assert done["is_completed"] and done["result"]["text"] == "Разговор состоялся"
+
+
+def test_missed_call_from_an_unknown_number_creates_a_lead(amo, engine, r):
+    for _ in range(2):
+        events.handle_event(call_event("call.incoming_missed", "in-x", phone="79995554433").to_dict())
+    leads = amo.api("GET", "/api/v4/leads")["_embedded"]["leads"]
+    (lead,) = [x for x in leads if "79995554433" in x["name"]]
+    assert len(callback_tasks(amo, lead["id"])) == 1
+    assert len(outbox(r, "client")) == 1
+
+
+def test_missed_call_note_from_the_sandbox(amo, engine, receiver, r):
+    amo.api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["note_lead"]})
+    lead_id = contact_with_lead(amo)
+    amo.api("POST", "/api/v4/calls", json=[{
+        "direction": "inbound", "phone": "89011112233", "duration": 0, "source": "test-pbx",
+        "call_status": 6, "uniq": "note-call-1", "created_at": int(datetime.now(timezone.utc).timestamp()),
+        "responsible_user_id": ANNA}])
+    assert amo.server.wait_webhooks(5)
+    bodies = [d["body"] for d in amo.server.dispatcher.log() if d["ok"]]
+    notes = [e for b in bodies for e in parser.parse(b, ACCOUNT).events
+             if e.kind == "note.added" and e.fields.get("note_type") == "call_in"]
+    assert len(notes) == 1
+    for _ in range(3):
+        events.handle_event(notes[0].to_dict())
+    assert len(callback_tasks(amo, lead_id)) == 1
+    assert len(outbox(r, "client")) == 1 and len(outbox(r, "alert")) == 1
+
+
+def test_missed_call_at_night_message_waits_for_the_shift(amo, r):
+    weekdays = {d: "09:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")}
+    context.set_settings(engine_settings(amo.server.url, working_hours=weekdays), r)
+    lead_id = contact_with_lead(amo)
+    night = datetime(2026, 3, 2, 23, 40, tzinfo=MSK)  # a Monday night
+    calls.handle_missed(ACCOUNT, "night-1", "79011112233", night, now=night)
+    opening = datetime(2026, 3, 3, 9, 0, tzinfo=MSK)
+    (task,) = callback_tasks(amo, lead_id)
+    assert task["complete_till"] == int(opening.timestamp())
+    assert outbox(r, "client") == []                        # not sent at night...
+    registry = ScheduledJobRegistry(queue=Queue(queues.SCHEDULED, connection=r))
+    (job_id,) = registry.get_job_ids()
+    assert registry.get_scheduled_time(job_id) == opening.astimezone(timezone.utc).replace(tzinfo=timezone.utc)
+    job = Queue(queues.SCHEDULED, connection=r).fetch_job(job_id)
+    job.func(*job.args, **job.kwargs)                       # ...but at the opening (the scheduler runs it)
+    assert len(outbox(r, "client")) == 1
+
+
+# --- FAILED_CALL_MESSAGE -------------------------------------------------------------------------
+
+def test_failed_call_message_once_per_attempt(amo, engine, r):
+    contact_with_lead(amo)
+    for _ in range(3):
+        events.handle_event(call_event("call.outgoing_failed", "out-1").to_dict())
+    (message,) = outbox(r, "client")
+    assert "не смогли до вас дозвониться" in message.text
+
+
+# --- WHATSAPP_SLA --------------------------------------------------------------------------------
+
+def chat_event(kind: str, message_id: str, at: datetime, *, crm_id: str | None = None,
+               chat_id: str = "79011112233") -> Event:
+    fields = {"message_id": message_id, "date_time": at.isoformat(), "channel_id": "ch-1",
+              "chat_type": "whatsapp", "chat_id": chat_id, "is_echo": kind == "chat.message_out",
+              "status": "sent" if kind == "chat.message_out" else "inbound", "text": "…",
+              "crm_message_id": crm_id, "author_id": None, "is_edited": False, "is_deleted": False,
+              "contact": {"phone": chat_id, "name": "Иван"}}
+    return Event(account=ACCOUNT, source="wazzup", kind=kind, entity_id=message_id, fields=fields,
+                 key=event_key("wazzup", message_id))
+
+
+def users_of(amo):
+    return {u["id"]: u["name"] for u in amo.api("GET", "/api/v4/users")["_embedded"]["users"]}
+
+
+def timer_jobs(r):
+    queue = Queue(queues.SCHEDULED, connection=r)
+    registry = ScheduledJobRegistry(queue=queue)
+    return [(queue.fetch_job(i), registry.get_scheduled_time(i)) for i in registry.get_job_ids()]
+
+
+def fire(job, now: datetime):
+    return calls.sla_timer(**{**job.kwargs, "now": now})
+
+
+@pytest.fixture
+def sla_engine(amo, r):
+    users = {u["id"]: u["name"] for u in amo.api("GET", "/api/v4/users")["_embedded"]["users"]}
+    settings = engine_settings(amo.server.url, departments=[
+        {"name": "Продажи", "head": users[BORIS], "managers": [users[ANNA]]}])
+    context.set_settings(settings, r)
+    return settings
+
+
+def test_unanswered_message_alerts_after_five_minutes_then_escalates(amo, sla_engine, r):
+    lead_id = contact_with_lead(amo)
+    t0 = datetime.now(timezone.utc)
+    events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
+    events.handle_event(chat_event("chat.message_in", "in-2", t0 + timedelta(minutes=1)).to_dict())
+    ((job, at),) = timer_jobs(r)                           # one timer, from the first message
+    assert 0 <= (at - (t0 + timedelta(minutes=5))).total_seconds() < 1
+    assert fire(job, t0 + timedelta(minutes=4))["outcome"] == "early"
+    assert outbox(r, "alert") == []
+    out = fire(job, t0 + timedelta(minutes=5, seconds=1))
+    assert out["outcome"] == "alert"
+    (alert,) = outbox(r, "alert")
+    assert f"/leads/detail/{lead_id}" in alert.text
+    fire(job, t0 + timedelta(minutes=5, seconds=2))        # a retried job: no second alert or violation
+    assert len(outbox(r, "alert")) == 1
+    (v,) = violations.between(r, ACCOUNT, 0, 2e10)
+    assert v.rule == "WHATSAPP_SLA" and v.manager_id == ANNA and v.lead_id == lead_id
+    escalation = [(j, a) for j, a in timer_jobs(r) if j.kwargs["stage"] == 2]
+    ((job2, at2),) = escalation
+    assert 0 <= (at2 - (t0 + timedelta(minutes=15))).total_seconds() < 1
+    assert fire(job2, at2)["outcome"] == "escalate"
+    alerts = outbox(r, "alert")
+    assert len(alerts) == 2 and alerts[0].recipient == users_of(amo)[BORIS]
+
+
+def test_answered_message_never_alerts(amo, sla_engine, r):
+    contact_with_lead(amo)
+    t0 = datetime.now(timezone.utc)
+    events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
+    ((job, _),) = timer_jobs(r)
+    events.handle_event(chat_event("chat.message_out", "out-1", t0 + timedelta(minutes=2)).to_dict())
+    assert timer_jobs(r) == []                             # the timer is cancelled...
+    assert fire(job, t0 + timedelta(minutes=6))["outcome"] == "answered"  # ...and a stray one re-checks
+    assert outbox(r, "alert") == [] and violations.between(r, ACCOUNT, 0, 2e10) == []
+
+
+def test_our_own_automated_echo_does_not_stop_the_timer(amo, sla_engine, r):
+    contact_with_lead(amo)
+    t0 = datetime.now(timezone.utc)
+    events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
+    ours.remember(r, ACCOUNT, crm_message_id=crm_message_id(ACCOUNT, "MISSED_CALL:x:client@79011112233"))
+    echo = chat_event("chat.message_out", "our-1", t0 + timedelta(seconds=5),
+                      crm_id=crm_message_id(ACCOUNT, "MISSED_CALL:x:client@79011112233"))
+    events.handle_event(echo.to_dict())
+    ((job, _),) = timer_jobs(r)
+    assert fire(job, t0 + timedelta(minutes=5, seconds=1))["outcome"] == "alert"
+
+
+def test_message_at_night_waits_for_the_shift(amo, r):
+    weekdays = {d: "09:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")}
+    context.set_settings(engine_settings(amo.server.url, working_hours=weekdays), r)
+    contact_with_lead(amo)
+    night = datetime(2026, 3, 6, 22, 0, tzinfo=MSK)        # a Friday night: the shift opens on Monday
+    events.handle_event(chat_event("chat.message_in", "in-1", night).to_dict())
+    ((job, at),) = timer_jobs(r)
+    assert at == datetime(2026, 3, 9, 9, 5, tzinfo=MSK).astimezone(timezone.utc)
+    assert fire(job, datetime(2026, 3, 7, 9, 5, tzinfo=MSK))["outcome"] == "early"
+    assert fire(job, datetime(2026, 3, 9, 9, 5, 1, tzinfo=MSK))["outcome"] == "alert"
