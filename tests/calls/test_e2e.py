@@ -223,3 +223,47 @@ def test_message_at_night_waits_for_the_shift(amo, r):
     assert at == datetime(2026, 3, 9, 9, 5, tzinfo=MSK).astimezone(timezone.utc)
     assert fire(job, datetime(2026, 3, 7, 9, 5, tzinfo=MSK))["outcome"] == "early"
     assert fire(job, datetime(2026, 3, 9, 9, 5, 1, tzinfo=MSK))["outcome"] == "alert"
+
+
+# --- real channels, mocked at the HTTP layer with the reference's formats ------------------------
+
+def test_missed_call_three_times_through_wazzup_sms_and_telegram(amo, r):
+    """WhatsApp first (Wazzup), SMS when WhatsApp refuses, the alert by Telegram: a missed call
+    delivered three times still sends one of each."""
+    import json as _json
+
+    import responses
+
+    channel = "e0629e11-0f67-4567-92a9-2237e91ec1b9"
+    settings = engine_settings(amo.server.url, wazzup={"api_key": "wz-key-0123456789", "channel_id": channel},
+                               sms={"provider": "smsru", "api_id": "smsru-key-0123"},
+                               telegram={"bot_token": "123:tg-token-abc", "chats": {str(ANNA): 555001}})
+    context.set_settings(settings, r)
+    lead_id = contact_with_lead(amo)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(amo.server.url)
+        mock.get("https://api.wazzup24.com/v3/channels",
+                 json=[{"channelId": channel, "transport": "whatsapp", "plainId": "74950000000", "state": "active"}])
+        wazzup = mock.post("https://api.wazzup24.com/v3/message", status=201,
+                           json={"messageId": "3a3c2c1e-5b7a-4d2f-9d64-0b3c0f9b1a11", "chatId": "79011112233"})
+        telegram = mock.post("https://api.telegram.org/bot123:tg-token-abc/sendMessage",
+                             json={"ok": True, "result": {"message_id": 1, "chat": {"id": 555001}, "date": 1}})
+        sms = mock.post("https://sms.ru/sms/send", json={"status": "OK", "status_code": 100, "sms": {
+            "79011112233": {"status": "OK", "status_code": 100, "sms_id": "000000-10000000"}}, "balance": 100})
+        for _ in range(3):
+            events.handle_event(call_event("call.incoming_missed", "in-9").to_dict())
+        assert len(callback_tasks(amo, lead_id)) == 1
+        assert wazzup.call_count == 1 and telegram.call_count == 1 and sms.call_count == 0
+        body = _json.loads(wazzup.calls[0].request.body)
+        assert body["chatId"] == "79011112233" and body["chatType"] == "whatsapp" and body["channelId"] == channel
+        assert body["clearUnanswered"] is False and body["crmMessageId"]
+        assert _json.loads(telegram.calls[0].request.body)["chat_id"] == 555001
+
+        # WhatsApp refuses the next client (e.g. no WhatsApp on that number): SMS is the fallback.
+        mock.replace(responses.POST, "https://api.wazzup24.com/v3/message", status=400,
+                     json={"error": "CHAT_NO_ACCOUNT", "description": "no WhatsApp account"})
+        other = contact_with_lead(amo, phone="+7 902 222-33-44", name="Мария")
+        for _ in range(3):
+            events.handle_event(call_event("call.incoming_missed", "in-10", phone="79022223344").to_dict())
+        assert len(callback_tasks(amo, other)) == 1
+        assert sms.call_count == 1 and "79022223344" in sms.calls[0].request.body
