@@ -25,6 +25,7 @@ from reglament.redis_server import RedisServer
 log = logging.getLogger("reglament.run")
 
 SANDBOX_CONFIG = "sandbox-config.yaml"
+DEMO_MANAGERS = ["Анна Смирнова", "Борис Иванов", "Вера Петрова"]  # the sandbox demo account's users
 
 
 def sandbox_settings(data_dir: Path, port: int, sandbox_port: int) -> Path:
@@ -48,6 +49,12 @@ def sandbox_settings(data_dir: Path, port: int, sandbox_port: int) -> Path:
             # Around the clock, so a newcomer sees the rules act at any hour.
             "working_hours": {d: "00:00-24:00" for d in config.WEEKDAYS},
             "holidays_country": None,
+            "departments": [{"name": "Отдел продаж", "head": "Галина Орлова", "managers": DEMO_MANAGERS}],
+            "rules": {"distribution": {
+                "managers": [{"name": n, "weight": 1, "shifts": {d: "00:00-24:00" for d in config.WEEKDAYS}}
+                             for n in DEMO_MANAGERS],
+                "fallback_user": "Галина Орлова",
+            }},
         }],
     }
     data_dir.mkdir(parents=True, exist_ok=True)
