@@ -60,3 +60,39 @@ def between(r: redis.Redis, account: str, start: float, end: float) -> list[Viol
         return []
     raw = r.mget([_record_key(account, k.decode()) for k in found])
     return [Violation(**json.loads(x)) for x in raw if x]
+
+
+# --- reading them for digests and the dashboard ------------------------------------------
+
+def counts(vs: list[Violation]) -> dict[int | None, dict[str, int]]:
+    """manager id → rule → how many."""
+    out: dict[int | None, dict[str, int]] = {}
+    for v in vs:
+        per = out.setdefault(v.manager_id, {})
+        per[v.rule] = per.get(v.rule, 0) + 1
+    return out
+
+
+def per_day(r: redis.Redis, account: str, days: list[tuple[str, float, float]]
+            ) -> dict[str, dict[int | None, dict[str, int]]]:
+    """For each (label, start, end): counts() of the violations in [start, end) — e.g. one
+    label per local day, with the day's bounds in the account's time zone."""
+    return {label: counts(between(r, account, start, end)) for label, start, end in days}
+
+
+def worst(vs: list[Violation], n: int) -> list[tuple[int | None, list[Violation]]]:
+    """The leads with the most violations (lead id, its violations), most first, then earliest."""
+    by_lead: dict[int | None, list[Violation]] = {}
+    for v in vs:
+        by_lead.setdefault(v.lead_id, []).append(v)
+    ranked = sorted(by_lead.items(), key=lambda kv: (-len(kv[1]), min(x.at for x in kv[1])))
+    return ranked[:n] if n else []
+
+
+def latest(r: redis.Redis, account: str, since: float, limit: int = 100) -> list[Violation]:
+    """Violations since this time, newest first (the dashboard's current breaches)."""
+    found = r.zrevrangebyscore(_index(account), "+inf", since, start=0, num=limit)
+    if not found:
+        return []
+    raw = r.mget([_record_key(account, k.decode()) for k in found])
+    return [Violation(**json.loads(x)) for x in raw if x]

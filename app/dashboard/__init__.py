@@ -1,0 +1,120 @@
+"""The heads' read-only dashboard (`/dashboard`), in Russian: violations per manager per day
+(server-rendered inline SVG), the current breaches with links into amoCRM, open WhatsApp
+timers, and queue health.
+
+Login: the head's `dashboard_token` from the account's `departments`, compared in constant
+time; the session cookie then names the account and department. A visitor without it is
+sent to the login page; nothing else is served to them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+
+from app.dashboard import data
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
+SESSION_KEY = "dashboard"
+DAYS = 14
+
+
+@bp.record_once
+def _setup(state) -> None:
+    app = state.app
+    ctx = app.extensions.get("reglament")
+    if not app.secret_key and ctx is not None:
+        # Stable across web workers and restarts: derived from the configuration's secrets.
+        secrets = [a.webhook_secret for a in ctx.settings.accounts]
+        secrets += [d.dashboard_token or "" for a in ctx.settings.accounts for d in a.departments]
+        app.secret_key = hashlib.sha256(("reglament-dashboard\0" + "\0".join(secrets)).encode()).hexdigest()
+    app.config.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+
+
+def _ctx():
+    return current_app.extensions["reglament"]
+
+
+def _find(token: str):
+    """(account, department) whose dashboard_token equals token; every token is compared."""
+    found = None
+    given = token.encode()
+    for acc in _ctx().settings.accounts:
+        for dept in acc.departments:
+            if dept.dashboard_token and hmac.compare_digest(given, dept.dashboard_token.encode()) and found is None:
+                found = (acc, dept)
+    return found
+
+
+def _current():
+    who = session.get(SESSION_KEY)
+    if not isinstance(who, dict):
+        return None
+    try:
+        acc = _ctx().settings.account(who.get("account"))
+    except KeyError:
+        return None
+    dept = next((d for d in acc.departments if d.name == who.get("department") and d.dashboard_token), None)
+    # A token changed in the configuration ends the sessions made with the old one.
+    if dept is None or not hmac.compare_digest(str(who.get("check", "")), _check(dept.dashboard_token)):
+        return None
+    return acc, dept
+
+
+def _check(token: str) -> str:
+    return hashlib.sha256(("dashboard-session\0" + token).encode()).hexdigest()[:16]
+
+
+@bp.get("/login")
+def login_form():
+    return render_template("dashboard/login.html", error=None)
+
+
+@bp.post("/login")
+def login():
+    token = (request.form.get("token") or "").strip()
+    found = _find(token) if token else None
+    if found is None:
+        return render_template("dashboard/login.html", error="Неверный токен"), 401
+    acc, dept = found
+    session.clear()
+    session[SESSION_KEY] = {"account": acc.id, "department": dept.name, "check": _check(dept.dashboard_token)}
+    return redirect(url_for("dashboard.index"))
+
+
+@bp.post("/logout")
+def logout():
+    session.pop(SESSION_KEY, None)
+    return redirect(url_for("dashboard.login_form"))
+
+
+@bp.get("/")
+def index():
+    who = _current()
+    if who is None:
+        return redirect(url_for("dashboard.login_form"))
+    acc, dept = who
+    r = _ctx().redis
+    zone = ZoneInfo(acc.timezone)
+    now = datetime.now(timezone.utc)
+    names = data.user_names(acc, r)
+    view = data.department_view(r, acc, dept, names, now.astimezone(zone).date(), DAYS)
+    return render_template(
+        "dashboard/index.html", account=acc, department=dept, view=view,
+        chart=data.svg_chart(view["days"], view["series"]),
+        current=data.current_breaches(r, acc, dept, names, now - timedelta(hours=24), zone),
+        timers=data.whatsapp_timers(r, acc, names, now, zone), queues=data.queue_health(r),
+        titles=data.titles(acc))
+
+
+@bp.errorhandler(403)
+def _forbidden(e):
+    return redirect(url_for("dashboard.login_form"))
+
+
+__all__ = ["bp", "abort"]

@@ -1,0 +1,415 @@
+"""Discipline rules live: NO_POSTPONE, TASK_RESULT, TASK_NAME, COMMENT_CODES on webhooks; OVERDUE,
+INCUBATOR, UNPAID_INVOICE in a periodic sweep; the heads' DIGEST at its time (GitHub issue
+"Violations, reminders and the heads' digest, with a dashboard").
+
+The decisions are the pure functions of jobs/rules/{no_postpone,task_result,task_name,
+comment_codes,overdue,incubator,unpaid_invoice}.py; this module reads what they need and
+carries out their Outcome:
+- violations are recorded (one breach, one key: recording again changes nothing);
+- CRM actions go through the executor, each action key once;
+- alerts go through the Messenger once per key and person; when no channel carries an alert
+  to a manager, a task on the lead tells them instead (once per key).
+
+Memory: the deadline each task was last seen with (NO_POSTPONE compares against it); a
+task we never saw is looked up in the events API (task_deadline_changed).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rq import Queue
+
+from jobs import context, queues
+from jobs.router import on
+from jobs.rules import comment_codes, incubator, no_postpone, overdue, task_name, task_result, unpaid_invoice
+from jobs.rules.discipline_settings import Alert, DisciplineSettings, Outcome
+from jobs.rules.settings import norm, same_name
+from jobs.scheduler import PERIODIC
+from reglament import keys, metrics, violations
+from reglament.config import Settings
+from reglament.crm import CreateTask, LeadSnapshot, Task
+from reglament.events import Event
+
+log = logging.getLogger("reglament.discipline")
+
+MEMORY_TTL = 60 * 86400
+LOST = 143
+
+
+# ---------------------------------------------------------------- small helpers
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(int(value), timezone.utc) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def dsettings(account: str) -> DisciplineSettings:
+    return context.rules(account).discipline
+
+
+def tz(account: str) -> ZoneInfo:
+    return ZoneInfo(context.account(account).timezone)
+
+
+def link(account: str, lead_id: int | None) -> str:
+    return context.crm_for(account).lead_url(lead_id) if lead_id else ""
+
+
+def messenger_for(account: str):
+    """The account's Messenger (a function so tests can put a stub in its place)."""
+    from connectors.messaging import Messenger
+
+    return Messenger.for_account(context.account(account), None, context.redis_client())
+
+
+def user_name(account: str, user_id: int | None) -> str:
+    return context.crm_for(account).user_name(user_id) if user_id else ""
+
+
+def department_of(account: str, manager_name: str):
+    for dept in context.account(account).departments:
+        if any(same_name(m, manager_name) for m in dept.managers):
+            return dept
+    return None
+
+
+def head_person(account: str, manager_id: int | None) -> dict | None:
+    dept = department_of(account, user_name(account, manager_id))
+    if dept is None:
+        return None
+    users = context.crm_for(account).names().users
+    head_id = next((i for i, n in users.items() if same_name(n, dept.head)), None)
+    return {"name": dept.head, "id": str(head_id) if head_id else None}
+
+
+def _memory_key(account: str, task_id: int) -> str:
+    return keys.key(account, "discipline", "task_due", task_id)
+
+
+def remember_due(account: str, task_id: int, due: datetime, only_new: bool = False) -> None:
+    context.redis_client().set(_memory_key(account, task_id), int(due.timestamp()), ex=MEMORY_TTL, nx=only_new)
+
+
+def known_due(account: str, task_id: int) -> datetime | None:
+    raw = context.redis_client().get(_memory_key(account, task_id))
+    return _moment(raw.decode()) if raw else None
+
+
+# ---------------------------------------------------------------- carrying out an outcome
+
+def carry_out(account: str, outcome: Outcome, *, alerts: bool = True) -> dict:
+    """Record, apply, alert. Safe to repeat: every part is keyed."""
+    r = context.redis_client()
+    s = dsettings(account)
+    recorded = 0
+    for v in outcome.violations:
+        if violations.record(r, account, v, retention_days=s.retention_days):
+            recorded += 1
+            metrics.incr(r, account, "violations_total", rule=v.rule)
+            log.info("violation: %s", v.details, extra={"account": account, "rule": v.rule, "lead_id": v.lead_id})
+    actions = list(outcome.actions)
+    if actions:
+        ex = context.executor_for(account)
+        ex.apply(ex.unapplied(actions))
+    sent = 0
+    for alert in outcome.alerts if alerts else ():
+        sent += _send_alert(account, alert)
+    return {"violations": recorded, "actions": len(actions), "alerts": sent}
+
+
+def _send_alert(account: str, alert: Alert) -> int:
+    if alert.to == "head":
+        person = head_person(account, alert.user_id)
+        if person is None:
+            return 0
+        messenger_for(account).alert_person(person, alert.subject, alert.text, action_key=alert.key)
+        return 1
+    if not alert.user_id:
+        return 0
+    person = {"name": user_name(account, alert.user_id) or str(alert.user_id), "id": str(alert.user_id)}
+    result = messenger_for(account).alert_person(person, alert.subject, alert.text, action_key=alert.key)
+    if not result.delivered and alert.lead_id and dsettings(account).fallback_task:
+        ex = context.executor_for(account)
+        ex.apply(ex.unapplied([CreateTask(
+            lead_id=alert.lead_id, text=f"{alert.subject}: {alert.text}", task_type=None,
+            due=context.calendar(account).next_opening(_now()), responsible_user_id=alert.user_id,
+            action_key=f"{alert.key}:task")]))
+    return 1
+
+
+# ---------------------------------------------------------------- tasks (webhooks)
+
+def task_of(event: Event) -> Task | None:
+    f = event.fields
+    if f.get("parent_type") != "lead" or not f.get("parent_id"):
+        return None
+    due = _moment(f.get("complete_till"))
+    if due is None:
+        return None
+    return Task(id=int(event.entity_id), lead_id=int(f["parent_id"]), text=f.get("text") or "", due=due,
+                responsible_user_id=f.get("responsible_user_id"), is_completed=bool(f.get("is_completed")),
+                result=f.get("result_text"), created_at=_moment(f.get("created_at")))
+
+
+def _user(f: dict, *names: str) -> int | None:
+    for n in names:
+        v = f.get(n)
+        if isinstance(v, int):
+            return v
+    return None
+
+
+def deadline_before(account: str, task: Task) -> datetime | None:
+    """The deadline before the latest move, from the events API (for a task we never saw)."""
+    try:
+        found = context.crm_for(account).client.events(types=["task_deadline_changed"], entity="task",
+                                                        entity_ids=[task.id])
+    except Exception:  # noqa: BLE001 — a missing answer means "not known", never a false violation
+        log.warning("events API unavailable for task %s", task.id, extra={"account": account, "rule": "NO_POSTPONE"})
+        return None
+    for e in sorted(found, key=lambda e: e.get("created_at") or 0, reverse=True):
+        after = ((e.get("value_after") or [{}])[0].get("task_deadline") or {}).get("timestamp")
+        before = ((e.get("value_before") or [{}])[0].get("task_deadline") or {}).get("timestamp")
+        if after is not None and int(after) == int(task.due.timestamp()):
+            return _moment(before)
+    return None
+
+
+@on("task.added", "task.updated", name="discipline_tasks")
+def tasks(event: Event, now: datetime | None = None) -> dict:
+    if event.source != "amocrm":
+        return {"skipped": "not amoCRM"}
+    task = task_of(event)
+    if task is None:
+        return {"skipped": "not a lead task"}
+    account, s, now = event.account, dsettings(event.account), now or _now()
+    url = link(account, task.lead_id)
+    f = event.fields
+    outcome = Outcome()
+    if event.kind == "task.added":
+        remember_due(account, task.id, task.due, only_new=True)
+        outcome += task_name.decide(task, _user(f, "created_user_id", "created_by"), s, now, url)
+    else:
+        by = _user(f, "modified_user_id", "modified_by", "created_user_id")
+        before = known_due(account, task.id)
+        if before is None and not task.is_completed:
+            before = deadline_before(account, task)
+        moved = no_postpone.decide(task, before, by, s, now, tz(account), url)
+        outcome += moved
+        outcome += task_result.decide(task, by, s, now, url)
+        remember_due(account, task.id, moved.remember.get("due", task.due))
+    return carry_out(account, outcome)
+
+
+# ---------------------------------------------------------------- statuses (webhooks)
+
+def _field_value(raw_lead: dict, field_name: str | None, names) -> Any:
+    if not field_name:
+        return None
+    ids = {i for i, (n, _) in names.lead_fields.items() if same_name(n, field_name)}
+    for cf in raw_lead.get("custom_fields_values") or []:
+        if cf.get("field_id") in ids and cf.get("values"):
+            return cf["values"][0].get("value")
+    return None
+
+
+def _has_field(names, field_name: str | None) -> bool:
+    return bool(field_name) and any(same_name(n, field_name) for n, _ in names.lead_fields.values())
+
+
+def _latest_note(account: str, lead_id: int) -> str | None:
+    notes = context.crm_for(account).client.notes("leads", entity_ids=[lead_id], note_types=["common"])
+    texts = [(n.get("created_at") or 0, n.get("id") or 0, (n.get("params") or {}).get("text") or "") for n in notes]
+    texts = [t for t in texts if t[2] and not t[2].startswith("Reglament")]
+    return max(texts)[2] if texts else None
+
+
+@on("lead.status_changed", name="discipline_comment_codes")
+def status_changed(event: Event) -> dict:
+    if event.source != "amocrm":
+        return {"skipped": "not amoCRM"}
+    s = dsettings(event.account).comment_codes
+    if not s.enabled:
+        return {"skipped": "disabled"}
+    f = event.fields
+    crm = context.crm_for(event.account)
+    names = crm.names()
+    status_id = f.get("status_id")
+    status = names.statuses.get(f.get("pipeline_id"), {}).get(status_id, "")
+    if comment_codes.kind_of(status, status_id == LOST, dsettings(event.account)) is None:
+        return {"skipped": "status needs no code"}
+    args = {"account": event.account, "lead_id": int(event.entity_id), "status_id": status_id,
+            "changed_at": f.get("updated_at") or f.get("last_modified") or int(_now().timestamp()),
+            "by": _user(f, "modified_user_id")}
+    if s.check_after_minutes:
+        Queue(queues.SCHEDULED, connection=context.redis_client()).enqueue_in(
+            timedelta(minutes=s.check_after_minutes), check_comment_code, kwargs=args,
+            job_id=f"comment-codes-{event.account}-{args['lead_id']}-{args['changed_at']}",
+            retry=queues.RETRY, job_timeout=queues.JOB_TIMEOUT)
+        return {"scheduled": s.check_after_minutes}
+    return check_comment_code(**args)
+
+
+def check_comment_code(account: str, lead_id: int, status_id: int, changed_at: int, by: int | None = None) -> dict:
+    """The reason of a callback / refusal, read now (the manager had time to write it)."""
+    crm = context.crm_for(account)
+    s = dsettings(account)
+    raw = crm.client.get_lead(lead_id, with_contacts=False)
+    if not raw or raw.get("status_id") != status_id:
+        return {"skipped": "status changed since"}
+    names = crm.names()
+    status = names.statuses.get(raw.get("pipeline_id"), {}).get(status_id, "")
+    kind = comment_codes.kind_of(status, status_id == LOST, s)
+    if kind == "refusal":
+        reason = names.loss_reasons.get(raw.get("loss_reason_id"))
+        if reason is None and raw.get("loss_reason_id"):
+            reason = crm.names(refresh=True).loss_reasons.get(raw.get("loss_reason_id"))
+    elif _has_field(names, s.comment_codes.callback_field):
+        reason = _field_value(raw, s.comment_codes.callback_field, names)
+    else:
+        reason = _latest_note(account, lead_id)
+    manager = by or raw.get("responsible_user_id")
+    outcome = comment_codes.decide(lead_id, status or "Закрыто и не реализовано", status_id == LOST,
+                                   None if reason is None else str(reason), manager,
+                                   _moment(changed_at) or _now(), s, link(account, lead_id))
+    return carry_out(account, outcome)
+
+
+# ---------------------------------------------------------------- the periodic sweep
+
+def _date(value: Any, zone: ZoneInfo) -> date | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
+        return datetime.fromtimestamp(int(value), zone).date()
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def sweep(account: str, now: datetime | None = None) -> dict:
+    """OVERDUE over every open lead task; INCUBATOR and UNPAID_INVOICE over every active lead.
+    Reads in pages of 250; alerts only in working hours (violations are recorded any time)."""
+    now = now or _now()
+    s = dsettings(account)
+    crm = context.crm_for(account)
+    cal = context.calendar(account)
+    zone = tz(account)
+    names = crm.names()
+    working = cal.is_working(now)
+    totals = {"tasks": 0, "leads": 0, "violations": 0, "actions": 0, "alerts": 0}
+
+    def add(result: dict) -> None:
+        for k in ("violations", "actions", "alerts"):
+            totals[k] += result[k]
+
+    by_lead: dict[int, list[Task]] = {}
+    for raw in crm.client.tasks(entity_type="leads", is_completed=False):
+        task = crm._task(raw, names)
+        totals["tasks"] += 1
+        if task.lead_id:
+            by_lead.setdefault(task.lead_id, []).append(task)
+        remember_due(account, task.id, task.due, only_new=True)
+        outcome = overdue.decide(task, s, cal, now, zone, user_name(account, task.responsible_user_id),
+                                 link(account, task.lead_id))
+        if outcome:
+            add(carry_out(account, outcome, alerts=working))
+
+    if not (s.incubator.enabled or s.unpaid_invoice.enabled):
+        return totals
+    terminal = context.rules(account).terminal_statuses
+    ex = context.executor_for(account)
+    page = 1
+    while True:
+        raws, more = crm._lead_page(page, names)
+        for raw in raws:
+            lead = crm._lead(raw, names)
+            if lead.closed:
+                continue
+            totals["leads"] += 1
+            url = link(account, lead.id)
+            snapshot = LeadSnapshot(lead=lead, open_tasks=tuple(by_lead.get(lead.id, ())))
+            outcome = incubator.decide(snapshot, _field_value(raw, s.incubator.meeting_field, names), terminal,
+                                       s, now, url)
+            u = s.unpaid_invoice
+            outcome += unpaid_invoice.decide(
+                lead.id, lead.responsible_user_id, _field_value(raw, u.status_field, names),
+                _date(_field_value(raw, u.due_field, names), zone),
+                _date(_field_value(raw, u.promised_field, names), zone), s, cal, now, now.astimezone(zone).date(),
+                url)
+            if not outcome:
+                continue
+            lock = ex.lock(lead.id)
+            if not lock.acquire(blocking=False):
+                continue  # a webhook job is deciding for this lead; the next sweep looks again
+            try:
+                add(carry_out(account, outcome, alerts=working))
+            finally:
+                try:
+                    lock.release()
+                except Exception:  # noqa: BLE001
+                    pass
+        if not more:
+            break
+        page += 1
+    return totals
+
+
+def sweep_job(account: str) -> dict:
+    r = context.redis_client()
+    guard = r.lock(keys.key(account, "lock", "discipline_sweep"), timeout=3600)
+    if not guard.acquire(blocking=False):
+        return {"account": account, "skipped": "already running"}
+    try:
+        result = sweep(account)
+    finally:
+        guard.release()
+    log.info("discipline sweep: %s", result, extra={"account": account, "rule": "DISCIPLINE"})
+    return {"account": account, **result}
+
+
+def digest_tick(account: str) -> dict:
+    """Every few minutes: at the configured time of a working day, each head's digest for the
+    previous working day, once."""
+    from jobs import digest
+
+    s = dsettings(account).digest
+    if not s.enabled:
+        return {"skipped": "disabled"}
+    now = _now().astimezone(tz(account))
+    cal = context.calendar(account)
+    hh, mm = map(int, s.at.split(":"))
+    if not cal.is_working_date(now.date()) or (now.hour, now.minute) < (hh, mm):
+        return {"skipped": "not yet"}
+    day = digest.previous_working_day(cal, now.date())
+    r = context.redis_client()
+    if not r.set(keys.key(account, "discipline", "digest_sent", day.isoformat()), 1, nx=True, ex=7 * 86400):
+        return {"skipped": "sent already"}
+    return digest.send(account, day)
+
+
+def register_periodic(settings: Settings) -> None:
+    PERIODIC[:] = [e for e in PERIODIC if e[0] not in (sweep_job, digest_tick)]
+    from jobs.rules import settings as rule_settings
+
+    for acc in settings.accounts:
+        if acc.crm != "amocrm":
+            continue
+        s = rule_settings.load(acc.rules).discipline
+        PERIODIC.append((sweep_job, s.overdue.interval_minutes * 60, {"account": acc.id}))
+        if s.digest.enabled:
+            PERIODIC.append((digest_tick, 300, {"account": acc.id}))
+
+
+__all__ = ["carry_out", "check_comment_code", "digest_tick", "status_changed", "sweep", "sweep_job", "tasks", "norm"]

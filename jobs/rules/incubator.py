@@ -1,0 +1,42 @@
+"""INCUBATOR (seed 000): a lead with no meeting scheduled a month after it arrived moves to «Инкубатор»,
+with a note. A meeting is an open task of a meeting type, a date in the meeting field, or a
+status past the meeting."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from jobs.rules.discipline_settings import DisciplineSettings, Outcome
+from jobs.rules.settings import same_name
+from reglament.crm import AddNote, LeadSnapshot, SetLeadStatus
+from reglament.violations import Violation
+
+RULE = "INCUBATOR"
+
+
+def decide(snapshot: LeadSnapshot, meeting_at: object, terminal: list[str], settings: DisciplineSettings,
+           now: datetime, link: str = "") -> Outcome:
+    s = settings.incubator
+    lead = snapshot.lead
+    if not s.enabled or lead.closed or lead.created_at is None:
+        return Outcome()
+    if now - lead.created_at < timedelta(days=s.after_days):
+        return Outcome()
+    if same_name(lead.status, s.status) or any(same_name(lead.status, t) for t in terminal):
+        return Outcome()
+    if any(same_name(lead.status, m) for m in s.meeting_statuses):
+        return Outcome()
+    if meeting_at:
+        return Outcome()
+    if any(t.task_type and any(same_name(t.task_type, m) for m in s.meeting_task_types) for t in snapshot.open_tasks):
+        return Outcome()
+    key = f"{RULE}:{lead.id}"
+    actions = (SetLeadStatus(lead_id=lead.id, status=s.status, action_key=f"{key}:status"),
+               AddNote(lead_id=lead.id, text=s.note.format(days=s.after_days, status=s.status),
+                       action_key=f"{key}:note"))
+    violations = ()
+    if s.violation and lead.responsible_user_id and lead.responsible_user_id not in settings.ignore_users:
+        violations = (Violation(rule=RULE, key=key, at=now.timestamp(), manager_id=lead.responsible_user_id,
+                                lead_id=lead.id, link=link,
+                                details=f"За {s.after_days} дней встреча не назначена (статус «{lead.status}»)"),)
+    return Outcome(violations=violations, actions=actions)

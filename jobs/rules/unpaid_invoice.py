@@ -1,0 +1,37 @@
+"""UNPAID_INVOICE (seed 004): an invoice sent and not paid by its due date → a reminder task for the
+manager; again when a date the client promised passes. One reminder per date."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from jobs.rules.discipline_settings import DisciplineSettings, Outcome
+from jobs.rules.settings import same_name
+from reglament.calendar import WorkCalendar
+from reglament.crm import CreateTask
+from reglament.violations import Violation
+
+RULE = "UNPAID_INVOICE"
+
+
+def decide(lead_id: int, responsible: int | None, status: str | None, due: date | None, promised: date | None,
+           settings: DisciplineSettings, calendar: WorkCalendar, now: datetime, today: date,
+           link: str = "") -> Outcome:
+    s = settings.unpaid_invoice
+    if not s.enabled or due is None or not any(same_name(status, v) for v in s.sent_values):
+        return Outcome()
+    if promised is not None and promised > due:
+        stage, deadline = "promised", promised
+    else:
+        stage, deadline = "due", due
+    if today <= deadline:
+        return Outcome()
+    key = f"{RULE}:{lead_id}:{stage}:{deadline.isoformat()}"
+    task = CreateTask(lead_id=lead_id, text=s.task, task_type=s.task_type,
+                      due=calendar.add_working(now, timedelta(hours=s.task_due_hours)),
+                      responsible_user_id=responsible, action_key=f"{key}:task")
+    what = "обещанная дата оплаты" if stage == "promised" else "срок оплаты"
+    v = Violation(rule=RULE, key=key, at=now.timestamp(), manager_id=responsible, lead_id=lead_id, link=link,
+                  details=f"Счёт не оплачен: {what} {deadline.strftime('%d.%m.%Y')} прошла",
+                  extra={"stage": stage, "date": deadline.isoformat()})
+    return Outcome(violations=(v,), actions=(task,))

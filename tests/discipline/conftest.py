@@ -1,0 +1,30 @@
+"""Fixtures: the engine's sandbox and Redis, with a department and the discipline settings tests need."""
+
+from __future__ import annotations
+
+import pytest
+
+from connectors.amocrm.sandbox.model import CustomField
+from jobs import context
+from tests.engine.conftest import amo, engine_settings, receiver  # noqa: F401 — the engine's sandbox fixtures
+
+HEAD_TOKEN = "head-token-0123456789abcdef"
+DEPARTMENTS = [{"name": "Продажи", "head": "Галина Орлова", "managers": ["Анна Смирнова", "Борис Иванов"],
+                "dashboard_token": HEAD_TOKEN}]
+INVOICE = {"Статус счёта": (883020, "text"), "Срок оплаты": (883021, "date"),
+           "Обещанная дата оплаты": (883022, "date")}
+
+
+def discipline_settings(url: str, **discipline):
+    rules = {"discipline": {"comment_codes": {"check_after_minutes": 0}, **discipline}}
+    return engine_settings(url, rules=rules, departments=DEPARTMENTS)
+
+
+@pytest.fixture
+def disc(amo, r):
+    """The job context on the sandbox, with invoice fields in the account."""
+    for name, (fid, kind) in INVOICE.items():
+        amo.account.fields["leads"][fid] = CustomField(id=fid, name=name, type=kind, entity_type="leads")
+    settings = discipline_settings(amo.server.url)
+    context.set_settings(settings, r)
+    return settings

@@ -1,0 +1,143 @@
+"""Decision tables of the pure discipline rules."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+from pydantic import ValidationError
+
+from jobs.rules import comment_codes, incubator, no_postpone, overdue, task_name, task_result, unpaid_invoice
+from jobs.rules import settings as rule_settings
+from jobs.rules.discipline_settings import DisciplineSettings
+from reglament.calendar import WorkCalendar
+from reglament.crm import AddNote, CreateTask, Lead, LeadSnapshot, SetLeadStatus, SetTaskDue, Task
+
+MSK = ZoneInfo("Europe/Moscow")
+S = DisciplineSettings()
+NOW = datetime(2026, 3, 4, 12, 0, tzinfo=timezone.utc)  # a Wednesday
+CAL = WorkCalendar("Europe/Moscow", {d: "09:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")}, None)
+ANNA = 9100001
+
+
+def task(text="Перезвон: согласовать пробное", due=NOW, done=False, result=None, tid=1):
+    return Task(id=tid, lead_id=10, text=text, due=due, responsible_user_id=ANNA, is_completed=done, result=result)
+
+
+@pytest.mark.parametrize("before, after, text, by, settings, breach", [
+    (NOW, NOW + timedelta(days=1), "Перезвон", ANNA, S, True),
+    (NOW, NOW, "Перезвон", ANNA, S, False),                                   # not moved
+    (NOW, NOW - timedelta(hours=1), "Перезвон", ANNA, S, False),              # earlier is allowed
+    (NOW, NOW - timedelta(hours=1), "Перезвон", ANNA,
+     S.model_copy(update={"no_postpone": S.no_postpone.model_copy(update={"only_later": False})}), True),
+    (NOW, NOW + timedelta(seconds=30), "Перезвон", ANNA, S, False),           # within tolerance
+    (None, NOW + timedelta(days=1), "Перезвон", ANNA, S, False),              # never knew the deadline
+    (NOW, NOW + timedelta(days=1), "Продление", ANNA, S, False),              # seed 003: may move
+    (NOW, NOW + timedelta(days=1), "Перезвон", 0, S, False),                  # amoCRM's robot
+    (NOW, NOW + timedelta(days=1), "Перезвон", ANNA, DisciplineSettings(ignore_users=[ANNA]), False),
+])
+def test_no_postpone(before, after, text, by, settings, breach):
+    out = no_postpone.decide(task(text, after), before, by, settings, NOW, MSK, "L")
+    assert bool(out.violations) is breach and len(out.alerts) == int(breach)
+    assert out.remember["due"] == after
+    if breach:
+        assert out.violations[0].key == f"NO_POSTPONE:1:{int(after.timestamp())}"
+        assert "перенесён" in out.alerts[0].text and out.actions == ()
+
+
+def test_no_postpone_revert_puts_the_deadline_back():
+    s = DisciplineSettings(no_postpone={"revert": True})
+    out = no_postpone.decide(task(due=NOW + timedelta(days=2)), NOW, ANNA, s, NOW, MSK)
+    (revert,) = out.actions
+    assert isinstance(revert, SetTaskDue) and revert.due == NOW and out.remember["due"] == NOW
+
+
+@pytest.mark.parametrize("done, result, by, breach", [
+    (True, None, ANNA, True), (True, "  ", ANNA, True), (True, "Записал на пробное", ANNA, False),
+    (False, None, ANNA, False), (True, None, 0, False)])
+def test_task_result(done, result, by, breach):
+    out = task_result.decide(task(done=done, result=result), by, S, NOW)
+    assert bool(out.violations) is breach and len(out.alerts) == int(breach)
+
+
+@pytest.mark.parametrize("text, by, breach", [
+    ("Связаться", ANNA, True), ("  позвонить! ", ANNA, True), ("ЗАДАЧА", ANNA, True), ("❗ ВАЖНО: Связаться", ANNA, False),
+    ("Позвонить: напомнить о пробном в субботу", ANNA, False), ("Перезвон", ANNA, False), ("Связаться", 0, False),
+    ("...", ANNA, True)])
+def test_task_name(text, by, breach):
+    assert bool(task_name.decide(task(text), by, S, NOW).violations) is breach
+
+
+@pytest.mark.parametrize("status, lost, reason, breach", [
+    ("Просил перезвонить", False, "Думает", False), ("Просил перезвонить", False, "не удобно", False),
+    ("Просил перезвонить", False, "Другое: уехали на дачу", False), ("Просил перезвонить", False, "пн 18:00", False),
+    ("Просил перезвонить", False, "перезвоните потом", True), ("Просил перезвонить", False, None, True),
+    ("Просил перезвонить", False, "Думаете", True),                  # a code must end where a word ends
+    ("Отказ", False, "Дубль", False), ("Отказ", False, "Больше 7", False), ("Отказ", False, "Не удобно", True),
+    ("Закрыто и не реализовано", True, "дорого", True), ("Недозвон", False, "что угодно", False)])
+def test_comment_codes(status, lost, reason, breach):
+    out = comment_codes.decide(10, status, lost, reason, ANNA, NOW, S, "L")
+    assert bool(out.violations) is breach and len(out.alerts) == int(breach)
+
+
+@pytest.mark.parametrize("late_minutes, alerts, escalated", [(5, 0, False), (30, 1, False), (60 * 3, 2, True)])
+def test_overdue(late_minutes, alerts, escalated):
+    out = overdue.decide(task(due=NOW - timedelta(minutes=late_minutes)), S, CAL, NOW, MSK, "Анна")
+    assert len(out.alerts) == alerts and len(out.violations) == int(alerts > 0)
+    assert any(a.to == "head" for a in out.alerts) is escalated
+
+
+def test_overdue_counts_working_time_before_escalating():
+    # due Tuesday 17:30 Moscow, now Wednesday 09:10: 40 working minutes late → reminder, no escalation.
+    due = datetime(2026, 3, 3, 17, 30, tzinfo=MSK)
+    out = overdue.decide(task(due=due), S, CAL, datetime(2026, 3, 4, 9, 10, tzinfo=MSK), MSK)
+    assert [a.to for a in out.alerts] == ["manager"]
+
+
+def lead(status="Новая заявка", days=40, closed=None):
+    return Lead(id=10, status_id=1, status=status, pipeline_id=1, responsible_user_id=ANNA,
+                created_at=NOW - timedelta(days=days), closed=closed)
+
+
+@pytest.mark.parametrize("status, days, tasks, meeting, moved", [
+    ("Новая заявка", 40, (), None, True), ("Новая заявка", 20, (), None, False),
+    ("Недозвон", 31, (Task(id=2, lead_id=10, text="Дозвониться", task_type="Звонок", due=NOW),), None, True),
+    ("Новая заявка", 40, (Task(id=2, lead_id=10, text="Встреча", task_type="Встреча", due=NOW),), None, False),
+    ("Новая заявка", 40, (), 1772000000, False), ("Записался на пробное", 40, (), None, False),
+    ("Инкубатор", 40, (), None, False), ("Отказ", 40, (), None, False)])
+def test_incubator(status, days, tasks, meeting, moved):
+    out = incubator.decide(LeadSnapshot(lead=lead(status, days), open_tasks=tasks), meeting, ["Отказ"], S, NOW)
+    assert bool(out.actions) is moved and len(out.violations) == int(moved)
+    if moved:
+        assert isinstance(out.actions[0], SetLeadStatus) and out.actions[0].status == "Инкубатор"
+        assert isinstance(out.actions[1], AddNote) and "30 дней" in out.actions[1].text
+
+
+TODAY = date(2026, 3, 4)
+
+
+@pytest.mark.parametrize("status, due, promised, key", [
+    ("Выставлен", date(2026, 3, 1), None, "UNPAID_INVOICE:10:due:2026-03-01"),
+    ("Выставлен", date(2026, 3, 4), None, None),                          # due today: not late yet
+    ("Оплачен", date(2026, 3, 1), None, None), (None, date(2026, 3, 1), None, None),
+    ("выставлен", date(2026, 3, 1), date(2026, 3, 10), None),              # promised later, still waiting
+    ("Выставлен", date(2026, 2, 20), date(2026, 3, 2), "UNPAID_INVOICE:10:promised:2026-03-02")])
+def test_unpaid_invoice(status, due, promised, key):
+    out = unpaid_invoice.decide(10, ANNA, status, due, promised, S, CAL, NOW, TODAY)
+    assert [v.key for v in out.violations] == ([key] if key else [])
+    if key:
+        (t,) = out.actions
+        assert isinstance(t, CreateTask) and t.action_key == f"{key}:task" and t.responsible_user_id == ANNA
+
+
+def test_settings_defaults_placeholders_and_rules_file():
+    s = rule_settings.load({}).discipline
+    assert "Связаться" in s.task_name.vague_names and "Не звонить" in s.comment_codes.refusal_codes
+    assert s.incubator.after_days == 30 and s.incubator.status == "Инкубатор"
+    with pytest.raises(ValidationError):
+        rule_settings.load({"discipline": {"task_result": {"text": "{nope}"}}})
+    with pytest.raises(ValidationError):
+        rule_settings.load({"discipline": {"unknown": 1}})
+    for name, f in DisciplineSettings.model_fields.items():
+        assert f.description, name
