@@ -68,6 +68,12 @@ def test_anonymous_visitor_is_refused(site, r):
 
 def test_head_logs_in_and_sees_the_numbers(site, browser, r, tmp_path):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def after_submit(element_id: str):
+        # A click starts a navigation; wait for the next page rather than read the old one.
+        return WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, element_id)))
 
     seed(r)
     browser.get(site + "/dashboard/")
@@ -75,11 +81,11 @@ def test_head_logs_in_and_sees_the_numbers(site, browser, r, tmp_path):
     assert not browser.find_elements(By.ID, "today")
     browser.find_element(By.ID, "token").send_keys("wrong-token")
     browser.find_element(By.ID, "submit").click()
-    assert browser.find_element(By.ID, "error").text == "Неверный токен"
+    assert after_submit("error").text == "Неверный токен"
 
     browser.find_element(By.ID, "token").send_keys(HEAD_TOKEN)
     browser.find_element(By.ID, "submit").click()
-    table = browser.find_element(By.ID, "today")
+    table = after_submit("today")
     anna = table.find_element(By.CSS_SELECTOR, 'tr[data-manager="Анна Смирнова"]')
     boris = table.find_element(By.CSS_SELECTOR, 'tr[data-manager="Борис Иванов"]')
     assert anna.find_element(By.CSS_SELECTOR, 'td[data-rule="OVERDUE"]').text == "2"
