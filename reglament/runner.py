@@ -36,6 +36,7 @@ def sandbox_settings(data_dir: Path, port: int, sandbox_port: int) -> Path:
     account = (previous or {}).get("accounts", [{}])[0]
     token = account.get("amocrm", {}).get("long_lived_token") or secrets.token_urlsafe(24)
     secret = account.get("webhook_secret") or secrets.token_urlsafe(24)
+    dashboard = (account.get("departments") or [{}])[0].get("dashboard_token") or secrets.token_urlsafe(12)
     doc = {
         "public_url": f"http://127.0.0.1:{port}",
         "data_dir": str(data_dir),
@@ -49,7 +50,8 @@ def sandbox_settings(data_dir: Path, port: int, sandbox_port: int) -> Path:
             # Around the clock, so a newcomer sees the rules act at any hour.
             "working_hours": {d: "00:00-24:00" for d in config.WEEKDAYS},
             "holidays_country": None,
-            "departments": [{"name": "Отдел продаж", "head": "Галина Орлова", "managers": DEMO_MANAGERS}],
+            "departments": [{"name": "Отдел продаж", "head": "Галина Орлова", "managers": DEMO_MANAGERS,
+                             "dashboard_token": dashboard}],
             "rules": {"distribution": {
                 "managers": [{"name": n, "weight": 1, "shifts": {d: "00:00-24:00" for d in config.WEEKDAYS}}
                              for n in DEMO_MANAGERS],
@@ -198,6 +200,7 @@ def _banner(settings: config.Settings, sandbox: bool, sandbox_port: int) -> None
     if sandbox:
         token = settings.accounts[0].amocrm.long_lived_token
         lines += [f"  amoCRM sandbox: http://127.0.0.1:{sandbox_port}/  (API token: {token})",
+                  f"  dashboard: {settings.public_url}/dashboard/  (token: {settings.accounts[0].departments[0].dashboard_token})",
                   "  Open the sandbox page, change a lead's status, and watch the log."]
     lines.append("  Ctrl-C stops everything.\n")
     print("\n".join(lines), flush=True)

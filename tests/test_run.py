@@ -61,6 +61,13 @@ def test_run_without_config_serves_the_sandbox_and_stops_on_ctrl_c(service):
     metrics = requests.get(base + "/metrics", timeout=5).text
     assert 'kind="lead.status_changed",outcome="accepted",source="amocrm"} 1.0' in metrics
 
+    # The head's dashboard is reachable with the token the banner shows, and only with it.
+    dashboard_token = re.search(r"dashboard: \S+ +\(token: (\S+)\)", banner).group(1)
+    head = requests.Session()
+    assert head.get(base + "/dashboard/", allow_redirects=False, timeout=5).status_code == 302
+    page = head.post(base + "/dashboard/login", data={"token": dashboard_token}, timeout=10)
+    assert page.status_code == 200 and "Анна Смирнова" in page.text
+
     # The secret is in the banner on purpose, but in no log line.
     secret = re.search(r"/hooks/amocrm/(\S+)", banner).group(1)
     assert secret not in (tmp / "err.log").read_text()
