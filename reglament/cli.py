@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import datetime
@@ -12,38 +11,7 @@ import click
 
 from reglament import config
 
-CONFIG_OPTION = click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None,
-                             help=f"configuration file (or ${config.CONFIG_ENV})")
-
-
-def _settings(config_path: str | None) -> config.Settings:
-    try:
-        return config.load(config_path)
-    except config.ConfigError as e:
-        click.echo(f"Configuration is invalid ({e.path or 'no file'}):", err=True)
-        for problem in e.problems:
-            click.echo(f"  - {problem}", err=True)
-        sys.exit(2)
-
-
-def _redis(settings: config.Settings):
-    import redis
-
-    from reglament import runtime
-
-    return redis.Redis.from_url(runtime.redis_url(settings))
-
-
-def _account(settings: config.Settings, account_id: str | None) -> config.Account:
-    if account_id is None:
-        if len(settings.accounts) == 1:
-            return settings.accounts[0]
-        raise click.UsageError(f"--account is required: one of {', '.join(a.id for a in settings.accounts)}")
-    try:
-        return settings.account(account_id)
-    except KeyError:
-        raise click.UsageError(f"no account {account_id!r}; configured: {', '.join(a.id for a in settings.accounts)}")
-
+from reglament.commands.common import CONFIG_OPTION, load_settings, pick_account, redis_for
 
 @click.group()
 def main() -> None:
@@ -73,7 +41,7 @@ def web(config_path, host, port, workers):
     """The webhook receiver (gunicorn)."""
     from reglament.web import serve
 
-    _settings(config_path)
+    load_settings(config_path)
     serve(config_path, host, port, workers)
 
 
@@ -87,7 +55,7 @@ def worker(config_path, burst):
 
     from jobs import context
 
-    _settings(config_path)
+    load_settings(config_path)
     settings, r = runtime.start(config_path)
     context.set_settings(settings, r)  # registers the rule handlers; warms what forked jobs share
     run_worker(r, [a.id for a in settings.accounts], burst=burst)
@@ -102,7 +70,7 @@ def scheduler(config_path):
 
     from jobs import context
 
-    _settings(config_path)
+    load_settings(config_path)
     settings, r = runtime.start(config_path)
     context.set_settings(settings, r)  # registers each account's periodic jobs
     run_scheduler(r)
@@ -166,7 +134,8 @@ def _crm_problems(settings: config.Settings) -> list[str]:
             if account.crm != "amocrm":
                 continue
             try:
-                problems += [f"accounts ({account.id}).{p}" for p in AmoCRM.for_account(account, r, max_attempts=2).resolve_problems()]
+                found = AmoCRM.for_account(account, r, max_attempts=2).resolve_problems()
+                problems += [f"accounts ({account.id}).{p}" for p in found]
             except (AmoCRMError, redis.RedisError, OSError) as e:
                 problems.append(f"accounts ({account.id}): could not read the CRM's names: {e}")
     return problems
@@ -181,9 +150,9 @@ def rejected(config_path, account_id, limit, body):
     """List webhook bodies that were refused (4xx), newest first."""
     from reglament import keys
 
-    settings = _settings(config_path)
-    account = _account(settings, account_id)
-    r = _redis(settings)
+    settings = load_settings(config_path)
+    account = pick_account(settings, account_id)
+    r = redis_for(settings)
     for entry_id, f in r.xrevrange(keys.rejected(account.id), count=limit):
         f = {k.decode(): v.decode(errors="replace") for k, v in f.items()}
         at = datetime.fromtimestamp(int(f["at"]) / 1000).isoformat(timespec="seconds")
@@ -204,9 +173,9 @@ def replay(config_path, account_id, ids, since, until):
 
     if not ids and not since:
         raise click.UsageError("give --id or --since")
-    settings = _settings(config_path)
-    account = _account(settings, account_id)
-    r = _redis(settings)
+    settings = load_settings(config_path)
+    account = pick_account(settings, account_id)
+    r = redis_for(settings)
     ms = lambda dt: int(dt.timestamp() * 1000) if dt else None  # noqa: E731
     found = entries(r, account.id, list(ids), ms(since), ms(until))
     n = replay_entries(r, account.id, found)
@@ -217,7 +186,7 @@ def replay(config_path, account_id, ids, since, until):
 @CONFIG_OPTION
 def urls(config_path):
     """Print the webhook URLs to paste into amoCRM and Wazzup (they contain the secret)."""
-    settings = _settings(config_path)
+    settings = load_settings(config_path)
     for account in settings.accounts:
         for line in webhook_urls(settings, account):
             click.echo(line)

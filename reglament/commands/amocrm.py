@@ -7,6 +7,7 @@ import secrets
 import click
 
 from reglament import config
+from reglament.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, load_settings, pick_account, redis_for
 
 
 def hook_url(settings: config.Settings, account: config.Account) -> str:
@@ -15,13 +16,10 @@ def hook_url(settings: config.Settings, account: config.Account) -> str:
 
 def client_for(settings: config.Settings, account: config.Account):
     from connectors.amocrm import AmoCRMClient
-    from reglament.runtime import redis_url
-
-    import redis
 
     if account.amocrm is None:
         raise click.UsageError(f"account {account.id} has no amocrm: section")
-    return AmoCRMClient(account.id, account.amocrm, redis.Redis.from_url(redis_url(settings)))
+    return AmoCRMClient(account.id, account.amocrm, redis_for(settings))
 
 
 def register_webhooks(settings: config.Settings, account: config.Account) -> dict:
@@ -31,9 +29,9 @@ def register_webhooks(settings: config.Settings, account: config.Account) -> dic
 
 
 def _accounts(settings: config.Settings, account_id: str | None) -> list[config.Account]:
-    from reglament.cli import _account
-
-    return [_account(settings, account_id)] if account_id else [a for a in settings.accounts if a.crm == "amocrm"]
+    if account_id:
+        return [pick_account(settings, account_id)]
+    return [a for a in settings.accounts if a.crm == "amocrm"]
 
 
 @click.command()
@@ -63,27 +61,23 @@ def sandbox(host, port, token, rate_limit, seed, generate):
 
 
 @click.command("register-webhooks")
-@click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None)
-@click.option("--account", "account_id")
+@CONFIG_OPTION
+@ACCOUNT_OPTION
 def register_webhooks_cmd(config_path, account_id):
     """Subscribe our webhook URL to the amoCRM events the rules need (idempotent)."""
-    from reglament.cli import _settings
-
-    settings = _settings(config_path)
+    settings = load_settings(config_path)
     for account in _accounts(settings, account_id):
         hook = register_webhooks(settings, account)
         click.echo(f"[{account.id}] subscribed to {len(hook.get('settings') or [])} events")
 
 
 @click.command("unregister-webhooks")
-@click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None)
-@click.option("--account", "account_id")
+@CONFIG_OPTION
+@ACCOUNT_OPTION
 def unregister_webhooks_cmd(config_path, account_id):
     """Remove our webhook subscription from amoCRM."""
     from connectors.amocrm.webhooks import unregister
-    from reglament.cli import _settings
-
-    settings = _settings(config_path)
+    settings = load_settings(config_path)
     for account in _accounts(settings, account_id):
         removed = unregister(client_for(settings, account), hook_url(settings, account))
         click.echo(f"[{account.id}] {'removed' if removed else 'no subscription was there'}")

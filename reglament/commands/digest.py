@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from reglament import config
+from reglament.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, job_context
 
 
 @click.command()
-@click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None,
-              help=f"configuration file (or ${config.CONFIG_ENV})")
-@click.option("--account", "account_id", default=None)
+@CONFIG_OPTION
+@ACCOUNT_OPTION
 @click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]), default=None,
               help="the day (default: the previous working day)")
 @click.option("--send", is_flag=True, help="also send it to the heads (Telegram, e-mail)")
@@ -22,11 +21,8 @@ def digest(config_path, account_id, day, send, html):
 
     from jobs import context
     from jobs import digest as digests
-    from reglament.cli import _account, _redis, _settings
 
-    settings = _settings(config_path)
-    account = _account(settings, account_id)
-    context.set_settings(settings, _redis(settings))
+    _, account, _ = job_context(config_path, account_id)
     if day is None:
         today = datetime.now(ZoneInfo(account.timezone)).date()
         day = digests.previous_working_day(context.calendar(account.id), today)

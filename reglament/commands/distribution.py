@@ -3,28 +3,17 @@ and each manager's untouched new leads in shift-start order (FIRST_CONTACT_SLA).
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timezone
 
 import click
 
-from reglament import config
-
-CONFIG = click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None,
-                      help=f"configuration file (or ${config.CONFIG_ENV})")
-ACCOUNT = click.option("--account", "account_id", help="account id (needed when there are several)")
+from reglament.commands.common import ACCOUNT_OPTION as ACCOUNT
+from reglament.commands.common import CONFIG_OPTION as CONFIG
+from reglament.commands.common import job_context
 
 
 def _setup(config_path: str | None, account_id: str | None):
-    from jobs import context
-    from reglament import logs
-    from reglament.cli import _account, _redis, _settings
-
-    settings = _settings(config_path)
-    logs.setup(settings.log_format, settings.secrets(), stream=sys.stderr)
-    account = _account(settings, account_id)
-    r = _redis(settings)
-    context.set_settings(settings, r)
+    _, account, r = job_context(config_path, account_id)
     return account, r
 
 

@@ -6,23 +6,20 @@ from datetime import datetime
 
 import click
 
-from reglament import config
+from reglament.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, load_settings, pick_account, redis_for
 
 
 @click.command()
-@click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None,
-              help=f"configuration file (or ${config.CONFIG_ENV})")
-@click.option("--account", "account_id")
+@CONFIG_OPTION
+@ACCOUNT_OPTION
 @click.option("--limit", type=int, default=20, show_default=True)
 def outbox(config_path, account_id, limit):
     """List messages that went to the outbox (no provider configured), newest first."""
-    # CONFIG_OPTION is not imported from reglament.cli: that module imports this one while loading.
     from connectors.outbox import Outbox, one_line
-    from reglament.cli import _account, _redis, _settings
 
-    settings = _settings(config_path)
-    account = _account(settings, account_id)
-    entries = Outbox(_redis(settings), account.id).entries(limit)
+    settings = load_settings(config_path)
+    account = pick_account(settings, account_id)
+    entries = Outbox(redis_for(settings), account.id).entries(limit)
     if not entries:
         click.echo(f"[{account.id}] the outbox is empty")
     for e in entries:

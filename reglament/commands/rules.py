@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
-from reglament import config
-
-# The same option as reglament.cli.CONFIG_OPTION: cli imports this package at its end, so
-# its helpers are imported inside the commands, and this decorator is declared here.
-CONFIG = click.option("--config", "config_path", envvar=config.CONFIG_ENV, default=None,
-                      help=f"configuration file (or ${config.CONFIG_ENV})")
-ACCOUNT = click.option("--account", "account_id", help="account id (needed when there are several)")
+from reglament.commands.common import ACCOUNT_OPTION as ACCOUNT
+from reglament.commands.common import CONFIG_OPTION as CONFIG
+from reglament.commands.common import job_context
 
 
 def _setup(config_path: str | None, account_id: str | None):
     from jobs import context
-    from reglament import logs
-    from reglament.cli import _account, _redis, _settings
 
-    settings = _settings(config_path)
-    logs.setup(settings.log_format, settings.secrets(), stream=sys.stderr)
-    account = _account(settings, account_id)
+    _, account, _ = job_context(config_path, account_id)
     if account.crm != "amocrm":
         raise click.UsageError(f"account {account.id}: the task rules support amoCRM only")
-    context.set_settings(settings, _redis(settings))
     return account, context.executor_for(account.id), context.crm_for(account.id)
 
 
