@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import html as html_lib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from jobs import context
+from jobs.handlers.distribution import first_contact_stats
+from jobs.rules.first_contact import duration_text
 from jobs.rules.settings import same_name
 from reglament import violations
 from reglament.calendar import WorkCalendar
@@ -28,6 +30,7 @@ class Row:
     manager_id: int | None
     counts: dict[str, int]
     previous: int
+    first_contact: dict | None = None  # {"count", "median", "p90"} seconds, for first contacts that day
 
     @property
     def total(self) -> int:
@@ -86,7 +89,9 @@ def build(account: str, day: date, *, all_managers: bool = False) -> list[Depart
     r = context.redis_client()
     zone = ZoneInfo(acc.timezone)
     prev_day = previous_working_day(context.calendar(account), day)
-    today = violations.between(r, account, *day_bounds(zone, day))
+    bounds = day_bounds(zone, day)
+    today = violations.between(r, account, *bounds)
+    contact = first_contact_stats(account, *(datetime.fromtimestamp(t, timezone.utc) for t in bounds), r=r)
     before = violations.counts(violations.between(r, account, *day_bounds(zone, prev_day)))
     users = _user_names(account)
 
@@ -106,7 +111,9 @@ def build(account: str, day: date, *, all_managers: bool = False) -> list[Depart
         own = [v for v in today if mine(v.manager_id)]
         counts = violations.counts(own)
         ids = {uid: name(uid) for uid in users if mine(uid)} | {v.manager_id: name(v.manager_id) for v in own}
-        rows = [Row(n, uid, counts.get(uid, {}), sum(before.get(uid, {}).values())) for uid, n in ids.items()]
+        ids |= {uid: name(uid) for uid in contact if uid is not None and mine(uid)}
+        rows = [Row(n, uid, counts.get(uid, {}), sum(before.get(uid, {}).values()), contact.get(uid))
+                for uid, n in ids.items()]
         rows.sort(key=lambda row: (-row.total, row.manager))
         rules = sorted({v.rule for v in own}, key=lambda x: (-sum(1 for v in own if v.rule == x), x))
         worst = [(lead, next((v.link for v in vs if v.link), "") or "", vs)
@@ -129,7 +136,10 @@ def render_text(d: DepartmentDigest) -> str:
         lines.append("Менеджеров в отделе нет.")
     for row in d.rows:
         parts = ", ".join(f"{d.titles.get(rule, rule)}: {n}" for rule, n in sorted(row.counts.items()))
-        lines.append(f"{row.manager}: {row.total} ({_change(row.change)})" + (f" — {parts}" if parts else ""))
+        lines.append(f"{row.manager}: {row.total} ({_change(row.change)})" + (f" — {parts}" if parts else "")
+                     + (f"; первый контакт: медиана {duration_text(row.first_contact['median'])}, "
+                        f"90% {duration_text(row.first_contact['p90'])} (заявок: {row.first_contact['count']})"
+                        if row.first_contact else ""))
     if d.worst:
         lines += ["", "Худшие случаи:"]
         for lead, url, vs in d.worst:
@@ -144,8 +154,10 @@ def render_html(d: DepartmentDigest) -> str:
     body = ""
     for row in d.rows:
         cells = "".join(f"<td>{row.counts.get(rule, 0)}</td>" for rule in d.rules)
+        fc_ = row.first_contact or {}
         body += (f"<tr><td>{e(row.manager)}</td>{cells}<td><b>{row.total}</b></td>"
-                 f"<td>{e(_change(row.change))}</td></tr>")
+                 f"<td>{e(_change(row.change))}</td><td>{e(duration_text(fc_.get('median')))}</td>"
+                 f"<td>{e(duration_text(fc_.get('p90')))}</td></tr>")
     worst = "".join(
         f"<li><a href=\"{e(url)}\">Сделка {e(str(lead or '—'))}</a> ({len(vs)}): "
         f"{e('; '.join(v.details or v.rule for v in vs))}</li>" for lead, url, vs in d.worst)
@@ -153,7 +165,8 @@ def render_html(d: DepartmentDigest) -> str:
             f"<p>Отдел «{e(d.department)}». Всего: <b>{d.total}</b> "
             f"({e(_change(d.total - d.previous))} к {d.previous_day:%d.%m.%Y})</p>"
             f"<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Менеджер</th>{head}"
-            f"<th>Всего</th><th>Изменение</th></tr>{body}</table>"
+            f"<th>Всего</th><th>Изменение</th><th>Первый контакт, медиана</th><th>Первый контакт, 90%</th>"
+            f"</tr>{body}</table>"
             + (f"<h3>Худшие случаи</h3><ul>{worst}</ul>" if worst else "") + "</body></html>")
 
 

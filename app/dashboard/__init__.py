@@ -109,6 +109,7 @@ def index():
         chart=data.svg_chart(view["days"], view["series"]),
         current=data.current_breaches(r, acc, dept, names, now - timedelta(hours=24), zone),
         timers=data.whatsapp_timers(r, acc, names, now, zone), queues=data.queue_health(r),
+        first_contact=data.first_contact(r, acc, dept, names, now - timedelta(days=DAYS), now),
         titles=data.titles(acc))
 
 

@@ -74,6 +74,23 @@ def department_view(r: redis.Redis, acc: Account, dept: Department, names: dict[
             "totals": {m: sum(series[m]) for m in managers}}
 
 
+def first_contact(r: redis.Redis, acc: Account, dept: Department, names: dict[int, str], start: datetime,
+                  end: datetime) -> dict[str, dict]:
+    """Per manager of the department: leads contacted first in [start, end), with the median
+    and 90th percentile of the time it took (FIRST_CONTACT_SLA's record), as text."""
+    from jobs.handlers.distribution import first_contact_stats
+    from jobs.rules.first_contact import duration_text
+
+    stats = first_contact_stats(acc.id, start, end, r=r)
+    out = {}
+    for m in dept.managers:
+        uid = next((i for i, n in names.items() if _same(n, m)), None)
+        if uid in stats:
+            s = stats[uid]
+            out[m] = {"count": s["count"], "median": duration_text(s["median"]), "p90": duration_text(s["p90"])}
+    return out
+
+
 def svg_chart(days: list[date], series: dict[str, list[int]], width: int = 760, height: int = 260) -> str:
     """Violations per manager per day: one polyline per manager, inline SVG."""
     left, right, top, bottom = 40, 10, 10, 40

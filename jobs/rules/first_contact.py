@@ -142,3 +142,11 @@ def percentile(values: Sequence[float], p: float) -> float | None:
 def stats(durations: Mapping[int | None, Sequence[float]]) -> dict[int | None, dict]:
     return {m: {"count": len(d), "median": percentile(d, 50), "p90": percentile(d, 90)}
             for m, d in durations.items() if d}
+
+
+def duration_text(seconds: float | None) -> str:
+    """«12 мин», «1 ч 05 мин» — how the digest and the dashboard show a time to first contact."""
+    if seconds is None:
+        return "—"
+    minutes = int(round(seconds / 60))
+    return f"{minutes // 60} ч {minutes % 60:02d} мин" if minutes >= 60 else f"{minutes} мин"

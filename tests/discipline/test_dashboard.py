@@ -76,6 +76,11 @@ def test_head_logs_in_and_sees_the_numbers(site, browser, r, tmp_path):
         return WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, element_id)))
 
     seed(r)
+    from datetime import date, timedelta
+
+    from tests.discipline.test_digest import seed_first_contacts
+
+    seed_first_contacts(r, date.today() - timedelta(days=1))
     browser.get(site + "/dashboard/")
     assert browser.current_url.endswith("/dashboard/login")        # anonymous: sent to the login
     assert not browser.find_elements(By.ID, "today")
@@ -94,6 +99,9 @@ def test_head_logs_in_and_sees_the_numbers(site, browser, r, tmp_path):
     assert boris.find_element(By.CSS_SELECTOR, "td.total").text == "1"
     assert boris.find_element(By.CSS_SELECTOR, "td.period").text == "2"      # with the one 3 days ago
     assert "Вера" not in browser.page_source                                  # not in this department
+    contact = browser.find_element(By.CSS_SELECTOR, '#first-contact tr[data-manager="Анна Смирнова"]')
+    assert contact.find_element(By.CSS_SELECTOR, "td.count").text == "3"
+    assert contact.find_element(By.CSS_SELECTOR, "td.median").text == "30 мин"
     assert len(browser.find_elements(By.CSS_SELECTOR, "#chart polyline")) == 2
     links = [a.get_attribute("href") for a in browser.find_elements(By.CSS_SELECTOR, "#current a")]
     assert "https://demo.amocrm.ru/leads/detail/700" in links and len(links) == 4

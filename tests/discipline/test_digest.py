@@ -73,3 +73,31 @@ def test_cli_prints_the_digest(amo, disc, r, redis_url, tmp_path, monkeypatch):
     assert out.exit_code == 0, out.output
     assert "Анна Смирнова: 4 (+4)" in out.output
     assert "Без отдела" in out.output and "9100003" not in out.output
+
+
+def seed_first_contacts(r, day: date, first_lead: int = 601) -> None:
+    """First contacts as FIRST_CONTACT_SLA records them (jobs/handlers/distribution.record_contact)."""
+    import json
+
+    from jobs.handlers.distribution import _k
+
+    for n, (who, minutes, hour) in enumerate([(ANNA, 10, 10), (ANNA, 30, 11), (ANNA, 50, 12),
+                                              (BORIS, 125, 10), (BORIS, 5, 8)]):
+        lead = first_lead + n
+        r.zadd(_k(ACCOUNT, "ttfc"), {str(lead): at(day, hour)})
+        r.hset(_k(ACCOUNT, "ttfc", "data"), str(lead),
+               json.dumps({"manager": who, "seconds": minutes * 60, "working_seconds": minutes * 60}))
+
+
+def test_digest_shows_time_to_first_contact_per_manager(amo, disc, r):
+    seed(r)
+    seed_first_contacts(r, DAY)
+    seed_first_contacts(r, PREV - timedelta(days=3), first_lead=701)  # another day: not counted
+    (d,) = digest.build(ACCOUNT, DAY)
+    rows = {row.manager: row for row in d.rows}
+    assert rows["Анна Смирнова"].first_contact["count"] == 3
+    assert rows["Анна Смирнова"].first_contact["median"] == 30 * 60
+    text = digest.render_text(d)
+    assert "первый контакт: медиана 30 мин" in text and "(заявок: 3)" in text
+    assert "первый контакт: медиана 1 ч 05 мин" in text  # Борис: 5 and 125 minutes
+    assert "<th>Первый контакт, медиана</th>" in digest.render_html(d)
