@@ -113,3 +113,17 @@ def test_redis_restart_keeps_accepted_events_and_dedupe(tmp_path, fsync, crash):
         assert Queue(EVENTS, connection=r).count == 1  # and still one job
     finally:
         server.stop()
+
+
+def test_the_hot_path_connection_recovers_from_a_script_flush_and_a_dropped_connection(client, r):
+    def post():
+        return client.post(f"/hooks/amocrm/{SECRET}", data=load.amocrm("lead_added"), content_type=FORM)
+
+    assert post().status_code == 200
+    r.script_flush()  # as after a Redis restart: the script must be loaded again
+    assert post().json["duplicates"] == 1
+    r.client_kill_filter(_type="normal", skipme=True)  # the receiver's own connection is cut
+    first = post()
+    assert first.status_code in (200, 503)  # 503 tells the sender to retry; nothing half-written
+    assert post().status_code == 200
+    assert r.xlen(keys.inbox("acme")) == (4 if first.status_code == 200 else 3)
