@@ -70,9 +70,12 @@ class ScriptCaller:
                 except redis.exceptions.NoScriptError:
                     self.conn.send_command("EVAL", self.script, len(keys), *keys, *args)
                     return self.conn.read_response()
-            except (redis.ConnectionError, redis.TimeoutError, OSError):
+            except (redis.ConnectionError, redis.TimeoutError):
                 self.conn.disconnect()
                 raise
+            except OSError as e:  # a socket error redis-py did not wrap: the caller handles RedisError
+                self.conn.disconnect()
+                raise redis.ConnectionError(str(e)) from e
 
 
 class Ingress:

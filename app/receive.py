@@ -71,9 +71,9 @@ def receive(source: str, secret: str, parse: Callable, content_types: tuple[str,
             raise Rejected(f"body is larger than {current_app.config['MAX_CONTENT_LENGTH']} bytes", 413, "too_large")
         if content_type not in content_types and not (content_type == "" and "" in content_types):
             raise Rejected(f"content type {content_type or 'none'!r} is not {content_types[0]}", 415, "wrong_content_type")
-        if authenticate:
-            authenticate(account, body)
         try:
+            if authenticate:
+                authenticate(account, body)
             parsed = parse(body, account.id, full=False)
             if check:
                 check(account, parsed)
