@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from rq import Queue
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from jobs import context, queues
@@ -439,13 +440,14 @@ def message_out(account: str, f: dict) -> dict:
         return {"timer": "ours" if ours else "unchanged"}
     r = context.redis_client()
     stopped = r.eval(_STOP, 1, _state_key(account, chat), current.message_id)
-    registry = ScheduledJobRegistry(queue=scheduled_queue())
-    for stage in (whatsapp_sla.ALERT, whatsapp_sla.ESCALATE):
-        for suffix in ("", "-again"):
-            try:
-                registry.remove(timer_job_id(account, chat, current.message_id, stage) + suffix, delete_job=True)
-            except Exception:  # noqa: BLE001 — the firing job re-checks anyway
-                pass
+    # Drop the chat's timer jobs in one round trip (RQ's registry.remove(delete_job=True) costs
+    # about 18 per job); a timer that fires anyway finds the chat answered and does nothing.
+    ids = [timer_job_id(account, chat, current.message_id, stage) + suffix
+           for stage in (whatsapp_sla.ALERT, whatsapp_sla.ESCALATE) for suffix in ("", "-again")]
+    with r.pipeline(transaction=False) as p:
+        p.zrem(ScheduledJobRegistry(queue=scheduled_queue()).key, *ids)
+        p.delete(*(Job.key_for(i) for i in ids))
+        p.execute()
     return {"timer": "stopped" if stopped else "unchanged"}
 
 
