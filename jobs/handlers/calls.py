@@ -22,17 +22,18 @@ import hashlib
 import json
 import logging
 import math
-import re
 import time
 from datetime import datetime, timezone
 from typing import Any
 
-from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
 
 from jobs import context, queues
 from jobs.router import on
+from jobs.support import messenger_for, scheduled_queue
+from jobs.support import moment as _moment
+from jobs.support import phone_digits as digits
 from jobs.rules import failed_call_message, missed_call, whatsapp_sla
 from jobs.rules.calls_settings import CallsSettings
 from jobs.rules.settings import same_name
@@ -52,44 +53,20 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def digits(phone: Any) -> str | None:
-    d = re.sub(r"\D", "", str(phone or ""))
-    if len(d) == 11 and d.startswith("8"):
-        d = "7" + d[1:]
-    elif len(d) == 10:
-        d = "7" + d
-    return d or None
 
 
 def _ref(value: Any) -> str:
     return hashlib.sha1(str(value).encode()).hexdigest()[:16]
 
 
-def _moment(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(int(value), timezone.utc)
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" ", "T"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def calls_settings(account: str) -> CallsSettings:
     return context.rules(account).calls
 
 
-def messenger_for(account: str):
-    """The account's Messenger (a function so tests and the bench can put a stub in its place)."""
-    from connectors.messaging import Messenger
-
-    return Messenger.for_account(context.account(account), None, context.redis_client())
 
 
-def scheduled_queue() -> Queue:
-    return Queue(queues.SCHEDULED, connection=context.redis_client())
 
 
 def render(text: str, *, client_name: str = "", manager: str = "", lead_link: str = "") -> str:

@@ -25,16 +25,16 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
-from typing import Any
 
-from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
 from jobs import context, queues
 from jobs.router import on
+from jobs.support import messenger_for, scheduled_queue
+from jobs.support import moment as _moment
+from jobs.support import phone_digits as _digits
 from jobs.rules import distribution as dist
 from jobs.rules import first_contact as fc
 from jobs.rules.distribution_settings import DistributionSettings
@@ -61,40 +61,16 @@ def _k(account: str, *parts: object) -> str:
     return keys.key(account, "dist", *parts)
 
 
-def _moment(value: Any) -> datetime | None:
-    if value in (None, ""):
-        return None
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.isdigit()):
-        return datetime.fromtimestamp(int(value), timezone.utc)
-    try:
-        dt = datetime.fromisoformat(str(value).replace("Z", "+00:00").replace(" ", "T"))
-    except ValueError:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
-def _digits(phone: Any) -> str | None:
-    d = re.sub(r"\D", "", str(phone or ""))
-    if len(d) == 11 and d.startswith("8"):
-        d = "7" + d[1:]
-    elif len(d) == 10:
-        d = "7" + d
-    return d or None
 
 
 def dsettings(account: str) -> DistributionSettings:
     return context.rules(account).distribution
 
 
-def messenger_for(account: str):
-    """The account's Messenger (a function so tests can put a stub in its place)."""
-    from connectors.messaging import Messenger
-
-    return Messenger.for_account(context.account(account), None, context.redis_client())
 
 
-def scheduled_queue() -> Queue:
-    return Queue(queues.SCHEDULED, connection=context.redis_client())
 
 
 def _amocrm(account: str) -> bool:
