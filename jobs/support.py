@@ -1,5 +1,5 @@
 """Small things several rule families' handlers share: reading a moment or a phone number
-from an event's fields, the account's messenger and the scheduled-jobs queue."""
+from an event's fields, the account's messenger and the timers' queue."""
 
 from __future__ import annotations
 
@@ -43,5 +43,6 @@ def messenger_for(account: str):
     return Messenger.for_account(context.account(account), None, context.redis_client())
 
 
-def scheduled_queue() -> Queue:
-    return Queue(queues.SCHEDULED, connection=context.redis_client())
+def timer_queue() -> Queue:
+    """Where jobs that must run at a moment go (RQ's enqueue_at): workers serve it first."""
+    return Queue(queues.TIMERS, connection=context.redis_client())

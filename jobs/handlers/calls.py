@@ -31,7 +31,7 @@ from rq.registry import ScheduledJobRegistry
 
 from jobs import context, queues
 from jobs.router import on
-from jobs.support import messenger_for, scheduled_queue
+from jobs.support import messenger_for, timer_queue
 from jobs.support import moment as _moment
 from jobs.support import phone_digits as digits
 from jobs.rules import failed_call_message, missed_call, whatsapp_sla
@@ -254,7 +254,7 @@ def handle_missed(account: str, call_id: str, phone: str | None, at: datetime, *
         kwargs = dict(account=account, phone=plan.message.phone, text=text, action_key=plan.message.action_key,
                       template=template, not_if_talked_since=at.timestamp())
         if plan.message.send_at > now:
-            scheduled_queue().enqueue_at(plan.message.send_at, send_client_message, kwargs=kwargs,
+            timer_queue().enqueue_at(plan.message.send_at, send_client_message, kwargs=kwargs,
                                          job_id=f"calls-msg-{account}-{_ref(plan.message.action_key)}",
                                          retry=queues.RETRY, job_timeout=queues.JOB_TIMEOUT,
                                          meta={"account": account, "kind": "missed_call_message"})
@@ -369,7 +369,7 @@ def schedule_timer(account: str, chat: str, message_id: str, stage: int, at: dat
     second instead, so it never fires before its deadline."""
     due = datetime.fromtimestamp(math.ceil(at.timestamp()), timezone.utc)
     job_id = timer_job_id(account, chat, message_id, stage) + ("-again" if again else "")
-    scheduled_queue().enqueue_at(
+    timer_queue().enqueue_at(
         due, sla_timer, kwargs={"account": account, "chat": chat, "message_id": message_id, "stage": stage,
                                 "deadline": at.timestamp()},
         job_id=job_id, retry=queues.RETRY, job_timeout=queues.JOB_TIMEOUT, result_ttl=3600,
@@ -422,7 +422,7 @@ def message_out(account: str, f: dict) -> dict:
     ids = [timer_job_id(account, chat, current.message_id, stage) + suffix
            for stage in (whatsapp_sla.ALERT, whatsapp_sla.ESCALATE) for suffix in ("", "-again")]
     with r.pipeline(transaction=False) as p:
-        p.zrem(ScheduledJobRegistry(queue=scheduled_queue()).key, *ids)
+        p.zrem(ScheduledJobRegistry(queue=timer_queue()).key, *ids)
         p.delete(*(Job.key_for(i) for i in ids))
         p.execute()
     return {"timer": "stopped" if stopped else "unchanged"}

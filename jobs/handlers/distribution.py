@@ -32,7 +32,7 @@ from rq.registry import ScheduledJobRegistry
 
 from jobs import context, queues
 from jobs.router import on
-from jobs.support import messenger_for, scheduled_queue
+from jobs.support import messenger_for, timer_queue
 from jobs.support import moment as _moment
 from jobs.support import phone_digits as _digits
 from jobs.rules import distribution as dist
@@ -239,7 +239,7 @@ def _job_id(account: str, lead_id: int, stage: int) -> str:
 
 
 def _schedule(account: str, lead_id: int, stage: int, at: datetime, suffix: str = "") -> None:
-    scheduled_queue().enqueue_at(
+    timer_queue().enqueue_at(
         at, first_contact_timer, kwargs={"account": account, "lead_id": lead_id, "stage": stage,
                                          "deadline": at.timestamp()},
         job_id=_job_id(account, lead_id, stage) + suffix, retry=queues.RETRY, job_timeout=queues.JOB_TIMEOUT,
@@ -265,7 +265,7 @@ def record_contact(account: str, lead_id: int, at: datetime, by: int | None = No
         p.hset(_k(account, "ttfc", "data"), str(lead_id),
                json.dumps({"manager": manager, "seconds": seconds, "working_seconds": working}))
         p.execute()
-    registry = ScheduledJobRegistry(queue=scheduled_queue())
+    registry = ScheduledJobRegistry(queue=timer_queue())
     for stage in (fc.ALERT, fc.ESCALATE):
         try:
             registry.remove(_job_id(account, lead_id, stage), delete_job=True)

@@ -111,10 +111,10 @@ def test_missed_call_at_night_message_waits_for_the_shift(amo, r):
     (task,) = callback_tasks(amo, lead_id)
     assert task["complete_till"] == int(opening.timestamp())
     assert outbox(r, "client") == []                        # not sent at night...
-    registry = ScheduledJobRegistry(queue=Queue(queues.SCHEDULED, connection=r))
+    registry = ScheduledJobRegistry(queue=Queue(queues.TIMERS, connection=r))
     (job_id,) = registry.get_job_ids()
     assert registry.get_scheduled_time(job_id) == opening.astimezone(timezone.utc).replace(tzinfo=timezone.utc)
-    job = Queue(queues.SCHEDULED, connection=r).fetch_job(job_id)
+    job = Queue(queues.TIMERS, connection=r).fetch_job(job_id)
     job.func(*job.args, **job.kwargs)                       # ...but at the opening (the scheduler runs it)
     assert len(outbox(r, "client")) == 1
 
@@ -147,7 +147,7 @@ def users_of(amo):
 
 
 def timer_jobs(r):
-    queue = Queue(queues.SCHEDULED, connection=r)
+    queue = Queue(queues.TIMERS, connection=r)
     registry = ScheduledJobRegistry(queue=queue)
     return [(queue.fetch_job(i), registry.get_scheduled_time(i)) for i in registry.get_job_ids()]
 

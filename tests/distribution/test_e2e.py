@@ -163,7 +163,7 @@ def test_other_pipeline_or_status_is_left_alone(amo, r, stub):
 # --------------------------------------------------------------------------- FIRST_CONTACT_SLA
 
 def _timer_job(r, lead_id, stage=1):
-    registry = ScheduledJobRegistry(queue=handler.scheduled_queue())
+    registry = ScheduledJobRegistry(queue=handler.timer_queue())
     return f"fc-{ACCOUNT}-{lead_id}-{stage}" in registry.get_job_ids()
 
 
