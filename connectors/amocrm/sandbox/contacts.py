@@ -65,35 +65,28 @@ class ContactWrites(AccountCore):
             return created
 
     def update_contacts(self, items: Any, actor: int) -> list[tuple[Contact, str]]:
-        with self.changes(), self.lock:
-            checked = self._check_items(items)
-            problems = Problems()
-            plans = []
-            for rid, item in checked:
-                contact = self._check_existing(self.contacts, item, rid, problems)
-                if contact is not None:
-                    plans.append((rid, contact, self._check_contact(item, rid, problems)))
-            problems.raise_if_any()
-            done = []
-            for rid, contact, plan in plans:
-                before = copy.deepcopy(contact)
-                self._contact_name(plan, contact)
-                for key in ("name", "first_name", "last_name", "responsible_user_id", "created_at"):
-                    if key in plan:
-                        setattr(contact, key, plan[key])
-                contact.custom_fields = cf.merge(contact.custom_fields, plan["custom_fields"])
-                if plan["tags"] is not None:
-                    contact.tag_ids = self._tag_ids(plan["tags"])
-                if contact != before:
-                    contact.updated_at = plan.get("updated_at", self.now())
-                    contact.updated_by = actor
-                    if before.responsible_user_id != contact.responsible_user_id:
-                        self._event("entity_responsible_changed", "contact", contact.id, actor,
-                                    before=[{"responsible_user": {"id": before.responsible_user_id}}],
-                                    after=[{"responsible_user": {"id": contact.responsible_user_id}}])
-                    self._emit("update_contact", "contacts", "update", contact)
-                done.append((contact, rid))
-            return done
+        return self._update_each(self.contacts, items,
+                                 lambda item, rid, problems, contact: self._check_contact(item, rid, problems),
+                                 lambda contact, plan: self._apply_contact(contact, plan, actor))
+
+    def _apply_contact(self, contact: Contact, plan: dict, actor: int) -> Contact:
+        before = copy.deepcopy(contact)
+        self._contact_name(plan, contact)
+        for key in ("name", "first_name", "last_name", "responsible_user_id", "created_at"):
+            if key in plan:
+                setattr(contact, key, plan[key])
+        contact.custom_fields = cf.merge(contact.custom_fields, plan["custom_fields"])
+        if plan["tags"] is not None:
+            contact.tag_ids = self._tag_ids(plan["tags"])
+        if contact != before:
+            contact.updated_at = plan.get("updated_at", self.now())
+            contact.updated_by = actor
+            if before.responsible_user_id != contact.responsible_user_id:
+                self._event("entity_responsible_changed", "contact", contact.id, actor,
+                            before=[{"responsible_user": {"id": before.responsible_user_id}}],
+                            after=[{"responsible_user": {"id": contact.responsible_user_id}}])
+            self._emit("update_contact", "contacts", "update", contact)
+        return contact
 
     def link(self, entity_type: str, items: Any, actor: int, entity_id: int | None = None,
              unlink: bool = False) -> list[dict]:

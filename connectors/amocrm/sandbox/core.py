@@ -335,6 +335,20 @@ class AccountCore:
         problems.raise_if_any()
         return out
 
+    def _update_each(self, store: dict, items: Any, check: Callable, apply: Callable) -> list[tuple[Any, str]]:
+        """A PATCH of a collection: every item is checked first (one problem anywhere refuses
+        the whole request, as amoCRM does), then each is applied. `check(item, rid, problems,
+        entity)` returns the item's plan; `apply(entity, plan)` makes the change."""
+        with self.changes(), self.lock:
+            problems = Problems()
+            plans = []
+            for rid, item in self._check_items(items):
+                entity = self._check_existing(store, item, rid, problems)
+                if entity is not None:
+                    plans.append((rid, entity, check(item, rid, problems, entity)))
+            problems.raise_if_any()
+            return [(apply(entity, plan), rid) for rid, entity, plan in plans]
+
     def _check_existing(self, store: dict, item: dict, rid: str, problems: Problems):
         value = item.get("id")
         if value is None:

@@ -116,16 +116,8 @@ class LeadWrites(AccountCore):
             return created
 
     def update_leads(self, items: Any, actor: int) -> list[tuple[Lead, str]]:
-        with self.changes(), self.lock:
-            checked = self._check_items(items)
-            problems = Problems()
-            plans = []
-            for rid, item in checked:
-                lead = self._check_existing(self.leads, item, rid, problems)
-                if lead is not None:
-                    plans.append((rid, lead, self._check_lead(item, rid, problems, lead)))
-            problems.raise_if_any()
-            return [(self._apply_lead(lead, plan, actor), rid) for rid, lead, plan in plans]
+        return self._update_each(self.leads, items, self._check_lead,
+                                 lambda lead, plan: self._apply_lead(lead, plan, actor))
 
     def _apply_lead(self, lead: Lead, plan: dict, actor: int) -> Lead:
         before = copy.deepcopy(lead)

@@ -92,16 +92,8 @@ class TaskWrites(AccountCore):
             return created
 
     def update_tasks(self, items: Any, actor: int) -> list[tuple[Task, str]]:
-        with self.changes(), self.lock:
-            checked = self._check_items(items)
-            problems = Problems()
-            plans = []
-            for rid, item in checked:
-                task = self._check_existing(self.tasks, item, rid, problems)
-                if task is not None:
-                    plans.append((rid, task, self._check_task(item, rid, problems, task)))
-            problems.raise_if_any()
-            return [(self._apply_task(task, plan, actor), rid) for rid, task, plan in plans]
+        return self._update_each(self.tasks, items, self._check_task,
+                                 lambda task, plan: self._apply_task(task, plan, actor))
 
     def _apply_task(self, task: Task, plan: dict, actor: int) -> Task:
         before = copy.deepcopy(task)
