@@ -1,29 +1,28 @@
 """WHATSAPP_SLA timers under load: 1,000 concurrent chats, a random half answered in time.
 
     /work/main/.venv/bin/python bench/sla_timers.py [--chats 1000] [--deadline 5] [--workers 4]
-                                                    [--scheduler-interval 1.0]
 
-Real parts: a redis-server (reglament.redis_server.RedisServer), RQ workers (one of them runs
-RQ's scheduler, as `reglament worker` does), the real event job (jobs.events.handle_event →
-jobs.handlers.calls), the real timer jobs, cancellation and re-checks, violations in Redis.
-Stubbed: the amoCRM lookup of a chat's lead and manager (find_client / manager_person — a
+Real parts: a redis-server (reglament.redis_server.RedisServer); each delivery stored by the
+webhook path's own Lua step (app.ingress.Ingress.accept) as a Wazzup webhook body of the
+reference's format; worker processes running `reglament worker`'s code (jobs.worker.run:
+the dispatcher, the timer pump, RQ), with the real event jobs (jobs.handlers.calls), the
+real timers (jobs/timers.py), cancellation and re-checks, and violations in Redis.
+Stubbed: the amoCRM lookup of a chat's lead and manager (find_client / manager_person: a
 dict, no HTTP) and the messenger (alert_person writes the moment it is called into Redis).
+The workers are SimpleWorkers: production forks a process per job, which on this machine
+would measure the fork more than Reglament.
 
 Every chat's first client message starts a timer of `--deadline` seconds (a calendar around
 the clock; answer_minutes = deadline / 60). Half the chats, chosen at random, get an
 answer from a manager 0.5 s … deadline−1 s after the question. Reported: alert lateness
 (alert moment − deadline) p50/p99/max, missing alerts (unanswered chats with no alert) and
 false alerts (answered chats that alerted; target 0).
-
-RQ's scheduler moves due jobs to their queue every `interval` seconds (1 s by default in RQ
-3, with no worker option for it): lateness is at most about that interval plus the queue
-wait. `--scheduler-interval` swaps in an RQScheduler with another interval to show the
-effect (rq.worker.base.RQScheduler is replaced in the bench's own processes only).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing as mp
 import random
 import statistics
@@ -36,7 +35,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis  # noqa: E402
-from rq import Queue, SimpleWorker  # noqa: E402
 
 ACCOUNT = "bench"
 ALL_DAY = {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
@@ -76,53 +74,35 @@ def install_stubs(r: redis.Redis) -> None:
     calls.manager_person = lambda account, user_id: {"name": f"Менеджер {user_id}", "id": str(user_id)}
 
 
-def patch_scheduler_interval(interval: float | None) -> None:
-    if interval is None:
-        return
-    import rq.worker.base
-    from rq.scheduler import RQScheduler
+def worker_main(url: str, deadline: float) -> None:
+    from rq import SimpleWorker
 
-    class Scheduler(RQScheduler):
-        """RQScheduler polling every `interval` seconds. RQ uses `interval + 60` as a lock TTL in
-        a Lua EXPIRE, which needs an integer, so `interval` itself stays 1 and only the sleep
-        of the loop (a copy of RQScheduler.work) is shorter."""
-
-        def work(self):
-            self._install_signal_handlers()
-            self.register_birth()
-            while not self._stop_requested:
-                if self.should_reacquire_locks:
-                    self.acquire_locks()
-                self.heartbeat()
-                self.enqueue_scheduled_jobs()
-                time.sleep(interval)
-            self.stop()
-
-    rq.worker.base.RQScheduler = Scheduler
-
-
-def worker_main(url: str, deadline: float, with_scheduler: bool, interval: float | None) -> None:
-    from jobs import context, queues
+    from jobs import context, worker
 
     r = redis.Redis.from_url(url)
     context.set_settings(settings(deadline), r)
     install_stubs(r)
-    patch_scheduler_interval(interval)
-    # SimpleWorker: no fork per job (the production worker forks; here the stubbed jobs take
-    # about a millisecond and the fork would be most of the cost).
-    worker = SimpleWorker([Queue(n, connection=r) for n in queues.QUEUES], connection=r)
-    worker.work(with_scheduler=with_scheduler, logging_level="WARNING")
+    worker.run(r, [ACCOUNT], worker_class=SimpleWorker)
 
 
-def chat_event(kind: str, chat: int, message_id: str, at: datetime):
-    from reglament.events import Event, event_key
-
+def wazzup_body(chat: int, message_id: str, at: datetime, echo: bool) -> bytes:
+    """One message in a Wazzup webhook, as the reference shows it (messages[])."""
     phone = f"7900{chat:07d}"
-    fields = {"message_id": message_id, "date_time": at.isoformat(), "channel_id": "ch-bench", "chat_type": "whatsapp",
-              "chat_id": phone, "is_echo": kind == "chat.message_out", "crm_message_id": None, "is_edited": False,
-              "is_deleted": False, "contact": {"phone": phone, "name": f"Клиент {chat}"}}
-    return Event(account=ACCOUNT, source="wazzup", kind=kind, entity_id=message_id, fields=fields,
-                 key=event_key("wazzup", message_id))
+    return json.dumps({"messages": [{
+        "messageId": message_id, "dateTime": at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "channelId": "ch-bench", "chatType": "whatsapp", "chatId": phone, "type": "text", "isEcho": echo,
+        "status": "sent" if echo else "inbound", "text": "Здравствуйте" if echo else "Сколько стоит?",
+        "contact": {"name": f"Клиент {chat}", "phone": phone}, "authorName": "Менеджер" if echo else None,
+        "sentFromApp": echo, "isEdited": False, "isDeleted": False}]}, ensure_ascii=False).encode()
+
+
+def deliver(ingress, bodies: list[bytes]) -> None:
+    """What the webhook endpoint does with each body after authenticating it."""
+    from app.parsers import parse
+
+    for body in bodies:
+        parsed = parse("wazzup", body, ACCOUNT)
+        ingress.accept(ACCOUNT, "wazzup", body, "application/json", parsed.events, parsed.ignored)
 
 
 def main() -> None:
@@ -130,13 +110,11 @@ def main() -> None:
     ap.add_argument("--chats", type=int, default=1000)
     ap.add_argument("--deadline", type=float, default=5.0)
     ap.add_argument("--workers", type=int, default=4)
-    ap.add_argument("--scheduler-interval", type=float, default=None,
-                    help="RQ scheduler polling interval in seconds (default: RQ's own, 1 s)")
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
 
-    from jobs import context, queues
-    from jobs.dispatcher import job_data
+    from app.ingress import Ingress
+    from jobs import context
     from jobs.handlers import calls
     from reglament.redis_server import RedisServer
 
@@ -146,29 +124,25 @@ def main() -> None:
         try:
             r = redis.Redis.from_url(server.url)
             context.set_settings(settings(args.deadline), r)
+            ingress = Ingress(r, dedupe_ttl=3600, retention_hours=1, rejected_keep=100, rejected_ttl_hours=1)
             ctx = mp.get_context("fork")
-            procs = [ctx.Process(target=worker_main, args=(server.url, args.deadline, i == 0, args.scheduler_interval),
-                                 daemon=False) for i in range(args.workers)]  # the scheduler forks
+            procs = [ctx.Process(target=worker_main, args=(server.url, args.deadline)) for _ in range(args.workers)]
             for p in procs:
                 p.start()
-            time.sleep(1.5)  # workers up, scheduler lock taken
-            events_q = Queue(queues.EVENTS, connection=r)
-            t0 = datetime.now(timezone.utc)
-            chats = {}
+            time.sleep(2)  # workers up, their dispatchers' consumer group made
+            t0 = datetime.now(timezone.utc) + timedelta(seconds=0.2)
             answered = set(rnd.sample(range(args.chats), args.chats // 2))
-            ins = []
-            for c in range(args.chats):
-                at = t0 + timedelta(seconds=rnd.uniform(0, 1.0))  # 1,000 questions within a second
-                chats[c] = at
-                ins.append(job_data(chat_event("chat.message_in", c, f"in-{c}", at)))
-            events_q.enqueue_many(ins)
-            answers = sorted((chats[c] + timedelta(seconds=rnd.uniform(0.5, args.deadline - 1.0)), c)
-                             for c in answered)
-            for when, c in answers:  # managers answer as time goes by
-                pause = (when - datetime.now(timezone.utc)).total_seconds()
+            chats = {c: t0 + timedelta(seconds=rnd.uniform(0, 1.0)) for c in range(args.chats)}  # within a second
+            answers = {c: chats[c] + timedelta(seconds=rnd.uniform(0.5, args.deadline - 1.0)) for c in answered}
+            timeline = sorted([(at, wazzup_body(c, f"in-{c}", at, echo=False)) for c, at in chats.items()]
+                              + [(at, wazzup_body(c, f"out-{c}", at, echo=True)) for c, at in answers.items()])
+            late_deliveries = 0
+            for at, body in timeline:  # each webhook comes when its message is written
+                pause = (at - datetime.now(timezone.utc)).total_seconds()
                 if pause > 0:
                     time.sleep(pause)
-                events_q.enqueue_many([job_data(chat_event("chat.message_out", c, f"out-{c}", when))])
+                late_deliveries += pause < -0.1
+                deliver(ingress, [body])
             end = max(chats.values()) + timedelta(seconds=args.deadline + 6)
             while datetime.now(timezone.utc) < end:
                 time.sleep(0.2)
@@ -190,9 +164,8 @@ def main() -> None:
             lateness.sort()
             lateness = lateness or [float("nan")]
             q = statistics.quantiles(lateness, n=100) if len(lateness) > 1 else [0] * 99
-            interval = args.scheduler_interval if args.scheduler_interval is not None else "1.0 (RQ default)"
             print(f"chats={args.chats} answered={len(answered)} deadline={args.deadline}s workers={args.workers} "
-                  f"scheduler_interval={interval}")
+                  f"deliveries made over 0.1 s late by this script={late_deliveries}")
             print(f"alerts={len(lateness)} missing={missing} false_alerts={false_alerts} violations={recorded}")
             print(f"lateness p50={statistics.median(lateness):.3f}s p99={q[98]:.3f}s max={lateness[-1]:.3f}s "
                   f"min={lateness[0]:.3f}s")

@@ -1,8 +1,10 @@
-"""Turns each account's inbox stream into RQ jobs, one per new event.
+"""Turns each account's inbox stream into RQ jobs for its new events.
 
-The inbox is read through a consumer group. An entry's jobs and its XACK go to Redis in
-one MULTI transaction, so an entry is either fully dispatched or still pending; entries
-left pending by a dispatcher that died are claimed again after `reclaim_idle_ms`.
+The inbox is read through a consumer group. The events of the entries read together go
+out as batch jobs (jobs/batch.py: a job per event when few arrive, batches in a burst),
+and the jobs and the entries' XACK go to Redis in one MULTI transaction, so an entry is
+either fully dispatched or still pending; entries left pending by a dispatcher that died
+are claimed again after `reclaim_idle_ms`.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import redis
 from rq import Queue
 
 from app.parsers import parse
-from jobs import queues
+from jobs import batch, queues
 from jobs.events import handle_event
 from reglament import keys, metrics
 from reglament.events import Event
@@ -30,13 +32,20 @@ def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-def job_data(event: Event, job_id: str | None = None):
-    return Queue.prepare_data(
-        handle_event, args=(event.to_dict(),), job_id=job_id or event.job_id,
-        description=f"{event.account} {event.kind} {event.entity_id}",
-        timeout=queues.JOB_TIMEOUT, retry=queues.RETRY, failure_ttl=7 * 24 * 3600,
-        meta={"account": event.account, "kind": event.kind},
-    )
+def job_datas(events: list[Event], id_suffix: str = "") -> list:
+    """The batch jobs for events of one account, read together. Job ids follow the first
+    event's key (new events are unique by key); a replay, which may hold one event twice,
+    passes a suffix and the chunks are numbered."""
+    datas = []
+    for n, chunk in enumerate(batch.chunks(events)):
+        first, more = chunk[0], len(chunk) - 1
+        kinds = {e.kind for e in chunk}
+        datas.append(batch.job_data(
+            [batch.call(handle_event, data=e.to_dict()) for e in chunk], queues.EVENTS,
+            job_id=f"{first.job_id}{f'-and-{more}' if more else ''}" + (f"{id_suffix}-{n}" if id_suffix else ""),
+            description=f"{first.account} {first.kind} {first.entity_id}{f' and {more} more' if more else ''}",
+            meta={"account": first.account, "kind": kinds.pop() if len(kinds) == 1 else "events"}))
+    return datas
 
 
 class Dispatcher:
@@ -67,11 +76,10 @@ class Dispatcher:
                 start, entries, *_ = self.r.xautoclaim(keys.inbox(account), GROUP, self.consumer,
                                                        self.reclaim_idle_ms, start_id=start, count=100)
                 for entry_id, fields in entries:
-                    if fields:  # an entry trimmed away meanwhile comes back empty
-                        self.dispatch(account, _text(entry_id), fields)
-                        done += 1
-                    else:
+                    if not fields:  # an entry trimmed away meanwhile comes back empty
                         self.r.xack(keys.inbox(account), GROUP, entry_id)
+                self.dispatch(account, [(_text(i), f) for i, f in entries if f])
+                done += sum(1 for _, f in entries if f)
                 if _text(start) == "0-0":
                     break
         return done
@@ -82,32 +90,37 @@ class Dispatcher:
         done = 0
         for stream, entries in response or []:
             account = _text(stream).split(":")[1]
-            for entry_id, fields in entries:
-                self.dispatch(account, _text(entry_id), fields)
-                done += 1
+            self.dispatch(account, [(_text(i), f) for i, f in entries])
+            done += len(entries)
         return done
 
-    def dispatch(self, account: str, entry_id: str, fields: dict) -> int:
-        fields = {_text(k): v for k, v in fields.items()}
-        flags = _text(fields.get("new", ""))
-        source = _text(fields["source"])
-        try:
-            events = parse(source, fields["body"], account).events
-        except Exception:
-            # Accepted once, so this is a parser change or bug: keep the entry (replayable by id)
-            # and move on rather than block the inbox.
-            log.exception("dispatcher: stored delivery %s no longer parses", entry_id, extra={"account": account})
-            metrics.incr(self.r, account, "job_failures_total", kind="dispatch")
-            events = []
-        for e, flag in zip(events, flags):
-            log.info("webhook event", extra={"account": account, "source": source, "kind": e.kind,
-                                             "entity_id": e.entity_id,
-                                             "outcome": "accepted" if flag == "1" else "duplicate"})
-        fresh = [e for e, flag in zip(events, flags) if flag == "1"]
+    def dispatch(self, account: str, entries: list[tuple[str, dict]]) -> int:
+        """Enqueue the new events of these entries of one account's inbox and acknowledge them."""
+        fresh = []
+        for entry_id, fields in entries:
+            fields = {_text(k): v for k, v in fields.items()}
+            flags = _text(fields.get("new", ""))
+            source = _text(fields["source"])
+            try:
+                events = parse(source, fields["body"], account).events
+            except Exception:
+                # Accepted once, so this is a parser change or bug: keep the entry (replayable by
+                # id) and move on rather than block the inbox.
+                log.exception("dispatcher: stored delivery %s no longer parses", entry_id,
+                              extra={"account": account})
+                metrics.incr(self.r, account, "job_failures_total", kind="dispatch")
+                events = []
+            for e, flag in zip(events, flags):
+                log.info("webhook event", extra={"account": account, "source": source, "kind": e.kind,
+                                                 "entity_id": e.entity_id,
+                                                 "outcome": "accepted" if flag == "1" else "duplicate"})
+            fresh += [e for e, flag in zip(events, flags) if flag == "1"]
+        if not entries:
+            return 0
         with self.r.pipeline(transaction=True) as pipe:
             if fresh:
-                self.queue.enqueue_many([job_data(e) for e in fresh], pipeline=pipe)
-            pipe.xack(keys.inbox(account), GROUP, entry_id)
+                self.queue.enqueue_many(job_datas(fresh), pipeline=pipe)
+            pipe.xack(keys.inbox(account), GROUP, *(entry_id for entry_id, _ in entries))
             pipe.execute()
         return len(fresh)
 

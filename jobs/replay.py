@@ -10,7 +10,7 @@ from rq import Queue
 
 from app.parsers import parse
 from jobs import queues
-from jobs.dispatcher import job_data
+from jobs.dispatcher import job_datas
 from reglament import keys
 
 
@@ -28,11 +28,10 @@ def entries(r: redis.Redis, account: str, ids: list[str] | None = None,
 
 def replay(r: redis.Redis, account: str, found: list[tuple[str, dict]]) -> int:
     stamp = int(time.time() * 1000)
-    datas = []
+    events = []
     for entry_id, fields in found:
         source = fields["source"].decode() if isinstance(fields["source"], bytes) else fields["source"]
-        for event in parse(source, fields["body"], account).events:
-            datas.append(job_data(event, job_id=f"{event.job_id}-replay-{stamp}-{len(datas)}"))
-    if datas:
-        Queue(queues.EVENTS, connection=r).enqueue_many(datas)
-    return len(datas)
+        events += parse(source, fields["body"], account).events
+    if events:
+        Queue(queues.EVENTS, connection=r).enqueue_many(job_datas(events, id_suffix=f"-replay-{stamp}"))
+    return len(events)

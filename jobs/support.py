@@ -1,15 +1,13 @@
 """Small things several rule families' handlers share: reading a moment or a phone number
-from an event's fields, the account's messenger and the timers' queue."""
+from an event's fields, and the account's messenger."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 from typing import Any
 
-from rq import Queue
-
 from connectors.sms.phone import InvalidPhone, normalize_phone
-from jobs import context, queues
+from jobs import context
 
 
 def moment(value: Any) -> datetime | None:
@@ -41,8 +39,3 @@ def messenger_for(account: str):
     from connectors.messaging import Messenger
 
     return Messenger.for_account(context.account(account), None, context.redis_client())
-
-
-def timer_queue() -> Queue:
-    """Where jobs that must run at a moment go (RQ's enqueue_at): workers serve it first."""
-    return Queue(queues.TIMERS, connection=context.redis_client())

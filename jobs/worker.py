@@ -1,5 +1,6 @@
-"""The worker process: an RQ worker (with RQ's scheduler for delayed jobs) and, beside it
-in a thread, the dispatcher that feeds it from the inboxes."""
+"""The worker process: an RQ worker (with RQ's scheduler, which retries failed jobs later)
+and, beside it in threads, the dispatcher that feeds it from the inboxes and the pump that
+moves due timers (jobs/timers.py) to its first queue."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import redis
 from rq import Queue, Worker
 
 from jobs import queues
+from jobs.timers import Pump
 from jobs.dispatcher import Dispatcher
 from reglament import metrics
 
@@ -25,17 +27,22 @@ def count_failure(job, exc_type, exc_value, tb) -> bool:
     return True  # let RQ's default handling (retry or failed registry) go on
 
 
-def run(r: redis.Redis, accounts: list[str], burst: bool = False) -> None:
-    dispatcher = Dispatcher(r, accounts)
-    thread = threading.Thread(target=dispatcher.run, name="dispatcher", daemon=True)
-    thread.start()
-    worker = Worker([Queue(name, connection=r) for name in queues.QUEUES], connection=r,
-                    exception_handlers=[count_failure],
-                    # Frequent maintenance: jobs of a worker that died are retried within a minute
-                    # or two, not after RQ's default ten minutes.
-                    maintenance_interval=60)
+def run(r: redis.Redis, accounts: list[str], burst: bool = False, worker_class: type[Worker] = Worker) -> None:
+    """worker_class: RQ's forking Worker in production (a job that leaks or hangs can't take
+    the worker with it); a bench passes SimpleWorker to measure without the fork."""
+    feeders = [Dispatcher(r, accounts), Pump(r)]
+    threads = [threading.Thread(target=f.run, name=type(f).__name__.lower(), daemon=True) for f in feeders]
+    for t in threads:
+        t.start()
+    worker = worker_class([Queue(name, connection=r) for name in queues.QUEUES], connection=r,
+                          exception_handlers=[count_failure],
+                          # Frequent maintenance: jobs of a worker that died are retried within a
+                          # minute or two, not after RQ's default ten minutes.
+                          maintenance_interval=60)
     try:
         worker.work(with_scheduler=True, burst=burst, logging_level="WARNING")
     finally:
-        dispatcher.stop()
-        thread.join(5)
+        for f in feeders:
+            f.stop()
+        for t in threads:
+            t.join(5)

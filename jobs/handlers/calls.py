@@ -4,12 +4,12 @@ Events
 - call.incoming_missed (telephony) or an amoCRM call_in note that did not talk (status other
   than «разговор состоялся», or zero duration) → MISSED_CALL: a «Перезвонить» task for the
   lead's responsible manager (due now, or at the shift's opening), a message to the client
-  (at night scheduled for the opening with RQ's enqueue_at; at most one per client per
+  (at night held for the opening by a timer, jobs/timers.py; at most one per client per
   window), an alert to the manager. An unknown number gets a new lead.
 - call.incoming_answered / call.outgoing_answered, or a talked call note → the callback task
   is closed with a result.
 - call.outgoing_failed, or a call_out note not reached/busy → FAILED_CALL_MESSAGE.
-- chat.message_in starts the chat's SLA timer (RQ scheduled job, deterministic id per chat and
+- chat.message_in starts the chat's SLA timer (jobs/timers.py, a deterministic id per chat and
   message); chat.message_out stops it unless it is the echo of our own automated message.
   The firing job re-reads the chat's state, so an answered chat never alerts.
 
@@ -21,17 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from datetime import datetime, timezone
 from typing import Any
 
-from rq.job import Job
-from rq.registry import ScheduledJobRegistry
-
-from jobs import context, queues
+from jobs import context, timers
 from jobs.router import on
-from jobs.support import messenger_for, timer_queue
+from jobs.support import messenger_for
 from jobs.support import moment as _moment
 from jobs.support import phone_digits as digits
 from jobs.rules import failed_call_message, missed_call, whatsapp_sla
@@ -254,10 +250,8 @@ def handle_missed(account: str, call_id: str, phone: str | None, at: datetime, *
         kwargs = dict(account=account, phone=plan.message.phone, text=text, action_key=plan.message.action_key,
                       template=template, not_if_talked_since=at.timestamp())
         if plan.message.send_at > now:
-            timer_queue().enqueue_at(plan.message.send_at, send_client_message, kwargs=kwargs,
-                                         job_id=f"calls-msg-{account}-{_ref(plan.message.action_key)}",
-                                         retry=queues.RETRY, job_timeout=queues.JOB_TIMEOUT,
-                                         meta={"account": account, "kind": "missed_call_message"})
+            timers.schedule(r, f"calls-msg-{account}-{_ref(plan.message.action_key)}", plan.message.send_at,
+                            send_client_message, kwargs, account=account, kind="missed_call_message")
             sent = f"scheduled for {plan.message.send_at.isoformat()}"
         else:
             sent = send_client_message(**kwargs)
@@ -357,23 +351,15 @@ def waiting(account: str, chat: str) -> tuple[whatsapp_sla.Waiting | None, dict]
     return whatsapp_sla.Waiting(raw["message_id"], datetime.fromtimestamp(float(raw["since"]), timezone.utc)), raw
 
 
-def timer_job_id(account: str, chat: str, message_id: str, stage: int) -> str:
+def timer_id(account: str, chat: str, message_id: str, stage: int) -> str:
     return f"sla-{account}-{_ref(chat)}-{_ref(message_id)}-{stage}"
 
 
-def schedule_timer(account: str, chat: str, message_id: str, stage: int, at: datetime, *, again: bool = False) -> None:
-    """The timer as an RQ scheduled job with a deterministic id (a repeat replaces, never doubles).
-
-    RQ's ScheduledJobRegistry scores jobs by whole seconds (calendar.timegm), truncating:
-    a job for 10:00:04.6 would be enqueued at 10:00:04. It is scheduled at the next whole
-    second instead, so it never fires before its deadline."""
-    due = datetime.fromtimestamp(math.ceil(at.timestamp()), timezone.utc)
-    job_id = timer_job_id(account, chat, message_id, stage) + ("-again" if again else "")
-    timer_queue().enqueue_at(
-        due, sla_timer, kwargs={"account": account, "chat": chat, "message_id": message_id, "stage": stage,
-                                "deadline": at.timestamp()},
-        job_id=job_id, retry=queues.RETRY, job_timeout=queues.JOB_TIMEOUT, result_ttl=3600,
-        meta={"account": account, "kind": "whatsapp_sla"})
+def schedule_timer(account: str, chat: str, message_id: str, stage: int, at: datetime) -> None:
+    """The chat's timer, with a deterministic id: a repeated webhook replaces it, never doubles it."""
+    timers.schedule(context.redis_client(), timer_id(account, chat, message_id, stage), at, sla_timer,
+                    {"account": account, "chat": chat, "message_id": message_id, "stage": stage,
+                     "deadline": at.timestamp()}, account=account, kind="whatsapp_sla")
 
 
 @on("chat.message_in", "chat.message_out", name="whatsapp_sla")
@@ -417,14 +403,9 @@ def message_out(account: str, f: dict) -> dict:
         return {"timer": "ours" if ours else "unchanged"}
     r = context.redis_client()
     stopped = r.eval(_STOP, 1, _state_key(account, chat), current.message_id)
-    # Drop the chat's timer jobs in one round trip (RQ's registry.remove(delete_job=True) costs
-    # about 18 per job); a timer that fires anyway finds the chat answered and does nothing.
-    ids = [timer_job_id(account, chat, current.message_id, stage) + suffix
-           for stage in (whatsapp_sla.ALERT, whatsapp_sla.ESCALATE) for suffix in ("", "-again")]
-    with r.pipeline(transaction=False) as p:
-        p.zrem(ScheduledJobRegistry(queue=timer_queue()).key, *ids)
-        p.delete(*(Job.key_for(i) for i in ids))
-        p.execute()
+    # A timer that fires anyway (already claimed) finds the chat answered and does nothing.
+    timers.cancel(r, *(timer_id(account, chat, current.message_id, stage)
+                       for stage in (whatsapp_sla.ALERT, whatsapp_sla.ESCALATE)))
     return {"timer": "stopped" if stopped else "unchanged"}
 
 
@@ -439,7 +420,7 @@ def sla_timer(account: str, chat: str, message_id: str, stage: int, deadline: fl
         return {"outcome": "answered"}
     if now.timestamp() < deadline - 0.5:
         # Not due yet (a direct call, or a clock step): look again at the deadline.
-        schedule_timer(account, chat, message_id, stage, datetime.fromtimestamp(deadline, timezone.utc), again=True)
+        schedule_timer(account, chat, message_id, stage, datetime.fromtimestamp(deadline, timezone.utc))
         return {"outcome": "early"}
     client = find_client(account, raw.get("phone"), ttl=settings.chat_cache_minutes * 60) or {}
     lead_id = client.get("lead_id")

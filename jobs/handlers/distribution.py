@@ -5,8 +5,8 @@ Events
 - lead.added in the configured pipeline and status → the lead is remembered (arrival time,
   the responsible it came with, its source); it gets the next manager on shift by smooth
   weighted round robin (reglament.shifts.take_turn, one Lua script that also records the
-  pick for the lead), or the fallback user; and its first-contact timer starts (RQ
-  enqueue_at, job id fc-<account>-<lead>-<stage>).
+  pick for the lead), or the fallback user; and its first-contact timer starts
+  (jobs/timers.py, id fc-<account>-<lead>-<stage>).
 - lead.responsible_changed to someone other than our pick → a person chose: never reassigned.
 - note.added by a person (a common note, a call note, an SMS), chat.message_out (Wazzup),
   call.* from telephony → the lead's first contact: its time is recorded, the timer cancelled.
@@ -28,11 +28,9 @@ import logging
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
-from rq.registry import ScheduledJobRegistry
-
-from jobs import context, queues
+from jobs import context, timers
 from jobs.router import on
-from jobs.support import messenger_for, timer_queue
+from jobs.support import messenger_for
 from jobs.support import moment as _moment
 from jobs.support import phone_digits as _digits
 from jobs.rules import distribution as dist
@@ -234,16 +232,14 @@ def responsible_changed(event: Event) -> dict:
 
 # ---------------------------------------------------------------- first contact
 
-def _job_id(account: str, lead_id: int, stage: int) -> str:
+def timer_id(account: str, lead_id: int, stage: int) -> str:
     return f"fc-{account}-{lead_id}-{stage}"
 
 
-def _schedule(account: str, lead_id: int, stage: int, at: datetime, suffix: str = "") -> None:
-    timer_queue().enqueue_at(
-        at, first_contact_timer, kwargs={"account": account, "lead_id": lead_id, "stage": stage,
-                                         "deadline": at.timestamp()},
-        job_id=_job_id(account, lead_id, stage) + suffix, retry=queues.RETRY, job_timeout=queues.JOB_TIMEOUT,
-        meta={"account": account, "kind": "first_contact_sla"})
+def _schedule(account: str, lead_id: int, stage: int, at: datetime) -> None:
+    timers.schedule(context.redis_client(), timer_id(account, lead_id, stage), at, first_contact_timer,
+                    {"account": account, "lead_id": lead_id, "stage": stage, "deadline": at.timestamp()},
+                    account=account, kind="first_contact_sla")
 
 
 def record_contact(account: str, lead_id: int, at: datetime, by: int | None = None, how: str = "") -> bool:
@@ -265,12 +261,7 @@ def record_contact(account: str, lead_id: int, at: datetime, by: int | None = No
         p.hset(_k(account, "ttfc", "data"), str(lead_id),
                json.dumps({"manager": manager, "seconds": seconds, "working_seconds": working}))
         p.execute()
-    registry = ScheduledJobRegistry(queue=timer_queue())
-    for stage in (fc.ALERT, fc.ESCALATE):
-        try:
-            registry.remove(_job_id(account, lead_id, stage), delete_job=True)
-        except Exception:  # noqa: BLE001 — the timer re-checks anyway
-            pass
+    timers.cancel(r, *(timer_id(account, lead_id, stage) for stage in (fc.ALERT, fc.ESCALATE)))  # they re-check anyway
     metrics.incr(r, account, "first_contacts_total")
     return True
 
@@ -357,7 +348,7 @@ def first_contact_timer(account: str, lead_id: int, stage: int, deadline: float,
     contacted = bool(state.get("contacted_at"))
     if not contacted and now < due:
         if scheduled:  # fired early (clocks): look again at the due time
-            _schedule(account, lead_id, stage, due, suffix=f"-{int(now.timestamp())}")
+            _schedule(account, lead_id, stage, due)
         return {"outcome": "early"}
     raw = None
     if not contacted:

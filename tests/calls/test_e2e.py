@@ -7,15 +7,15 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from rq import Queue
-from rq.registry import ScheduledJobRegistry
+from rq import Queue, SimpleWorker
 
 from app.amocrm import parser
 from connectors.outbox import Outbox
 from connectors.wazzup import ours
 from connectors.wazzup.client import crm_message_id
-from jobs import context, events, queues
+from jobs import context, events, queues, timers
 from jobs.handlers import calls
+from jobs.timers import Pump
 from reglament import violations
 from reglament.events import Event, event_key
 from tests.engine.conftest import ACCOUNT, ANNA, BORIS, engine_settings
@@ -98,6 +98,7 @@ def test_missed_call_note_from_the_sandbox(amo, engine, receiver, r):
     for _ in range(3):
         events.handle_event(notes[0].to_dict())
     assert len(callback_tasks(amo, lead_id)) == 1
+    assert [t["text"] for t in amo.open_tasks(lead_id)] == ["Перезвонить"]  # and no status task beside it
     assert len(outbox(r, "client")) == 1 and len(outbox(r, "alert")) == 1
 
 
@@ -111,11 +112,11 @@ def test_missed_call_at_night_message_waits_for_the_shift(amo, r):
     (task,) = callback_tasks(amo, lead_id)
     assert task["complete_till"] == int(opening.timestamp())
     assert outbox(r, "client") == []                        # not sent at night...
-    registry = ScheduledJobRegistry(queue=Queue(queues.TIMERS, connection=r))
-    (job_id,) = registry.get_job_ids()
-    assert registry.get_scheduled_time(job_id) == opening.astimezone(timezone.utc).replace(tzinfo=timezone.utc)
-    job = Queue(queues.TIMERS, connection=r).fetch_job(job_id)
-    job.func(*job.args, **job.kwargs)                       # ...but at the opening (the scheduler runs it)
+    (timer,) = timers.pending(r)
+    assert timer.at == opening.timestamp()
+    assert Pump(r).pump_once(now=opening.timestamp() - 1) == 0
+    assert Pump(r).pump_once(now=opening.timestamp()) == 1  # ...but at the opening
+    SimpleWorker([Queue(queues.TIMERS, connection=r)], connection=r).work(burst=True)
     assert len(outbox(r, "client")) == 1
 
 
@@ -147,13 +148,11 @@ def users_of(amo):
 
 
 def timer_jobs(r):
-    queue = Queue(queues.TIMERS, connection=r)
-    registry = ScheduledJobRegistry(queue=queue)
-    return [(queue.fetch_job(i), registry.get_scheduled_time(i)) for i in registry.get_job_ids()]
+    return [(t, datetime.fromtimestamp(t.at, timezone.utc)) for t in timers.pending(r)]
 
 
-def fire(job, now: datetime):
-    return calls.sla_timer(**{**job.kwargs, "now": now})
+def fire(timer, now: datetime):
+    return calls.sla_timer(**{**timer.kwargs, "now": now})
 
 
 @pytest.fixture

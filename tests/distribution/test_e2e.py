@@ -8,9 +8,8 @@ from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from rq.registry import ScheduledJobRegistry
 
-from jobs import context, events
+from jobs import context, events, timers
 from jobs.handlers import distribution as handler
 from reglament import shifts, violations
 from reglament.events import Event, event_key
@@ -163,8 +162,7 @@ def test_other_pipeline_or_status_is_left_alone(amo, r, stub):
 # --------------------------------------------------------------------------- FIRST_CONTACT_SLA
 
 def _timer_job(r, lead_id, stage=1):
-    registry = ScheduledJobRegistry(queue=handler.timer_queue())
-    return f"fc-{ACCOUNT}-{lead_id}-{stage}" in registry.get_job_ids()
+    return timers.get(r, handler.timer_id(ACCOUNT, lead_id, stage)) is not None
 
 
 def test_uncontacted_lead_alerts_at_its_deadline_and_not_before(amo, r, stub):

@@ -8,6 +8,7 @@ from jobs.dispatcher import Dispatcher
 from jobs.queues import EVENTS
 from reglament import keys
 from tests.conftest import SECRET
+from tests.jobs_helpers import queued_events
 from tests.fixtures import load
 
 FORM = "application/x-www-form-urlencoded"
@@ -23,8 +24,7 @@ def dispatch_all(r, accounts=("acme",)):
 
 
 def jobs(r):
-    q = Queue(EVENTS, connection=r)
-    return [q.fetch_job(i) for i in q.job_ids]
+    return queued_events(r)
 
 
 @pytest.mark.parametrize("name", load.names("amocrm"))
@@ -37,8 +37,8 @@ def test_amocrm_event_kinds_become_one_job_per_entity_even_when_posted_twice(cli
         assert resp.status_code == 200, resp.json
     dispatch_all(r)
     queued = jobs(r)
-    assert sorted(j.args[0]["key"] for j in queued) == sorted(e.key for e in expected)
-    assert [j.args[0]["kind"] for j in queued] == [e.kind for e in expected]
+    assert sorted(j["key"] for j in queued) == sorted(e.key for e in expected)
+    assert [j["kind"] for j in queued] == [e.kind for e in expected]
 
 
 @pytest.mark.parametrize("name", load.names("wazzup"))
@@ -50,7 +50,7 @@ def test_wazzup_kinds_become_one_job_each_even_when_posted_twice(client, r, name
         resp = client.post(WAZZUP, data=load.wazzup(name), content_type="application/json; charset-utf-8")
         assert resp.status_code == 200, resp.json
     dispatch_all(r)
-    assert sorted(j.args[0]["key"] for j in jobs(r)) == sorted(e.key for e in expected)
+    assert sorted(j["key"] for j in jobs(r)) == sorted(e.key for e in expected)
 
 
 def test_answer_counts_new_duplicate_and_ignored(client):
