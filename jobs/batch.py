@@ -4,7 +4,8 @@ RQ spends about 5 ms of bookkeeping on every job on a small machine (registries,
 heartbeat, result), more than handling a chat event or a due timer costs. So a burst (a
 thousand WhatsApp messages within a second) reaches the workers in batches, one job per
 batch, and a quiet stream still gets a job per call: `chunks` splits what arrives together
-into at least SPREAD jobs, so that several workers share a burst.
+into up to SPREAD jobs, so that several workers share a burst, and into bigger batches
+when jobs already wait in the queue (`spread`).
 
 A batch runs its calls in order. A call that raises does not fail the others: it is split
 off into a job of its own, which RQ retries on the usual policy (queues.RETRY). A batch of
@@ -26,7 +27,7 @@ from jobs import context, queues
 log = logging.getLogger("reglament.jobs")
 
 MAX_BATCH = 25   # calls per job: a batch that fails as a whole is redone, so not too many
-SPREAD = 4       # a burst goes out as at least this many jobs (or one per call)
+SPREAD = 4       # a burst goes out as up to this many jobs, when none wait in the queue
 
 
 def call(func: Callable | str, **kwargs: Any) -> dict:
@@ -38,6 +39,12 @@ def call(func: Callable | str, **kwargs: Any) -> dict:
 def resolve(path: str) -> Callable:
     module, _, name = path.partition(":")
     return getattr(import_module(module), name)
+
+
+def spread(queue: Queue) -> int:
+    """Into how many jobs to split what arrives now: SPREAD when the queue is empty, fewer
+    (bigger batches) when jobs already wait in it, since then every worker is busy anyway."""
+    return max(1, SPREAD - queue.count)
 
 
 def chunks(items: list, max_size: int = MAX_BATCH, spread: int = SPREAD) -> list[list]:

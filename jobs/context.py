@@ -56,8 +56,8 @@ def _handler_modules() -> list:
 
 
 def _warm(settings: config.Settings) -> None:
-    """Import and build now what every job needs: RQ forks a work-horse per job, and a fork
-    inherits all of this instead of paying for it (about 250 ms) on each event."""
+    """Import and build now what every job needs (about 250 ms), so that the first event
+    after a start does not pay for it."""
     import connectors.amocrm.crm  # noqa: F401
     import jobs.executor  # noqa: F401
 

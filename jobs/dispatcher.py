@@ -25,6 +25,9 @@ from reglament import keys, metrics
 from reglament.events import Event
 
 GROUP = "dispatch"
+# After the first entry of a quiet spell, wait this long for more before dispatching: in a
+# burst, the entries of 50 ms go out as a few batch jobs instead of a job each.
+LINGER = 0.05
 log = logging.getLogger("reglament.webhook")
 
 
@@ -32,12 +35,12 @@ def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-def job_datas(events: list[Event], id_suffix: str = "") -> list:
+def job_datas(events: list[Event], id_suffix: str = "", spread: int = batch.SPREAD) -> list:
     """The batch jobs for events of one account, read together. Job ids follow the first
     event's key (new events are unique by key); a replay, which may hold one event twice,
     passes a suffix and the chunks are numbered."""
     datas = []
-    for n, chunk in enumerate(batch.chunks(events)):
+    for n, chunk in enumerate(batch.chunks(events, spread=spread)):
         first, more = chunk[0], len(chunk) - 1
         kinds = {e.kind for e in chunk}
         datas.append(batch.job_data(
@@ -50,11 +53,12 @@ def job_datas(events: list[Event], id_suffix: str = "") -> list:
 
 class Dispatcher:
     def __init__(self, r: redis.Redis, accounts: list[str], consumer: str | None = None,
-                 reclaim_idle_ms: int = 30_000):
+                 reclaim_idle_ms: int = 30_000, linger: float = LINGER):
         self.r = r
         self.accounts = accounts
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.reclaim_idle_ms = reclaim_idle_ms
+        self.linger = linger
         self.queue = Queue(queues.EVENTS, connection=r)
         self._stop = threading.Event()
 
@@ -86,13 +90,16 @@ class Dispatcher:
 
     def run_once(self, block_ms: int = 1000, count: int = 200) -> int:
         streams = {keys.inbox(a): ">" for a in self.accounts}
+        read: dict[str, list] = {}
         response = self.r.xreadgroup(GROUP, self.consumer, streams, count=count, block=block_ms)
-        done = 0
+        if response and self.linger:
+            time.sleep(self.linger)
+            response += self.r.xreadgroup(GROUP, self.consumer, streams, count=count) or []
         for stream, entries in response or []:
-            account = _text(stream).split(":")[1]
-            self.dispatch(account, [(_text(i), f) for i, f in entries])
-            done += len(entries)
-        return done
+            read.setdefault(_text(stream).split(":")[1], []).extend((_text(i), f) for i, f in entries)
+        for account, entries in read.items():
+            self.dispatch(account, entries)
+        return sum(len(e) for e in read.values())
 
     def dispatch(self, account: str, entries: list[tuple[str, dict]]) -> int:
         """Enqueue the new events of these entries of one account's inbox and acknowledge them."""
@@ -119,7 +126,7 @@ class Dispatcher:
             return 0
         with self.r.pipeline(transaction=True) as pipe:
             if fresh:
-                self.queue.enqueue_many(job_datas(fresh), pipeline=pipe)
+                self.queue.enqueue_many(job_datas(fresh, spread=batch.spread(self.queue)), pipeline=pipe)
             pipe.xack(keys.inbox(account), GROUP, *(entry_id for entry_id, _ in entries))
             pipe.execute()
         return len(fresh)

@@ -156,7 +156,8 @@ class Pump:
         datas = [batch.job_data([batch.call(p["func"], **p["kwargs"]) for p in chunk], queues.TIMERS,
                                 description=f"{account}: {len(chunk)} timer(s), first {chunk[0]['kind']}",
                                 meta={"account": account, "kind": chunk[0]["kind"]})
-                 for account, payloads in by_account.items() for chunk in batch.chunks(payloads)]
+                 for account, payloads in by_account.items()
+                 for chunk in batch.chunks(payloads, spread=batch.spread(self.queue))]
         with self.r.pipeline(transaction=True) as pipe:
             if datas:
                 self.queue.enqueue_many(datas, pipeline=pipe)

@@ -57,7 +57,7 @@ def worker(config_path, burst):
 
     load_settings(config_path)
     settings, r = runtime.start(config_path)
-    context.set_settings(settings, r)  # registers the rule handlers; warms what forked jobs share
+    context.set_settings(settings, r)  # registers the rule handlers and warms what jobs use
     run_worker(r, [a.id for a in settings.accounts], burst=burst)
 
 

@@ -327,13 +327,37 @@ def handle_failed(account: str, call_id: str, phone: str | None, *, lead_id: int
 
 # ---------------------------------------------------------------- WhatsApp SLA
 
-_STOP = """
-if redis.call('HGET', KEYS[1], 'message_id') == ARGV[1] then
-  redis.call('DEL', KEYS[1])
-  return 1
+# The chat's state changes in one Lua step each, so that a question and its answer handled
+# at once by two workers (or in the wrong order) never leave a timer running. Each applies
+# the pure decision of whatsapp_sla.py: START is sets_clock, ANSWER is answers.
+# KEYS: the chat's waiting state (a hash), the moment of its last answer.
+_START = """
+local answered = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if answered >= tonumber(ARGV[2]) then return {0, ''} end
+local current = redis.call('HGET', KEYS[1], 'message_id')
+if current and (current == ARGV[1] or tonumber(redis.call('HGET', KEYS[1], 'since')) <= tonumber(ARGV[2])) then
+  return {0, ''}
 end
-return 0
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'message_id', ARGV[1], 'since', ARGV[2], 'phone', ARGV[3], 'deadline', ARGV[4],
+           'name', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ARGV[6])
+return {1, current or ''}
 """
+_ANSWER = """
+if tonumber(ARGV[1]) > tonumber(redis.call('GET', KEYS[2]) or '-1') then
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+end
+local since = redis.call('HGET', KEYS[1], 'since')
+if since and tonumber(ARGV[1]) >= tonumber(since) then
+  local id = redis.call('HGET', KEYS[1], 'message_id')
+  redis.call('DEL', KEYS[1])
+  return id
+end
+return false
+"""
+STATE_TTL = 30 * 86400
+ANSWER_TTL = 86400  # how long an answer is remembered against questions delivered after it
 
 
 def chat_key(event_fields: dict) -> str:
@@ -342,6 +366,10 @@ def chat_key(event_fields: dict) -> str:
 
 def _state_key(account: str, chat: str) -> str:
     return keys.key(account, "sla", "chat", chat)
+
+
+def _answered_key(account: str, chat: str) -> str:
+    return keys.key(account, "sla", "answered", chat)
 
 
 def waiting(account: str, chat: str) -> tuple[whatsapp_sla.Waiting | None, dict]:
@@ -372,22 +400,22 @@ def chat_message(event: Event) -> dict:
 
 def message_in(account: str, f: dict, now: datetime | None = None) -> dict:
     settings = calls_settings(account).whatsapp_sla
-    chat = chat_key(f)
-    current, _ = waiting(account, chat)
-    if not whatsapp_sla.starts_timer(current, f.get("chat_type"), settings, edited=bool(f.get("is_edited")),
-                                     deleted=bool(f.get("is_deleted"))):
+    if not whatsapp_sla.counts(f.get("chat_type"), settings, edited=bool(f.get("is_edited")),
+                               deleted=bool(f.get("is_deleted"))):
         return {"timer": "unchanged"}
+    chat = chat_key(f)
     since = _moment(f.get("date_time")) or now or _now()
     r = context.redis_client()
-    key = _state_key(account, chat)
     phone = digits((f.get("contact") or {}).get("phone") or f.get("chat_id"))
-    if not r.hsetnx(key, "message_id", f["message_id"]):
-        return {"timer": "unchanged"}  # another message of the client got there first
     deadline = whatsapp_sla.deadline(since, settings, context.calendar(account))
-    r.hset(key, mapping={"since": since.timestamp(), "phone": phone or "", "deadline": deadline.timestamp(),
-                         "name": (f.get("contact") or {}).get("name") or ""})
-    r.expire(key, 30 * 86400)
+    started, replaced = r.eval(_START, 2, _state_key(account, chat), _answered_key(account, chat),
+                               f["message_id"], since.timestamp(), phone or "", deadline.timestamp(),
+                               (f.get("contact") or {}).get("name") or "", STATE_TTL)
+    if not started:
+        return {"timer": "unchanged"}
     schedule_timer(account, chat, f["message_id"], whatsapp_sla.ALERT, deadline)
+    if replaced:  # an earlier message of the client arrived late: its clock counts, not the later one's
+        _cancel_timers(account, chat, replaced.decode())
     try:  # tie the chat to its lead and manager now, so the alert does not wait for amoCRM
         find_client(account, phone, ttl=settings.chat_cache_minutes * 60)
     except Exception:  # noqa: BLE001 — the timer job looks again
@@ -395,18 +423,25 @@ def message_in(account: str, f: dict, now: datetime | None = None) -> dict:
     return {"timer": "started", "deadline": deadline.isoformat()}
 
 
-def message_out(account: str, f: dict) -> dict:
-    chat = chat_key(f)
-    current, _ = waiting(account, chat)
+def message_out(account: str, f: dict, now: datetime | None = None) -> dict:
     ours = messenger_for(account).is_our_message(f.get("message_id"), f.get("crm_message_id"))
-    if not whatsapp_sla.answers(current, ours, _moment(f.get("date_time")), deleted=bool(f.get("is_deleted"))):
+    if not whatsapp_sla.is_answer(ours, deleted=bool(f.get("is_deleted"))):
         return {"timer": "ours" if ours else "unchanged"}
+    chat = chat_key(f)
+    sent_at = _moment(f.get("date_time")) or now or _now()
     r = context.redis_client()
-    stopped = r.eval(_STOP, 1, _state_key(account, chat), current.message_id)
+    stopped = r.eval(_ANSWER, 2, _state_key(account, chat), _answered_key(account, chat),
+                     sent_at.timestamp(), ANSWER_TTL)
+    if not stopped:
+        return {"timer": "unchanged"}
     # A timer that fires anyway (already claimed) finds the chat answered and does nothing.
-    timers.cancel(r, *(timer_id(account, chat, current.message_id, stage)
-                       for stage in (whatsapp_sla.ALERT, whatsapp_sla.ESCALATE)))
-    return {"timer": "stopped" if stopped else "unchanged"}
+    _cancel_timers(account, chat, stopped.decode())
+    return {"timer": "stopped"}
+
+
+def _cancel_timers(account: str, chat: str, message_id: str) -> None:
+    timers.cancel(context.redis_client(), *(timer_id(account, chat, message_id, stage)
+                                            for stage in (whatsapp_sla.ALERT, whatsapp_sla.ESCALATE)))
 
 
 def sla_timer(account: str, chat: str, message_id: str, stage: int, deadline: float,

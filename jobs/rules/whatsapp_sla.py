@@ -36,23 +36,34 @@ def escalation_at(alerted_deadline: datetime, settings: WhatsappSla, calendar: W
     return calendar.add_working(alerted_deadline, timedelta(minutes=settings.escalate_minutes))
 
 
-def starts_timer(waiting: Waiting | None, chat_type: str | None, settings: WhatsappSla, *,
-                 edited: bool = False, deleted: bool = False) -> bool:
-    """A client's message starts a timer unless the chat is already waiting (the first
-    unanswered message sets the clock) or it is an edit/deletion of an older message."""
+def counts(chat_type: str | None, settings: WhatsappSla, *, edited: bool = False, deleted: bool = False) -> bool:
+    """Is this client's message one the rule watches? Not an edit or deletion of an older
+    message, and only in the configured kinds of chat."""
     if not settings.enabled or edited or deleted:
         return False
-    if chat_type and settings.chat_types and chat_type not in settings.chat_types:
-        return False
-    return waiting is None
+    return not (chat_type and settings.chat_types and chat_type not in settings.chat_types)
 
 
-def answers(waiting: Waiting | None, ours: bool, sent_at: datetime | None, *, deleted: bool = False) -> bool:
-    """Does this outgoing message answer the waiting chat? Our own automated message does
-    not; nor does an outgoing message older than the client's message (a late echo)."""
-    if waiting is None or ours or deleted:
+def sets_clock(waiting: Waiting | None, message_at: datetime, answered_at: datetime | None) -> bool:
+    """Does a client's message written at `message_at` start the chat's clock? Not if we
+    answered at or after it (webhooks can arrive out of order), nor if the chat already
+    waits for an earlier message (the first unanswered message sets the clock); an earlier
+    message that arrives late does."""
+    if answered_at is not None and answered_at >= message_at:
         return False
-    return sent_at is None or sent_at >= waiting.since
+    return waiting is None or message_at < waiting.since
+
+
+def is_answer(ours: bool, deleted: bool = False) -> bool:
+    """An outgoing message answers the client unless it is our own automated message (its
+    echo) or a deletion."""
+    return not (ours or deleted)
+
+
+def answers(waiting: Waiting | None, sent_at: datetime) -> bool:
+    """Does an answer sent at `sent_at` stop the waiting chat's clock? Not one older than the
+    client's message (a late echo)."""
+    return waiting is not None and sent_at >= waiting.since
 
 
 def on_timer(waiting: Waiting | None, message_id: str, stage: int) -> str:

@@ -128,18 +128,39 @@ def test_sla_escalation_after_a_second_interval():
     assert sla.escalation_at(evening, WhatsappSla(), CAL) == datetime(2026, 3, 3, 9, 5, tzinfo=MSK)
 
 
-def test_sla_starts_and_stops():
+def test_sla_messages_that_count():
     s = WhatsappSla()
+    assert sla.counts("whatsapp", s)
+    assert not sla.counts("telegram", s)
+    assert not sla.counts("whatsapp", s, edited=True)
+    assert not sla.counts("whatsapp", s, deleted=True)
+    assert not sla.counts("whatsapp", WhatsappSla(enabled=False))
+
+
+MIN = timedelta(minutes=1)
+
+
+@pytest.mark.parametrize("waiting_since, message_at, answered_at, starts", [
+    (None, MON_NOON, None, True),                        # a first question
+    (MON_NOON, MON_NOON + MIN, None, False),             # the first unanswered message sets the clock
+    (MON_NOON, MON_NOON - MIN, None, True),              # an earlier question delivered late takes over
+    (None, MON_NOON, MON_NOON + MIN, False),             # answered before its webhook came (out of order)
+    (None, MON_NOON, MON_NOON, False),                   # answered in the same instant
+    (None, MON_NOON, MON_NOON - MIN, True),              # an old answer is no answer to it
+])
+def test_sla_which_question_sets_the_clock(waiting_since, message_at, answered_at, starts):
+    waiting = sla.Waiting("m0", waiting_since) if waiting_since else None
+    assert sla.sets_clock(waiting, message_at, answered_at) is starts
+
+
+def test_sla_what_answers():
     w = sla.Waiting("m1", MON_NOON)
-    assert sla.starts_timer(None, "whatsapp", s)
-    assert not sla.starts_timer(w, "whatsapp", s)                 # the first unanswered message sets the clock
-    assert not sla.starts_timer(None, "telegram", s)
-    assert not sla.starts_timer(None, "whatsapp", s, edited=True)
-    assert not sla.starts_timer(None, "whatsapp", WhatsappSla(enabled=False))
-    assert sla.answers(w, ours=False, sent_at=MON_NOON + timedelta(minutes=1))
-    assert not sla.answers(w, ours=True, sent_at=MON_NOON + timedelta(minutes=1))   # our automated echo
-    assert not sla.answers(w, ours=False, sent_at=MON_NOON - timedelta(minutes=1))  # older than the question
-    assert not sla.answers(None, ours=False, sent_at=MON_NOON)
+    assert sla.is_answer(ours=False)
+    assert not sla.is_answer(ours=True)                                    # our automated echo
+    assert not sla.is_answer(ours=False, deleted=True)
+    assert sla.answers(w, sent_at=MON_NOON + MIN)
+    assert not sla.answers(w, sent_at=MON_NOON - MIN)                      # older than the question
+    assert not sla.answers(None, sent_at=MON_NOON)
 
 
 def test_sla_timer_fires_only_for_the_waiting_message():

@@ -200,6 +200,27 @@ def test_answered_message_never_alerts(amo, sla_engine, r):
     assert outbox(r, "alert") == [] and violations.between(r, ACCOUNT, 0, 2e10) == []
 
 
+def test_an_answer_handled_before_its_question_still_stops_the_clock(amo, sla_engine, r):
+    """Workers run events in parallel: the manager's answer may be handled first."""
+    contact_with_lead(amo)
+    t0 = datetime.now(timezone.utc)
+    events.handle_event(chat_event("chat.message_out", "out-1", t0 + timedelta(seconds=40)).to_dict())
+    events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
+    assert timer_jobs(r) == []
+    events.handle_event(chat_event("chat.message_in", "in-2", t0 + timedelta(minutes=1)).to_dict())
+    ((timer, at),) = timer_jobs(r)                         # a later question is a new one
+    assert timer.kwargs["message_id"] == "in-2"
+
+
+def test_an_earlier_question_delivered_late_sets_the_clock(amo, sla_engine, r):
+    contact_with_lead(amo)
+    t0 = datetime.now(timezone.utc)
+    events.handle_event(chat_event("chat.message_in", "in-2", t0 + timedelta(minutes=1)).to_dict())
+    events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
+    ((timer, at),) = timer_jobs(r)
+    assert timer.kwargs["message_id"] == "in-1" and at == t0 + timedelta(minutes=5)
+
+
 def test_our_own_automated_echo_does_not_stop_the_timer(amo, sla_engine, r):
     contact_with_lead(amo)
     t0 = datetime.now(timezone.utc)
