@@ -1,5 +1,5 @@
 """Small things several rule families' handlers share: reading a moment or a phone number
-from an event's fields, and the account's messenger."""
+from an event's fields, the account's messenger, and alerting a person."""
 
 from __future__ import annotations
 
@@ -39,3 +39,20 @@ def messenger_for(account: str):
     from connectors.messaging import Messenger
 
     return Messenger.for_account(context.account(account), None, context.redis_client())
+
+
+def alert(account: str, messenger, person: dict | None, subject: str, text: str, *, action_key: str,
+          lead_id: int | None = None, note: str | None = None) -> bool:
+    """Alert a person through the account's channels (the messenger sends each key once);
+    when no channel carries it, `note` goes into the lead, where the manager sees it.
+    Whether it was delivered. The caller passes its module's messenger, so a stub put there
+    reaches the alerts too."""
+    from reglament.crm import AddNote
+
+    delivered = False
+    if person is not None:
+        delivered = messenger.alert_person(person, subject, text, action_key=action_key).delivered
+    if not delivered and lead_id and note:
+        ex = context.executor_for(account)
+        ex.apply(ex.unapplied([AddNote(lead_id=lead_id, text=note, action_key=f"{action_key}:note")]))
+    return delivered

@@ -231,12 +231,14 @@ class SetResponsible(_Keyed):
 
 @dataclass(frozen=True, kw_only=True)
 class CreateLead(_Keyed):
-    """A new lead with a new contact (e.g. a call from an unknown number). The created
-    lead's id is returned under the action key, like a created task's."""
+    """A new lead for a client (e.g. a missed call from a number with no open lead): linked to
+    the client's contact when there is one, else with a new contact. The created lead's id
+    is returned under the action key, like a created task's."""
     name: str
     phone: str | None
     responsible_user_id: int | None
     status: str | None = None        # None: the pipeline's first status
+    contact_id: int | None = None    # the client's existing contact; None: make one with the phone
     action_key: str
 
 

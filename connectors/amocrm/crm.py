@@ -546,8 +546,8 @@ class AmoCRM:
         return created
 
     def _create_lead(self, a: CreateLead) -> int:
-        """The lead and its contact, each created once per action key (the client records
-        keys), then linked; linking the same pair twice is harmless."""
+        """The lead and, unless the client has one, its contact, each created once per action
+        key (the client records keys), then linked; linking the same pair twice is harmless."""
         pipeline_id = self._default_pipeline_id()
         fields: dict = {"name": a.name, "pipeline_id": pipeline_id}
         if a.status:
@@ -555,7 +555,9 @@ class AmoCRM:
         if a.responsible_user_id:
             fields["responsible_user_id"] = a.responsible_user_id
         lead_id = self.client.create_lead(f"{a.action_key}:lead", **fields)
-        if a.phone:
+        if a.contact_id:
+            self.client.link_contact_to_lead(lead_id, a.contact_id, main=True)
+        elif a.phone:
             contact_id = self.client.create_contact(f"{a.action_key}:contact", name=a.name, phone=a.phone,
                                                     **({"responsible_user_id": a.responsible_user_id}
                                                        if a.responsible_user_id else {}))

@@ -27,14 +27,14 @@ from typing import Any
 
 from jobs import context, timers
 from jobs.router import on
-from jobs.support import messenger_for
+from jobs.support import alert, messenger_for
 from jobs.support import moment as _moment
 from jobs.support import phone_digits as digits
 from jobs.rules import failed_call_message, missed_call, whatsapp_sla
 from jobs.rules.calls_settings import CallsSettings
 from jobs.rules.settings import same_name
 from reglament import keys, metrics, violations
-from reglament.crm import AddNote, CallDirection, CallStatus, CreateLead
+from reglament.crm import CallDirection, CallStatus, CreateLead
 from reglament.events import Event
 
 log = logging.getLogger("reglament.calls")
@@ -61,10 +61,6 @@ def calls_settings(account: str) -> CallsSettings:
     return context.rules(account).calls
 
 
-
-
-
-
 def render(text: str, *, client_name: str = "", manager: str = "", lead_link: str = "") -> str:
     return text.format(client_name=client_name, manager=manager, lead_link=lead_link)
 
@@ -72,9 +68,11 @@ def render(text: str, *, client_name: str = "", manager: str = "", lead_link: st
 # ---------------------------------------------------------------- who is the client
 
 def find_client(account: str, phone: str | None, *, ttl: int = 3600, fresh: bool = False) -> dict | None:
-    """{"lead_id", "responsible_user_id", "name"} for the client with this phone, found through
-    amoCRM contacts (their newest active lead); cached in Redis for `ttl` seconds. None when
-    no contact has the number or none of its leads is active."""
+    """{"lead_id", "responsible_user_id", "name", "contact_id"} for the client with this phone,
+    found through amoCRM contacts (their newest active lead); cached in Redis for `ttl`
+    seconds. A returning client (a contact, but no active lead) has lead_id None and the
+    responsible user of their newest closed lead (or the contact's); None when no contact
+    has the number."""
     number = digits(phone)
     if not number:
         return None
@@ -85,20 +83,29 @@ def find_client(account: str, phone: str | None, *, ttl: int = 3600, fresh: bool
         if raw is not None:
             return json.loads(raw)
     crm = context.crm_for(account)
-    found = None
+    found = returning = None
     for contact in crm.client.find_contacts_by_phone(number, with_leads=True):
         lead_ids = sorted((int(lead["id"]) for lead in (contact.get("_embedded") or {}).get("leads") or []),
                           reverse=True)
+        person = {"name": contact.get("name") or "", "contact_id": contact["id"],
+                  "responsible_user_id": contact.get("responsible_user_id")}
         for lead_id in lead_ids[:ACTIVE_LEAD_CANDIDATES]:
             raw_lead = crm.client.get_lead(lead_id, with_contacts=False)
-            if not raw_lead or raw_lead.get("is_deleted") or raw_lead.get("status_id") in (142, 143):
+            if not raw_lead or raw_lead.get("is_deleted"):
+                continue
+            manager = raw_lead.get("responsible_user_id") or contact.get("responsible_user_id")
+            if raw_lead.get("status_id") in (142, 143):
+                # A closed lead: the client returns to the manager of their newest one.
+                if returning is None:
+                    returning = {**person, "lead_id": None, "responsible_user_id": manager}
                 continue
             if found is None or lead_id > found["lead_id"]:
-                found = {"lead_id": lead_id, "name": contact.get("name") or "",
-                         "responsible_user_id": raw_lead.get("responsible_user_id")
-                         or contact.get("responsible_user_id")}
+                found = {**person, "lead_id": lead_id, "responsible_user_id": manager}
             break
-    r.set(key, json.dumps(found), ex=ttl if found else min(ttl, NEGATIVE_TTL))
+        if returning is None:
+            returning = {**person, "lead_id": None}
+    found = found or returning
+    r.set(key, json.dumps(found), ex=ttl if found and found["lead_id"] else min(ttl, NEGATIVE_TTL))
     return found
 
 
@@ -133,19 +140,6 @@ def head_person(account: str, manager_name: str) -> dict | None:
             head_id = next((i for i, n in users.items() if same_name(n, dept.head)), None)
             return {"name": dept.head, "id": str(head_id) if head_id else None}
     return None
-
-
-def _alert(account: str, person: dict | None, subject: str, text: str, action_key: str,
-           lead_id: int | None, note: str | None = None) -> bool:
-    """Alert a person; when no channel carries it, a note in the lead (the manager sees it there)."""
-    delivered = False
-    if person is not None:
-        delivered = messenger_for(account).alert_person(person, subject, text, action_key=action_key).delivered
-    if not delivered and lead_id:
-        ex = context.executor_for(account)
-        ex.apply(ex.unapplied([AddNote(lead_id=lead_id, text=note or f"{subject}. {text}",
-                                       action_key=f"{action_key}:note")]))
-    return delivered
 
 
 # ---------------------------------------------------------------- the calls
@@ -204,13 +198,16 @@ def handle_missed(account: str, call_id: str, phone: str | None, at: datetime, *
     client = find_client(account, phone, fresh=True) if lead_id is None else None
     if lead_id is None and client:
         lead_id = client["lead_id"]
-    facts = missed_call.MissedFacts(call_id=call_id, phone=phone, at=at, lead_id=lead_id)
+    facts = missed_call.MissedFacts(call_id=call_id, phone=phone, at=at, lead_id=lead_id,
+                                    contact_id=(client or {}).get("contact_id"),
+                                    responsible_user_id=(client or {}).get("responsible_user_id"))
     plan = missed_call.decide(facts, settings, cal, now)
     if plan.needs_lead:
         (create,) = plan.actions
         assert isinstance(create, CreateLead)
         lead_id = ex.crm.apply([create])[create.action_key]  # once per key (the client records keys)
-        client = {"lead_id": lead_id, "name": "", "responsible_user_id": None}
+        client = {**(client or {"name": "", "contact_id": None}), "lead_id": lead_id,
+                  "responsible_user_id": create.responsible_user_id}
         remember_client(account, phone, client)
     if lead_id is None:
         log.info("missed call: %s", plan.why, extra={"account": account, "rule": missed_call.RULE})
@@ -256,21 +253,38 @@ def handle_missed(account: str, call_id: str, phone: str | None, at: datetime, *
         else:
             sent = send_client_message(**kwargs)
     if plan.alert_key:
-        _alert(account, manager, render(settings.alert_subject, **values), render(settings.alert_text, **values),
-               plan.alert_key, lead_id, render(settings.note_text, **values))
+        message = {"person": manager, "subject": render(settings.alert_subject, **values),
+                   "text": render(settings.alert_text, **values), "action_key": plan.alert_key,
+                   "lead_id": lead_id, "note": render(settings.note_text, **values)}
+        if plan.alert_at and plan.alert_at > now:
+            timers.schedule(r, f"calls-alert-{account}-{_ref(plan.alert_key)}", plan.alert_at, send_held_alert,
+                            {"account": account, "phone": phone, "missed_at": at.timestamp(), "message": message},
+                            account=account, kind="missed_call_alert")
+        else:
+            alert(account, messenger_for(account), **message)
     metrics.incr(r, account, "rule_actions_total", rule=missed_call.RULE, action="missed_call")
     return {"lead_id": lead_id, "actions": [a.action_key for a in actions], "message": sent}
 
 
+def _talked_since(account: str, phone: str | None, since: float) -> bool:
+    talked = context.redis_client().get(keys.key(account, "calls", "talked", phone)) if phone else None
+    return talked is not None and float(talked) >= since
+
+
 def send_client_message(account: str, phone: str, text: str, action_key: str, template: dict | None = None,
                         not_if_talked_since: float | None = None) -> str:
-    """Send a message to a client (a job when scheduled for the shift's opening)."""
-    if not_if_talked_since is not None:
-        talked = context.redis_client().get(keys.key(account, "calls", "talked", phone))
-        if talked is not None and float(talked) >= not_if_talked_since:
-            return "skipped: talked to the client since"
+    """Send a message to a client (a timer's job when held for the shift's opening)."""
+    if not_if_talked_since is not None and _talked_since(account, phone, not_if_talked_since):
+        return "skipped: talked to the client since"
     result = messenger_for(account).message_client(f"+{phone}", text, action_key, template=template)
     return result.channel
+
+
+def send_held_alert(account: str, phone: str | None, missed_at: float, message: dict) -> str:
+    """A missed call's alert held for the shift's opening: sent unless the client was talked to since."""
+    if _talked_since(account, phone, missed_at):
+        return "skipped: talked to the client since"
+    return "sent" if alert(account, messenger_for(account), **message) else "noted in the lead"
 
 
 def handle_talked(account: str, call_id: str, phone: str | None, *, lead_id: int | None = None) -> dict:
@@ -466,8 +480,9 @@ def sla_timer(account: str, chat: str, message_id: str, stage: int, deadline: fl
     base = f"{whatsapp_sla.RULE}:{_ref(chat)}:{_ref(message_id)}"
     lateness = now.timestamp() - deadline
     if decision == "alert":
-        _alert(account, manager, render(settings.alert_subject, **values), render(settings.alert_text, **values),
-               f"{base}:alert", lead_id)
+        subject, text = render(settings.alert_subject, **values), render(settings.alert_text, **values)
+        alert(account, messenger_for(account), manager, subject, text, action_key=f"{base}:alert",
+              lead_id=lead_id, note=f"{subject}. {text}")
         violations.record(context.redis_client(), account, violations.Violation(
             rule=whatsapp_sla.RULE, key=base, at=deadline,
             manager_id=client.get("responsible_user_id"), lead_id=lead_id, link=values["lead_link"] or None,
@@ -480,6 +495,7 @@ def sla_timer(account: str, chat: str, message_id: str, stage: int, deadline: fl
             schedule_timer(account, chat, message_id, whatsapp_sla.ESCALATE, at)
         return {"outcome": "alert", "lateness": lateness}
     head = head_person(account, values["manager"]) if manager else None
-    _alert(account, head, render(settings.escalation_subject, **values), render(settings.escalation_text, **values),
-           f"{base}:escalate", lead_id)
+    subject, text = render(settings.escalation_subject, **values), render(settings.escalation_text, **values)
+    alert(account, messenger_for(account), head, subject, text, action_key=f"{base}:escalate", lead_id=lead_id,
+          note=f"{subject}. {text}")
     return {"outcome": "escalate", "lateness": lateness}

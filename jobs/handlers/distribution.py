@@ -30,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 
 from jobs import context, timers
 from jobs.router import on
-from jobs.support import messenger_for
+from jobs.support import alert, messenger_for
 from jobs.support import moment as _moment
 from jobs.support import phone_digits as _digits
 from jobs.rules import distribution as dist
@@ -38,7 +38,6 @@ from jobs.rules import first_contact as fc
 from jobs.rules.distribution_settings import DistributionSettings
 from jobs.scheduler import PERIODIC
 from reglament import keys, metrics, shifts, violations
-from reglament.crm import AddNote
 from reglament.events import Event
 
 log = logging.getLogger("reglament.distribution")
@@ -123,18 +122,6 @@ def _head(account: str, manager_name: str) -> dict | None:
             head_id = dist.user_id(context.crm_for(account).names().users, dept.head)
             return {"name": dept.head, "id": str(head_id) if head_id else None}
     return None
-
-
-def _alert(account: str, person: dict | None, subject: str, text: str, action_key: str, lead_id: int | None,
-           note: str | None = None) -> bool:
-    """Alert a person; when no channel carries it, a note in the lead."""
-    delivered = False
-    if person is not None:
-        delivered = messenger_for(account).alert_person(person, subject, text, action_key=action_key).delivered
-    if not delivered and lead_id and note:
-        ex = context.executor_for(account)
-        ex.apply(ex.unapplied([AddNote(lead_id=lead_id, text=note, action_key=f"{action_key}:note")]))
-    return delivered
 
 
 # ---------------------------------------------------------------- lead.added
@@ -375,8 +362,9 @@ def first_contact_timer(account: str, lead_id: int, stage: int, deadline: float,
     base = f"{fc.RULE}:{lead_id}"
     t = s.texts
     if decision.outcome == "alert":
-        _alert(account, manager, t.alert_subject.format(**values), t.alert_text.format(**values), f"{base}:alert",
-               lead_id, t.note_text.format(**values))
+        alert(account, messenger_for(account), manager, t.alert_subject.format(**values),
+              t.alert_text.format(**values), action_key=f"{base}:alert", lead_id=lead_id,
+              note=t.note_text.format(**values))
         violations.record(context.redis_client(), account, violations.Violation(
             rule=fc.RULE, key=base, at=deadline, manager_id=raw.get("responsible_user_id"), lead_id=lead_id,
             link=values["lead_link"], details=t.violation_text.format(**values),
@@ -387,8 +375,8 @@ def first_contact_timer(account: str, lead_id: int, stage: int, deadline: float,
             _schedule(account, lead_id, fc.ESCALATE, at)
         return {"outcome": "alert", "lateness": (now - due).total_seconds()}
     head = _head(account, values["manager"]) if manager else None
-    _alert(account, head, t.escalation_subject.format(**values), t.escalation_text.format(**values),
-           f"{base}:escalate", lead_id)
+    alert(account, messenger_for(account), head, t.escalation_subject.format(**values),
+          t.escalation_text.format(**values), action_key=f"{base}:escalate", lead_id=lead_id)
     return {"outcome": "escalate"}
 
 

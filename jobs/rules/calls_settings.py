@@ -45,7 +45,8 @@ class MissedCall(_Model):
     task_text: str = Field("Перезвонить", min_length=1, description="Text of the callback task.")
     task_type: str | None = Field("Звонок", description="Type of the callback task (null = the CRM's default).")
     create_lead_for_unknown: bool = Field(
-        True, description="A missed call from a number no contact has creates a new lead (with a contact).")
+        True, description="A missed call from a number with no open lead creates a new lead: linked to the "
+                          "client's contact when the number has one (a returning client), else with a new contact.")
     new_lead_name: str = Field("Пропущенный звонок {phone}",
                                description="Name of that new lead; {phone} is the caller's number.")
     message_client: bool = Field(True, description="Send the client a message after a missed call.")

@@ -29,8 +29,9 @@ class MissedFacts:
     call_id: str
     phone: str | None                     # digits
     at: datetime                          # when the call was missed (aware)
-    lead_id: int | None                   # the client's lead, None when no contact has the number
-    responsible_user_id: int | None = None
+    lead_id: int | None                   # the client's open lead, None when there is none
+    responsible_user_id: int | None = None  # the lead's (or, with no lead, the contact's) responsible user
+    contact_id: int | None = None         # with no open lead: the contact that has the number, if any
     open_tasks: tuple[Task, ...] = ()     # the lead's open tasks
     client_messaged_recently: bool = False  # a missed-call message went to this client within the window
 
@@ -46,7 +47,8 @@ class ClientMessage:
 class MissedPlan:
     actions: tuple[Action, ...] = ()
     message: ClientMessage | None = None
-    alert_key: str | None = None          # alert the responsible manager under this key
+    alert_key: str | None = None          # alert the responsible manager under this key...
+    alert_at: datetime | None = None      # ...now, or at the shift's opening at night
     needs_lead: bool = False              # CreateLead first, then plan again with the new lead
     why: str = ""
 
@@ -65,8 +67,9 @@ def decide(facts: MissedFacts, settings: MissedCall, calendar: WorkCalendar, now
         if settings.create_lead_for_unknown and facts.phone:
             return MissedPlan(actions=(CreateLead(
                 name=settings.new_lead_name.replace("{phone}", f"+{facts.phone}"), phone=f"+{facts.phone}",
-                responsible_user_id=None, action_key=f"{RULE}:new:{ref}:lead"),), needs_lead=True,
-                why="unknown number: a new lead first")
+                contact_id=facts.contact_id, responsible_user_id=facts.responsible_user_id,
+                action_key=f"{RULE}:new:{ref}:lead"),), needs_lead=True,
+                why="a returning client: a new lead first" if facts.contact_id else "unknown number: a new lead first")
         return MissedPlan(why="no lead for this number")
     actions: list[Action] = []
     due = calendar.next_opening(now)
@@ -78,8 +81,10 @@ def decide(facts: MissedFacts, settings: MissedCall, calendar: WorkCalendar, now
     if settings.message_client and facts.phone and not facts.client_messaged_recently:
         message = ClientMessage(phone=facts.phone, action_key=f"{RULE}:{ref}:client",
                                 send_at=due)
+    # At night the manager's alert waits for the shift too: the callback is due then, and
+    # nobody should be woken for it.
     alert = action_key(RULE, facts.lead_id, ref, "alert") if settings.alert_manager else None
-    return MissedPlan(actions=tuple(actions), message=message, alert_key=alert)
+    return MissedPlan(actions=tuple(actions), message=message, alert_key=alert, alert_at=due if alert else None)
 
 
 def close_callbacks(lead_id: int, open_tasks: tuple[Task, ...], call_id: str, settings: MissedCall) -> list[Action]:

@@ -50,6 +50,7 @@ def test_missed_call_task_message_and_alert(now, due):
     assert t.due == due
     assert plan.message.send_at == due and plan.message.phone == "79011112233"
     assert plan.alert_key and plan.alert_key.startswith("MISSED_CALL:501:")
+    assert plan.alert_at == due                                  # the manager isn't woken at night either
 
 
 def test_same_call_same_keys_other_call_other_keys():
@@ -77,8 +78,16 @@ def test_unknown_number_gets_a_new_lead_or_nothing():
     (lead,) = plan.actions
     assert plan.needs_lead and isinstance(lead, CreateLead) and lead.phone == "+79011112233"
     assert "+79011112233" in lead.name
+    assert (lead.contact_id, lead.responsible_user_id) == (None, 77)
     off = MissedCall(create_lead_for_unknown=False)
     assert mc.decide(facts(lead_id=None), off, CAL, MON_NOON) == mc.MissedPlan(why="no lead for this number")
+
+
+def test_returning_client_gets_a_new_lead_on_their_contact():
+    plan = mc.decide(facts(lead_id=None, contact_id=9001, responsible_user_id=78), MissedCall(), CAL, MON_NOON)
+    (lead,) = plan.actions
+    assert plan.needs_lead and (lead.contact_id, lead.responsible_user_id) == (9001, 78)
+    assert plan.why == "a returning client: a new lead first"
 
 
 def test_switches():

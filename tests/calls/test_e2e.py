@@ -102,7 +102,7 @@ def test_missed_call_note_from_the_sandbox(amo, engine, receiver, r):
     assert len(outbox(r, "client")) == 1 and len(outbox(r, "alert")) == 1
 
 
-def test_missed_call_at_night_message_waits_for_the_shift(amo, r):
+def test_missed_call_at_night_message_and_alert_wait_for_the_shift(amo, r):
     weekdays = {d: "09:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")}
     context.set_settings(engine_settings(amo.server.url, working_hours=weekdays), r)
     lead_id = contact_with_lead(amo)
@@ -111,13 +111,41 @@ def test_missed_call_at_night_message_waits_for_the_shift(amo, r):
     opening = datetime(2026, 3, 3, 9, 0, tzinfo=MSK)
     (task,) = callback_tasks(amo, lead_id)
     assert task["complete_till"] == int(opening.timestamp())
-    assert outbox(r, "client") == []                        # not sent at night...
-    (timer,) = timers.pending(r)
-    assert timer.at == opening.timestamp()
+    assert outbox(r, "client") == [] and outbox(r, "alert") == []  # nobody is messaged at night...
+    assert sorted(t.kind for t in timers.pending(r)) == ["missed_call_alert", "missed_call_message"]
+    assert {t.at for t in timers.pending(r)} == {opening.timestamp()}
     assert Pump(r).pump_once(now=opening.timestamp() - 1) == 0
-    assert Pump(r).pump_once(now=opening.timestamp()) == 1  # ...but at the opening
+    assert Pump(r).pump_once(now=opening.timestamp()) == 2   # ...both go at the opening
     SimpleWorker([Queue(queues.TIMERS, connection=r)], connection=r).work(burst=True)
-    assert len(outbox(r, "client")) == 1
+    assert len(outbox(r, "client")) == 1 and len(outbox(r, "alert")) == 1
+
+
+def test_held_message_and_alert_are_dropped_when_the_client_was_talked_to_before_the_opening(amo, r):
+    weekdays = {d: "09:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")}
+    context.set_settings(engine_settings(amo.server.url, working_hours=weekdays), r)
+    contact_with_lead(amo)
+    night = datetime(2026, 3, 2, 23, 40, tzinfo=MSK)
+    calls.handle_missed(ACCOUNT, "night-2", "79011112233", night, now=night)
+    calls.handle_talked(ACCOUNT, "morning-call", "79011112233")  # the client got through at 8:30
+    Pump(r).pump_once(now=datetime(2026, 3, 3, 9, 0, tzinfo=MSK).timestamp())
+    SimpleWorker([Queue(queues.TIMERS, connection=r)], connection=r).work(burst=True)
+    assert outbox(r, "client") == [] and outbox(r, "alert") == []
+
+
+def test_returning_client_with_closed_leads_gets_a_new_lead_on_the_same_contact(amo, engine, r):
+    lead_id = contact_with_lead(amo, responsible=BORIS)
+    amo.api("PATCH", "/api/v4/leads", json=[{"id": lead_id, "status_id": 143,  # closed, lost
+                                             "pipeline_id": amo.lead(lead_id)["pipeline_id"]}])
+    contacts_before = amo.api("GET", "/api/v4/contacts")["_embedded"]["contacts"]
+    out = calls.handle_missed(ACCOUNT, "back-1", "79011112233", datetime.now(timezone.utc))
+    new_lead = out["lead_id"]
+    assert new_lead != lead_id
+    assert amo.api("GET", "/api/v4/contacts")["_embedded"]["contacts"] == contacts_before  # no second contact
+    linked = amo.api("GET", f"/api/v4/leads/{new_lead}", params={"with": "contacts"})
+    assert [c["id"] for c in linked["_embedded"]["contacts"]] == [c["id"] for c in contacts_before
+                                                                  if c["name"] == "Иван Клиентов"]
+    assert linked["responsible_user_id"] == BORIS                # back to the client's manager
+    assert len(callback_tasks(amo, new_lead)) == 1
 
 
 # --- FAILED_CALL_MESSAGE -------------------------------------------------------------------------
