@@ -354,7 +354,7 @@ if current and (current == ARGV[1] or tonumber(redis.call('HGET', KEYS[1], 'sinc
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'message_id', ARGV[1], 'since', ARGV[2], 'phone', ARGV[3], 'deadline', ARGV[4],
-           'name', ARGV[5])
+           'name', ARGV[5], 'responsible_user_id', ARGV[7])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return {1, current or ''}
 """
@@ -422,18 +422,20 @@ def message_in(account: str, f: dict, now: datetime | None = None) -> dict:
     r = context.redis_client()
     phone = digits((f.get("contact") or {}).get("phone") or f.get("chat_id"))
     deadline = whatsapp_sla.deadline(since, settings, context.calendar(account))
+    try:  # tie the chat to its lead and manager now (shown on the dashboard; the alert won't wait for amoCRM)
+        client = find_client(account, phone, ttl=settings.chat_cache_minutes * 60) or {}
+    except Exception:  # noqa: BLE001 — the timer job looks again; the clock must start regardless
+        log.warning("chat lookup failed; the timer will look again", exc_info=True, extra={"account": account})
+        client = {}
     started, replaced = r.eval(_START, 2, _state_key(account, chat), _answered_key(account, chat),
                                f["message_id"], since.timestamp(), phone or "", deadline.timestamp(),
-                               (f.get("contact") or {}).get("name") or "", STATE_TTL)
+                               (f.get("contact") or {}).get("name") or "", STATE_TTL,
+                               client.get("responsible_user_id") or "")
     if not started:
         return {"timer": "unchanged"}
     schedule_timer(account, chat, f["message_id"], whatsapp_sla.ALERT, deadline)
     if replaced:  # an earlier message of the client arrived late: its clock counts, not the later one's
         _cancel_timers(account, chat, replaced.decode())
-    try:  # tie the chat to its lead and manager now, so the alert does not wait for amoCRM
-        find_client(account, phone, ttl=settings.chat_cache_minutes * 60)
-    except Exception:  # noqa: BLE001 — the timer job looks again
-        log.warning("chat lookup failed; the timer will look again", exc_info=True, extra={"account": account})
     return {"timer": "started", "deadline": deadline.isoformat()}
 
 

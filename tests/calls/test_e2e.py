@@ -249,6 +249,16 @@ def test_an_earlier_question_delivered_late_sets_the_clock(amo, sla_engine, r):
     assert timer.kwargs["message_id"] == "in-1" and at == t0 + timedelta(minutes=5)
 
 
+def test_the_dashboard_shows_a_waiting_chat_with_its_manager(amo, sla_engine, r):
+    from app.dashboard import data
+
+    contact_with_lead(amo)
+    t0 = datetime.now(timezone.utc)
+    events.handle_event(chat_event("chat.message_in", "in-1", t0 - timedelta(minutes=3)).to_dict())
+    (chat,) = data.whatsapp_timers(r, context.account(ACCOUNT), users_of(amo), t0, MSK)
+    assert (chat["manager"], chat["minutes"]) == (users_of(amo)[ANNA], 3)
+
+
 def test_our_own_automated_echo_does_not_stop_the_timer(amo, sla_engine, r):
     contact_with_lead(amo)
     t0 = datetime.now(timezone.utc)
