@@ -4,23 +4,30 @@ timers, and queue health.
 
 Login: the head's `dashboard_token` from the account's `departments`, compared in constant
 time; the session cookie then names the account and department. A visitor without it is
-sent to the login page; nothing else is served to them.
+sent to the login page; nothing else is served to them. After LOGIN_FAILURES wrong tokens
+from one address within LOGIN_WINDOW seconds, logins from it get 429 until the window ends.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
 from app.dashboard import data
+from reglament import keys
 
+log = logging.getLogger("reglament.dashboard")
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
 SESSION_KEY = "dashboard"
 DAYS = 14
+# Wrong tokens a client address may try per window before it is told to wait. The tokens are
+# long random strings, so this is not what keeps them safe; it keeps guessing loud and slow.
+LOGIN_FAILURES, LOGIN_WINDOW = 10, 600
 
 
 @bp.record_once
@@ -75,11 +82,25 @@ def login_form():
     return render_template("dashboard/login.html", error=None)
 
 
+def _failures_key() -> str:
+    return keys.key(keys.GLOBAL, "dashboard", "login_failures", request.remote_addr or "-")
+
+
 @bp.post("/login")
 def login():
+    r = _ctx().redis
+    failures = int(r.get(_failures_key()) or 0)
+    if failures >= LOGIN_FAILURES:
+        log.warning("dashboard: logins refused for %s after %d wrong tokens", request.remote_addr, failures)
+        return (render_template("dashboard/login.html", error="Слишком много попыток входа. Попробуйте позже."),
+                429, {"Retry-After": str(max(1, r.ttl(_failures_key())))})
     token = (request.form.get("token") or "").strip()
     found = _find(token) if token else None
     if found is None:
+        with r.pipeline(transaction=True) as p:
+            p.set(_failures_key(), 0, nx=True, ex=LOGIN_WINDOW)  # the window starts at the first failure
+            p.incr(_failures_key())
+            p.execute()
         return render_template("dashboard/login.html", error="Неверный токен"), 401
     acc, dept = found
     session.clear()

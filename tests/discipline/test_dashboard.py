@@ -66,6 +66,20 @@ def test_anonymous_visitor_is_refused(site, r):
     assert wrong.status_code == 401 and "случай" not in wrong.text
 
 
+def test_guessing_tokens_is_slowed_down_and_the_right_one_still_works_after_the_window(site, r):
+    from app import dashboard
+
+    for _ in range(dashboard.LOGIN_FAILURES):
+        assert requests.post(site + "/dashboard/login", data={"token": "guess"}).status_code == 401
+    refused = requests.post(site + "/dashboard/login", data={"token": HEAD_TOKEN}, allow_redirects=False)
+    assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= dashboard.LOGIN_WINDOW
+    assert "Слишком много попыток" in refused.text
+    for key in r.scan_iter(match="rg:_global:dashboard:login_failures:*"):
+        r.delete(key)  # the window has passed
+    ok = requests.post(site + "/dashboard/login", data={"token": HEAD_TOKEN}, allow_redirects=False)
+    assert ok.status_code == 302 and ok.headers["Location"].endswith("/dashboard/")
+
+
 def test_head_logs_in_and_sees_the_numbers(site, browser, r, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
