@@ -26,7 +26,6 @@ from jobs import context, queues
 
 log = logging.getLogger("reglament.jobs")
 
-MAX_BATCH = 25   # calls per job: a batch that fails as a whole is redone, so not too many
 SPREAD = 4       # a burst goes out as up to this many jobs, when none wait in the queue
 
 
@@ -47,7 +46,7 @@ def spread(queue: Queue) -> int:
     return max(1, SPREAD - queue.count)
 
 
-def chunks(items: list, max_size: int = MAX_BATCH, spread: int = SPREAD) -> list[list]:
+def chunks(items: list, max_size: int, spread: int = SPREAD) -> list[list]:
     size = max(1, min(max_size, math.ceil(len(items) / spread)))
     return [items[i:i + size] for i in range(0, len(items), size)]
 

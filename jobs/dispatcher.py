@@ -1,8 +1,8 @@
 """Turns each account's inbox stream into RQ jobs for its new events.
 
 The inbox is read through a consumer group. The events of the entries read together go
-out as batch jobs (jobs/batch.py: a job per event when few arrive, batches in a burst),
-and the jobs and the entries' XACK go to Redis in one MULTI transaction, so an entry is
+out as batch jobs (jobs/batch.py: a job per event when few arrive, batches in a burst) on
+their kind's queue (chat events first, jobs/queues.py), and the jobs and the entries' XACK go to Redis in one MULTI transaction, so an entry is
 either fully dispatched or still pending; entries left pending by a dispatcher that died
 are claimed again after `reclaim_idle_ms`.
 """
@@ -35,20 +35,30 @@ def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-def job_datas(events: list[Event], id_suffix: str = "", spread: int = batch.SPREAD) -> list:
-    """The batch jobs for events of one account, read together. Job ids follow the first
-    event's key (new events are unique by key); a replay, which may hold one event twice,
-    passes a suffix and the chunks are numbered."""
+def job_datas(events: list[Event], queue: str, id_suffix: str = "", spread: int = batch.SPREAD) -> list:
+    """The batch jobs, for `queue`, of events of one account read together. Job ids follow
+    the first event's key (new events are unique by key); a replay, which may hold one event
+    twice, passes a suffix and the chunks are numbered."""
     datas = []
-    for n, chunk in enumerate(batch.chunks(events, spread=spread)):
+    for n, chunk in enumerate(batch.chunks(events, queues.MAX_BATCH[queue], spread=spread)):
         first, more = chunk[0], len(chunk) - 1
         kinds = {e.kind for e in chunk}
         datas.append(batch.job_data(
-            [batch.call(handle_event, data=e.to_dict()) for e in chunk], queues.EVENTS,
+            [batch.call(handle_event, data=e.to_dict()) for e in chunk], queue,
             job_id=f"{first.job_id}{f'-and-{more}' if more else ''}" + (f"{id_suffix}-{n}" if id_suffix else ""),
             description=f"{first.account} {first.kind} {first.entity_id}{f' and {more} more' if more else ''}",
             meta={"account": first.account, "kind": kinds.pop() if len(kinds) == 1 else "events"}))
     return datas
+
+
+def enqueue(r: redis.Redis, events: list[Event], pipeline=None, id_suffix: str = "") -> None:
+    """Enqueue events of one account, each on its kind's queue (queues.for_event)."""
+    by_queue: dict[str, list[Event]] = {}
+    for e in events:
+        by_queue.setdefault(queues.for_event(e.kind), []).append(e)
+    for name, some in by_queue.items():
+        q = Queue(name, connection=r)
+        q.enqueue_many(job_datas(some, name, id_suffix, spread=batch.spread(q)), pipeline=pipeline)
 
 
 class Dispatcher:
@@ -59,7 +69,6 @@ class Dispatcher:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.reclaim_idle_ms = reclaim_idle_ms
         self.linger = linger
-        self.queue = Queue(queues.EVENTS, connection=r)
         self._stop = threading.Event()
 
     def ensure_groups(self) -> None:
@@ -125,8 +134,7 @@ class Dispatcher:
         if not entries:
             return 0
         with self.r.pipeline(transaction=True) as pipe:
-            if fresh:
-                self.queue.enqueue_many(job_datas(fresh, spread=batch.spread(self.queue)), pipeline=pipe)
+            enqueue(self.r, fresh, pipeline=pipe)
             pipe.xack(keys.inbox(account), GROUP, *(entry_id for entry_id, _ in entries))
             pipe.execute()
         return len(fresh)

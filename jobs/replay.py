@@ -6,11 +6,9 @@ from __future__ import annotations
 import time
 
 import redis
-from rq import Queue
 
 from app.parsers import parse
-from jobs import queues
-from jobs.dispatcher import job_datas
+from jobs.dispatcher import enqueue
 from reglament import keys
 
 
@@ -33,5 +31,5 @@ def replay(r: redis.Redis, account: str, found: list[tuple[str, dict]]) -> int:
         source = fields["source"].decode() if isinstance(fields["source"], bytes) else fields["source"]
         events += parse(source, fields["body"], account).events
     if events:
-        Queue(queues.EVENTS, connection=r).enqueue_many(job_datas(events, id_suffix=f"-replay-{stamp}"))
+        enqueue(r, events, id_suffix=f"-replay-{stamp}")
     return len(events)

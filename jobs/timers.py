@@ -157,7 +157,7 @@ class Pump:
                                 description=f"{account}: {len(chunk)} timer(s), first {chunk[0]['kind']}",
                                 meta={"account": account, "kind": chunk[0]["kind"]})
                  for account, payloads in by_account.items()
-                 for chunk in batch.chunks(payloads, spread=batch.spread(self.queue))]
+                 for chunk in batch.chunks(payloads, queues.MAX_BATCH[queues.TIMERS], spread=batch.spread(self.queue))]
         with self.r.pipeline(transaction=True) as pipe:
             if datas:
                 self.queue.enqueue_many(datas, pipeline=pipe)

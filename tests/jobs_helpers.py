@@ -14,12 +14,18 @@ def slow_marker(folder: str) -> str:
     return "done"
 
 
-def queued_events(r, queue: str = "events") -> list[dict]:
-    """The events waiting in a queue, in order, out of the batch jobs that carry them."""
+def queued_events(r, queue: str | None = None) -> list[dict]:
+    """The events waiting in a queue (by default the chats' and then the other events'), in
+    order, out of the batch jobs that carry them."""
     from rq import Queue
 
-    q = Queue(queue, connection=r)
-    return [c["kwargs"]["data"] for i in q.job_ids for c in q.fetch_job(i).args[0]]
+    from jobs import queues
+
+    found = []
+    for name in [queue] if queue else [queues.CHATS, queues.EVENTS]:
+        q = Queue(name, connection=r)
+        found += [c["kwargs"]["data"] for i in q.job_ids for c in q.fetch_job(i).args[0]]
+    return found
 
 
 def mark(url: str, name: str) -> str:

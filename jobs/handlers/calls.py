@@ -25,7 +25,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from jobs import context, timers
+from rq import Queue
+
+from jobs import batch, context, queues, timers
 from jobs.router import on
 from jobs.support import alert, messenger_for
 from jobs.support import moment as _moment
@@ -107,6 +109,13 @@ def find_client(account: str, phone: str | None, *, ttl: int = 3600, fresh: bool
     found = found or returning
     r.set(key, json.dumps(found), ex=ttl if found and found["lead_id"] else min(ttl, NEGATIVE_TTL))
     return found
+
+
+def cached_client(account: str, phone: str | None) -> tuple[bool, dict | None]:
+    """(known, client) from find_client's cache alone, without asking the CRM."""
+    number = digits(phone)
+    raw = context.redis_client().get(keys.key(account, "calls", "phone", number)) if number else None
+    return (False, None) if raw is None else (True, json.loads(raw))
 
 
 def remember_client(account: str, phone: str | None, client: dict, ttl: int = 3600) -> None:
@@ -422,21 +431,43 @@ def message_in(account: str, f: dict, now: datetime | None = None) -> dict:
     r = context.redis_client()
     phone = digits((f.get("contact") or {}).get("phone") or f.get("chat_id"))
     deadline = whatsapp_sla.deadline(since, settings, context.calendar(account))
-    try:  # tie the chat to its lead and manager now (shown on the dashboard; the alert won't wait for amoCRM)
-        client = find_client(account, phone, ttl=settings.chat_cache_minutes * 60) or {}
-    except Exception:  # noqa: BLE001 — the timer job looks again; the clock must start regardless
-        log.warning("chat lookup failed; the timer will look again", exc_info=True, extra={"account": account})
-        client = {}
+    known, client = cached_client(account, phone)
     started, replaced = r.eval(_START, 2, _state_key(account, chat), _answered_key(account, chat),
                                f["message_id"], since.timestamp(), phone or "", deadline.timestamp(),
                                (f.get("contact") or {}).get("name") or "", STATE_TTL,
-                               client.get("responsible_user_id") or "")
+                               (client or {}).get("responsible_user_id") or "")
     if not started:
         return {"timer": "unchanged"}
     schedule_timer(account, chat, f["message_id"], whatsapp_sla.ALERT, deadline)
     if replaced:  # an earlier message of the client arrived late: its clock counts, not the later one's
         _cancel_timers(account, chat, replaced.decode())
+    if not known and phone:
+        # Who the client's manager is takes amoCRM calls: a job among the CRM events, so that
+        # this queue stays quick for answers. The timer looks again if it hasn't run by then.
+        Queue(queues.EVENTS, connection=r).enqueue_many([batch.job_data(
+            [batch.call(tie_chat, account=account, chat=chat, message_id=f["message_id"], phone=phone)],
+            queues.EVENTS, description=f"{account} chat {chat}: find its lead",
+            meta={"account": account, "kind": "whatsapp_sla_lookup"})])
     return {"timer": "started", "deadline": deadline.isoformat()}
+
+
+_TIE = """
+if redis.call('HGET', KEYS[1], 'message_id') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'responsible_user_id', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+def tie_chat(account: str, chat: str, message_id: str, phone: str) -> dict:
+    """Find a waiting chat's lead and manager in amoCRM (cached for the timer and the
+    dashboard), and note the manager in the chat's state if it still waits for this message."""
+    settings = calls_settings(account).whatsapp_sla
+    client = find_client(account, phone, ttl=settings.chat_cache_minutes * 60) or {}
+    if client.get("responsible_user_id"):
+        context.redis_client().eval(_TIE, 1, _state_key(account, chat), message_id, client["responsible_user_id"])
+    return {"lead_id": client.get("lead_id"), "responsible_user_id": client.get("responsible_user_id")}
 
 
 def message_out(account: str, f: dict, now: datetime | None = None) -> dict:

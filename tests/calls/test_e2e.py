@@ -256,7 +256,13 @@ def test_the_dashboard_shows_a_waiting_chat_with_its_manager(amo, sla_engine, r)
     t0 = datetime.now(timezone.utc)
     events.handle_event(chat_event("chat.message_in", "in-1", t0 - timedelta(minutes=3)).to_dict())
     (chat,) = data.whatsapp_timers(r, context.account(ACCOUNT), users_of(amo), t0, MSK)
+    assert chat["manager"] == "—"          # the clock runs at once; amoCRM is asked in a job of its own
+    SimpleWorker([Queue(queues.EVENTS, connection=r)], connection=r).work(burst=True)
+    (chat,) = data.whatsapp_timers(r, context.account(ACCOUNT), users_of(amo), t0, MSK)
     assert (chat["manager"], chat["minutes"]) == (users_of(amo)[ANNA], 3)
+    events.handle_event(chat_event("chat.message_in", "in-2", t0 - timedelta(minutes=1), chat_id="79011112233"
+                                   ).to_dict())  # a later question: nothing new
+    assert Queue(queues.EVENTS, connection=r).count == 0
 
 
 def test_our_own_automated_echo_does_not_stop_the_timer(amo, sla_engine, r):
