@@ -22,6 +22,7 @@ from importlib import import_module
 from typing import Any
 
 from rq import Queue
+
 from jobs import context, queues
 
 log = logging.getLogger("reglament.jobs")

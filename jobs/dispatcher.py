@@ -2,9 +2,10 @@
 
 The inbox is read through a consumer group. The events of the entries read together go
 out as batch jobs (jobs/batch.py: a job per event when few arrive, batches in a burst) on
-their kind's queue (chat events first, jobs/queues.py), and the jobs and the entries' XACK go to Redis in one MULTI transaction, so an entry is
-either fully dispatched or still pending; entries left pending by a dispatcher that died
-are claimed again after `reclaim_idle_ms`.
+their kind's queue (chat events first, jobs/queues.py). The jobs and the entries' XACK go
+to Redis in one MULTI transaction, so an entry is either fully dispatched or still
+pending; entries left pending by a dispatcher that died are claimed again after
+`reclaim_idle_ms`.
 """
 
 from __future__ import annotations
