@@ -34,6 +34,7 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics_view():
+    from jobs import timers
     from jobs.queues import QUEUES
 
     ctx = current_app.extensions["reglament"]
@@ -41,8 +42,10 @@ def metrics_view():
     try:
         depth = [({"queue": name}, Queue(name, connection=r).count) for name in QUEUES]
         failed = [({"queue": name}, FailedJobRegistry(name, connection=r).count) for name in QUEUES]
+        waiting, late = timers.lag(r)
         body = metrics.render(r, [a.id for a in ctx.settings.accounts],
-                              {"queue_depth": depth, "failed_jobs": failed})
+                              {"queue_depth": depth, "failed_jobs": failed,
+                               "timers_waiting": [({}, waiting)], "timers_overdue_seconds": [({}, late)]})
     except redis.RedisError:
         return jsonify({"error": "Redis is unreachable"}), 503
     return Response(body, mimetype="text/plain; version=0.0.4")

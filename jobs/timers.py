@@ -125,6 +125,17 @@ def pending(r: redis.Redis, account: str | None = None, prefix: str = "") -> lis
     return found
 
 
+def lag(r: redis.Redis, now: float | None = None) -> tuple[int, float]:
+    """(timers waiting, seconds the most overdue one is late). A lateness above a second or
+    two means no pump runs: no worker process is up, or Redis refuses its scripts."""
+    now = time.time() if now is None else now
+    with r.pipeline(transaction=False) as p:
+        p.zcard(DUE)
+        p.zrange(DUE, 0, 0, withscores=True)
+        count, first = p.execute()
+    return count, max(0.0, now - first[0][1]) if first else 0.0
+
+
 def _timer(timer_id: str, at: float, raw: bytes | str) -> Timer:
     p = json.loads(raw)
     return Timer(timer_id, float(at), p["func"], p["kwargs"], p["account"], p["kind"])

@@ -132,3 +132,17 @@ def test_the_worker_process_pumps_due_timers_by_itself(r, redis_url):
     finally:
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(10)
+
+
+def test_metrics_show_waiting_timers_and_how_late_the_oldest_is(client, r, redis_url):
+    assert timers.lag(r) == (0, 0.0)
+    now = time.time()
+    timers.schedule(r, "t-1", now - 30, MARK, {"url": redis_url, "name": "late"}, account="acme", kind="test")
+    timers.schedule(r, "t-2", now + 60, MARK, {"url": redis_url, "name": "later"}, account="acme", kind="test")
+    waiting, late = timers.lag(r, now=now)
+    assert waiting == 2 and late == 30
+    text = client.get("/metrics").get_data(as_text=True)
+    assert "reglament_timers_waiting 2.0" in text
+    overdue = float(next(line.split()[1] for line in text.splitlines()
+                         if line.startswith("reglament_timers_overdue_seconds ")))
+    assert 30 <= overdue < 60  # nobody pumps here: the alarm an operator would watch
