@@ -201,6 +201,8 @@ class AmoCRMClient:
     def create_task(self, action_key: str, *, text: str, complete_till: int, entity_type: str | None = None,
                     entity_id: int | None = None, responsible_user_id: int | None = None,
                     task_type_id: int | None = None, **fields) -> int:
+        if isinstance(complete_till, bool) or not isinstance(complete_till, (int, float)):
+            raise TypeError(f"complete_till must be a unix time in seconds, not {complete_till!r}")
         task = {"text": text, "complete_till": int(complete_till), **fields}
         for name, value in (("entity_type", entity_type), ("entity_id", entity_id),
                             ("responsible_user_id", responsible_user_id), ("task_type_id", task_type_id)):
@@ -355,6 +357,16 @@ class AmoCRMClient:
         except NotFoundError:
             return None
         return _json(resp) if resp.status_code != 204 else None
+
+    def page(self, path: str, key: str, params: list, page: int, page_size: int = PAGE) -> tuple[list[dict], bool]:
+        """One page of a collection and whether another follows, for a caller that wants
+        memory bounded on big accounts (the sweep) rather than the whole collection."""
+        resp = self._send("GET", path, params=[*params, ("limit", page_size), ("page", page)])
+        if resp.status_code == 204 or not resp.content:
+            return [], False
+        data = _json(resp)
+        links = (data.get("_links") or {}) if isinstance(data, dict) else {}
+        return _embedded(data, key), bool(links.get("next"))
 
     def _pages(self, path: str, key: str, params: list | None = None, page_size: int | None = PAGE) -> list[dict]:
         """Every item of a collection, following `_links.next`; 204 is an empty page."""

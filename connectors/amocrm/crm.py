@@ -418,15 +418,7 @@ class AmoCRM:
                 params += [(f"filter[statuses][{i}][pipeline_id]", p), (f"filter[statuses][{i}][status_id]", s)]
         elif self.settings.pipeline:
             params.append(("filter[pipeline_id][]", stages[0][0]))
-        params += [("limit", PAGE), ("page", page)]
-        # The client reads whole collections; the sweep wants one page at a time, so memory
-        # stays bounded on big accounts.
-        resp = self.client._send("GET", "/api/v4/leads", params=params)
-        if resp.status_code == 204 or not resp.content:
-            return [], False
-        data = resp.json()
-        return (list((data.get("_embedded") or {}).get("leads") or []),
-                bool((data.get("_links") or {}).get("next")))
+        return self.client.page("/api/v4/leads", "leads", params, page)
 
     # ------------------------------------------------------------------ webhook events
 

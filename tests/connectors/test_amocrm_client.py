@@ -42,6 +42,22 @@ def test_paging_follows_next_link_until_absent(client, mocked):
     assert ("page", "2") in query(mocked.calls[1])
 
 
+def test_one_page_says_whether_another_follows(client, mocked):
+    mocked.get(f"{BASE}/api/v4/leads", json=page("leads", [lead(1), lead(2)], "/api/v4/leads", 1,
+                                                 f"{BASE}/api/v4/leads?page=2"), headers=HAL)
+    mocked.get(f"{BASE}/api/v4/leads", status=204)
+    found, more = client.page("/api/v4/leads", "leads", [("filter[pipeline_id][]", 7)], 1)
+    assert ([x["id"] for x in found], more) == ([1, 2], True)
+    assert ("filter[pipeline_id][]", "7") in query(mocked.calls[0]) and ("page", "1") in query(mocked.calls[0])
+    assert client.page("/api/v4/leads", "leads", [], 2) == ([], False)  # 204: the end
+
+
+def test_a_task_deadline_that_is_not_a_unix_time_is_a_clear_error(client, mocked):
+    with pytest.raises(TypeError, match="complete_till must be a unix time"):
+        client.create_task("k", text="Позвонить", complete_till="завтра")
+    assert len(mocked.calls) == 0
+
+
 def test_204_is_an_empty_list(client, mocked):
     mocked.get(f"{BASE}/api/v4/tasks", status=204)
     assert client.tasks(entity_type="leads", entity_ids=[180765], is_completed=False) == []
