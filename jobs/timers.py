@@ -161,9 +161,14 @@ class Pump:
             return 0
         by_account: dict[str, list[dict]] = {}
         for timer_id, raw in claimed:
-            if raw:  # cancelled between the look and the claim: nothing to run
+            if not raw:  # cancelled between the look and the claim: nothing to run
+                continue
+            try:
                 p = json.loads(raw)
                 by_account.setdefault(p["account"], []).append(p)
+            except (ValueError, KeyError, TypeError):
+                # Dropped (released below), so that it can't block the timers claimed with it.
+                log.error("timers: timer %s has an unreadable payload; dropped", timer_id)
         datas = [batch.job_data([batch.call(p["func"], **p["kwargs"]) for p in chunk], queues.TIMERS,
                                 description=f"{account}: {len(chunk)} timer(s), first {chunk[0]['kind']}",
                                 meta={"account": account, "kind": chunk[0]["kind"]})

@@ -146,3 +146,13 @@ def test_metrics_show_waiting_timers_and_how_late_the_oldest_is(client, r, redis
     overdue = float(next(line.split()[1] for line in text.splitlines()
                          if line.startswith("reglament_timers_overdue_seconds ")))
     assert 30 <= overdue < 60  # nobody pumps here: the alarm an operator would watch
+
+
+def test_an_unreadable_timer_is_dropped_and_does_not_block_the_others(r, redis_url, caplog):
+    context.set_settings(make_settings(), r)
+    timers.schedule(r, "t-good", 100.0, MARK, {"url": redis_url, "name": "good"}, account="acme", kind="test")
+    timers.schedule(r, "t-bad", 100.0, MARK, {"url": redis_url, "name": "bad"}, account="acme", kind="test")
+    r.hset(timers.PAYLOADS, "t-bad", b"{not json")
+    assert Pump(r).pump_once(now=101.0) == 1
+    assert run_timer_jobs(r) == ["good"]
+    assert "t-bad" in caplog.text and r.zcard(timers.LEASED) == 0 and r.hlen(timers.PAYLOADS) == 0
