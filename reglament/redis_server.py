@@ -66,7 +66,9 @@ class RedisServer:
             "--loglevel", "warning",
             "--logfile", str((self.data_dir / "redis.log").resolve()),
         ]
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        # A process group of its own: Ctrl-C in the terminal signals the whole foreground group,
+        # and Redis would exit while the worker still finishes its job. Its owner stops it last.
+        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, process_group=0)
         client = redis.Redis.from_url(self.url)
         deadline = time.monotonic() + timeout
         while True:

@@ -145,8 +145,8 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal was closed
+        signal.signal(signum, stop)
     try:
         for child in children:
             child.start()

@@ -38,6 +38,7 @@ def service(tmp_path):
     yield proc, port, sandbox_port, tmp_path
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
+    subprocess.run(["pkill", "-KILL", "-f", str(tmp_path / "data")])  # Redis has a group of its own
 
 
 def test_run_without_config_serves_the_sandbox_and_stops_on_ctrl_c(service):
@@ -84,3 +85,7 @@ def test_run_without_config_serves_the_sandbox_and_stops_on_ctrl_c(service):
     assert proc.wait(30) == 0
     leftovers = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout.split()
     assert leftovers == []
+    redis_left = subprocess.run(["pgrep", "-f", str(tmp / "data")], capture_output=True, text=True).stdout.split()
+    assert redis_left == []
+    # Redis is stopped after the processes that use it, so their shutdown raises nothing.
+    assert "Connection refused" not in (tmp / "err.log").read_text()
