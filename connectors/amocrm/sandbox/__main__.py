@@ -1,9 +1,11 @@
-"""python -m connectors.amocrm.sandbox [--host H] [--port P] [--token T] [--rate-limit R] [--seed FILE] [--generate N]"""
+"""python -m connectors.amocrm.sandbox [--host H] [--port P] [--token T] [--rate-limit R] [--seed FILE] [--generate N]
+[--client-id ID] [--client-secret SECRET] [--redirect-uri URL] [--token-ttl SECONDS]"""
 
 from __future__ import annotations
 
 import argparse
 
+from .oauth import Integration
 from .server import DEFAULT_TOKEN, serve
 
 
@@ -16,8 +18,14 @@ def main() -> None:
     parser.add_argument("--rate-limit", type=float, default=7.0, help="requests per sliding second; 0 = no limit")
     parser.add_argument("--seed", default=None, help="seed YAML (default: demo_account.yaml)")
     parser.add_argument("--generate", type=int, default=0, help="add N generated leads on start")
+    default = Integration()
+    parser.add_argument("--client-id", default=default.client_id, help="the OAuth integration's client_id")
+    parser.add_argument("--client-secret", default=default.client_secret)
+    parser.add_argument("--redirect-uri", default=default.redirect_uri)
+    parser.add_argument("--token-ttl", type=int, default=default.access_ttl, help="OAuth access token lifetime, s")
     args = parser.parse_args()
-    serve(args.host, args.port, args.token, args.rate_limit, args.seed, args.generate)
+    integration = Integration(args.client_id, args.client_secret, args.redirect_uri, args.token_ttl)
+    serve(args.host, args.port, args.token, args.rate_limit, args.seed, args.generate, integration)
 
 
 if __name__ == "__main__":

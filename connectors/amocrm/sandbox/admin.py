@@ -8,6 +8,9 @@ POST   /_sandbox/webhooks/wait?timeout=5   wait until every queued delivery is d
 POST   /_sandbox/reset?keep_webhooks=1&generate=0&without_task_share=0.1   reload the seed
 POST   /_sandbox/generate?n=100&without_task_share=0.1   add generated leads (silently)
 GET    /_sandbox/clock, POST /_sandbox/clock {"shift": seconds} | {"now": unix ts}   move the sandbox's time
+POST   /_sandbox/oauth/code         a new authorization code (as if a user allowed access) -> {code, referer, ...}
+POST   /_sandbox/oauth/expire       every OAuth access token expires now -> {"expired": n}
+GET    /_sandbox/oauth              the integration and counts of grants and live tokens (no token values)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import time
 from flask import Blueprint, Response, jsonify, request
 
 from .context import current
+from .oauth import CODE_TTL
 
 bp = Blueprint("amocrm_sandbox_admin", __name__, url_prefix="/_sandbox")
 
@@ -98,3 +102,24 @@ def clock_set():
     except (TypeError, ValueError):
         return jsonify({"error": "give {\"now\": unix time} or {\"shift\": seconds}"}), 400
     return jsonify({"now": acc.now(), "shift": acc.clock_shift})
+
+
+@bp.post("/oauth/code")
+def oauth_code():
+    sandbox = current()
+    i = sandbox.oauth.integration
+    with sandbox.account.lock:
+        referer = sandbox.account.info.base_link.split("://")[-1]
+    # What amoCRM's redirect to redirect_uri would carry (referer: the account's domain).
+    return jsonify({"code": sandbox.oauth.new_code(), "expires_in": CODE_TTL, "client_id": i.client_id,
+                    "redirect_uri": i.redirect_uri, "referer": referer})
+
+
+@bp.post("/oauth/expire")
+def oauth_expire():
+    return jsonify({"expired": current().oauth.expire_access_tokens()})
+
+
+@bp.get("/oauth")
+def oauth_state():
+    return jsonify(current().oauth.summary())

@@ -1,6 +1,7 @@
 """The amoCRM REST API v4 subset, as HTTP routes under /api/v4.
 
-Every route needs `Authorization: Bearer <token>` and counts against the rate limit.
+Every route needs `Authorization: Bearer <token>` (the long-lived token or a live OAuth access
+token, see oauth.py) and counts against the rate limit.
 Writes may name the acting user with the sandbox-only header `X-Sandbox-User: <user id>`
 (default: the token's user, the account's current_user_id).
 """
@@ -53,8 +54,10 @@ def guard() -> Response | None:
     sandbox = current()
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), sandbox.token.encode()):
-        return problem(401, "Unauthorized")
+    token = token.strip()
+    long_lived = hmac.compare_digest(token.encode(), sandbox.token.encode())
+    if scheme.lower() != "bearer" or not (long_lived or sandbox.oauth.accepts(token)):
+        return problem(401, "Unauthorized")  # also for expired or revoked OAuth access tokens
     if not sandbox.limiter.allow():
         # The PHP client recognises 429 by status with a non-JSON body (CONFIRMED); the body stays empty.
         return Response(status=429)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from flask import current_app
 
 from .ratelimit import SlidingWindowLimiter
 from .state import SandboxAccount
 from .webhooks import WebhookDispatcher
+
+if TYPE_CHECKING:  # oauth.py imports this module for its route
+    from .oauth import OAuthServer
 
 EXTENSION = "amocrm_sandbox"
 
@@ -49,7 +53,8 @@ class Sandbox:
     account: SandboxAccount
     dispatcher: WebhookDispatcher
     limiter: SlidingWindowLimiter
-    token: str
+    token: str                   # the long-lived token; it never expires
+    oauth: OAuthServer
     requests: RequestLog = field(default_factory=RequestLog)
 
 

@@ -10,9 +10,10 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from . import admin, api, ui
+from . import admin, api, oauth, ui
 from .context import EXTENSION, Sandbox, current
 from .hal import problem, validation_problem
+from .oauth import Integration, OAuthServer
 from .problems import NotFound, ValidationFailed
 from .query import BadQuery
 from .ratelimit import SlidingWindowLimiter
@@ -23,10 +24,13 @@ DEFAULT_TOKEN = "sandbox-token"
 
 
 def create_app(account: SandboxAccount | None = None, token: str = DEFAULT_TOKEN, rate_limit: float = 7.0, *,
-               webhook_retry_delays: tuple[float, ...] = (1.0, 5.0, 15.0), webhook_timeout: float = 2.0) -> Flask:
+               webhook_retry_delays: tuple[float, ...] = (1.0, 5.0, 15.0), webhook_timeout: float = 2.0,
+               integration: Integration | None = None) -> Flask:
     """A Flask app behaving like one amoCRM account (the demo seed unless `account` is given).
 
+    token: the long-lived token /api/v4 accepts (OAuth access tokens from /oauth2/access_token work too).
     rate_limit: requests allowed in any sliding 1-second window on /api/v4 (0 disables the limit).
+    integration: the OAuth client_id, client_secret, redirect_uri and access token lifetime.
     """
     account = account or SandboxAccount()
     app = Flask(__name__)
@@ -35,8 +39,10 @@ def create_app(account: SandboxAccount | None = None, token: str = DEFAULT_TOKEN
         dispatcher=WebhookDispatcher(account, retry_delays=webhook_retry_delays, timeout=webhook_timeout),
         limiter=SlidingWindowLimiter(rate_limit),
         token=token,
+        oauth=OAuthServer(integration or Integration(), clock=account.now, claims=_token_claims(account)),
     )
     app.register_blueprint(api.bp)
+    app.register_blueprint(oauth.bp)
     app.register_blueprint(admin.bp)
     app.register_blueprint(ui.bp)
 
@@ -46,7 +52,7 @@ def create_app(account: SandboxAccount | None = None, token: str = DEFAULT_TOKEN
 
     @app.after_request
     def record(response: Response) -> Response:
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/oauth2/")):
             current().requests.add(request.method, request.path, request.query_string.decode("latin-1"),
                                    response.status_code, g.get("started", time.time()), g.get("user_id"))
         return response
@@ -66,11 +72,18 @@ def create_app(account: SandboxAccount | None = None, token: str = DEFAULT_TOKEN
 
     @app.errorhandler(HTTPException)
     def http_error(e: HTTPException):
-        if request.path.startswith("/api/"):
+        if request.path.startswith(("/api/", "/oauth2/")):
             return problem(e.code or 500, e.description or e.name)
         return e
 
     return app
+
+
+def _token_claims(account: SandboxAccount):
+    def claims() -> dict:
+        with account.lock:  # a reset replaces account.info
+            return {"sub": str(account.info.current_user_id), "account_id": account.info.id}
+    return claims
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -100,6 +113,10 @@ class SandboxServer:
     @property
     def dispatcher(self) -> WebhookDispatcher:
         return self.sandbox.dispatcher
+
+    @property
+    def oauth(self) -> OAuthServer:
+        return self.sandbox.oauth
 
     @property
     def headers(self) -> dict[str, str]:
@@ -139,14 +156,18 @@ class SandboxServer:
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, token: str = DEFAULT_TOKEN, rate_limit: float = 7.0,
-          seed_path: str | Path | None = None, generate: int = 0) -> None:
+          seed_path: str | Path | None = None, generate: int = 0, integration: Integration | None = None) -> None:
     """Run the sandbox in the foreground until interrupted."""
     account = SandboxAccount(seed_path)
     if generate:
         account.generate_leads(generate)
-    server = SandboxServer(account, token=token, rate_limit=rate_limit, host=host, port=port, quiet=False)
+    integration = integration or Integration()
+    server = SandboxServer(account, token=token, rate_limit=rate_limit, host=host, port=port, quiet=False,
+                           integration=integration)
     print(f"amoCRM sandbox for account {account.info.subdomain!r} at {server.url}  "
           f"(page {server.url}/, API {server.url}/api/v4, token {token!r}, {rate_limit:g} req/s)", flush=True)
+    print(f"OAuth: client_id {integration.client_id!r}, redirect_uri {integration.redirect_uri!r}; "
+          f"POST {server.url}/_sandbox/oauth/code for an authorization code", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
