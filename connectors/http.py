@@ -125,6 +125,12 @@ class HttpClient:
     def redact(self, text: str) -> str:
         return redact(text, self.secrets())
 
+    def longest_request(self) -> float:
+        """The most seconds one `request` can take: every attempt timing out, and the longest
+        wait between attempts (the rate limiter's own wait aside)."""
+        per_attempt = sum(self.timeout) if isinstance(self.timeout, tuple) else float(self.timeout)
+        return self.max_attempts * per_attempt + (self.max_attempts - 1) * max(self.backoff_max, self.retry_after_max)
+
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based).
 

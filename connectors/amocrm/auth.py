@@ -99,7 +99,10 @@ class OAuthTokens:
         self.http = http
         self.key = keys.key(account, "amocrm", "oauth")
         self.lock_key = keys.key(account, "amocrm", "oauth", "lock")
-        self.lock_ttl = lock_ttl
+        # The lock must outlive the token request with all its retries: a lock that lapsed
+        # mid-refresh would let a second process spend the same refresh token, and amoCRM
+        # then revokes the pair.
+        self.lock_ttl = max(lock_ttl, http.longest_request() + 10)
         self.poll = poll
         self.sleep = sleep
         self._release = r.register_script(RELEASE)

@@ -179,3 +179,17 @@ def test_a_rejected_long_lived_token_is_an_auth_error_without_refresh(client, mo
     with pytest.raises(AuthError, match="new long-lived token"):
         client.users()
     assert len(mocked.calls) == 1
+
+
+def test_the_refresh_lock_outlives_the_token_request_with_all_its_retries(r):
+    """A lock that lapsed while the token request still retried would let a second process
+    spend the same refresh token, and amoCRM would revoke the pair."""
+    from connectors.amocrm.auth import OAuthTokens
+    from connectors.http import HttpClient
+
+    http = HttpClient(r, "acme", "amocrm", timeout=(5.0, 30.0), max_attempts=5, retry_after_max=120.0)
+    assert http.longest_request() == 5 * 35 + 4 * 120
+    tokens = OAuthTokens(r, "acme", BASE, oauth_settings().oauth, http)
+    assert tokens.lock_ttl > http.longest_request()
+    quick = HttpClient(r, "acme", "amocrm", timeout=(1.0, 1.0), max_attempts=1)
+    assert OAuthTokens(r, "acme", BASE, oauth_settings().oauth, quick).lock_ttl == 120.0  # never below the default
