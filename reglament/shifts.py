@@ -3,8 +3,9 @@
 - A manager's shifts are weekday → spans in the account's time zone (see
   jobs.rules.distribution_settings); a manager without shifts works the account's working
   hours (its WorkCalendar, with holidays).
-- Absences (`reglament absent <manager> --until …`) are kept in Redis by the manager's
-  normalised name with the moment they end.
+- Absences (`reglament absent <manager> --from … --until …`) are kept in Redis by the
+  manager's normalised name, one per manager, as {"start": …, "end": …} unix times; a
+  value written before absences had a start is a bare end time (started long ago).
 - The turn (smooth weighted round robin, as nginx does it) is one Lua script: it returns
   the pick already recorded for the lead, or advances the group's weights and records the
   pick for the lead in the same step. Concurrent leads each get their own turn; a retried
@@ -13,8 +14,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import redis
@@ -94,23 +97,41 @@ def _absent_key(account: str) -> str:
     return keys.key(account, "dist", "absent")
 
 
-def set_absent(r: redis.Redis, account: str, manager: str, until: datetime) -> None:
-    r.hset(_absent_key(account), norm(manager), until.timestamp())
+class Absence(NamedTuple):
+    """A manager is away in [start, end)."""
+    start: datetime
+    end: datetime
+
+
+EPOCH = datetime.fromtimestamp(0, timezone.utc)
+
+
+def set_absent(r: redis.Redis, account: str, manager: str, until: datetime, start: datetime | None = None) -> None:
+    """Replaces the manager's absence; without a start it has already begun."""
+    begin = start.timestamp() if start is not None else 0
+    r.hset(_absent_key(account), norm(manager), json.dumps({"start": begin, "end": until.timestamp()}))
 
 
 def clear_absent(r: redis.Redis, account: str, manager: str) -> bool:
     return bool(r.hdel(_absent_key(account), norm(manager)))
 
 
-def absences(r: redis.Redis, account: str) -> dict[str, datetime]:
-    """Normalised manager name → when the absence ends."""
-    return {k.decode(): datetime.fromtimestamp(float(v), timezone.utc)
-            for k, v in r.hgetall(_absent_key(account)).items()}
+def _absence(raw: bytes) -> Absence:
+    value = json.loads(raw)
+    if not isinstance(value, dict):  # a bare end time, stored before absences had a start
+        return Absence(EPOCH, datetime.fromtimestamp(float(value), timezone.utc))
+    return Absence(datetime.fromtimestamp(float(value["start"]), timezone.utc),
+                   datetime.fromtimestamp(float(value["end"]), timezone.utc))
 
 
-def is_absent(absent: Mapping[str, datetime], manager: str, t: datetime) -> bool:
-    until = absent.get(norm(manager))
-    return until is not None and t < until
+def absences(r: redis.Redis, account: str) -> dict[str, Absence]:
+    """Normalised manager name → their absence (past, current or planned)."""
+    return {k.decode(): _absence(v) for k, v in r.hgetall(_absent_key(account)).items()}
+
+
+def is_absent(absent: Mapping[str, Absence], manager: str, t: datetime) -> bool:
+    a = absent.get(norm(manager))
+    return a is not None and a.start <= t < a.end
 
 
 # --------------------------------------------------------------------------- the turn

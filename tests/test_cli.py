@@ -118,3 +118,71 @@ def test_check_validates_the_rules_block_with_its_place(tmp_path):
     assert result.exit_code == 1
     assert "accounts[0] (acme).rules.redial.max_failures" in result.output
     assert "accounts[0] (acme).rules.colour: unknown setting" in result.output
+
+
+def test_absent_from_until_list_and_clear(r, redis_url, tmp_path):
+    import re
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+
+    from reglament import shifts
+
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"redis_url": redis_url, "accounts": [{
+        "id": "acme", "webhook_secret": SECRET, "timezone": "Europe/Moscow",
+        "amocrm": {"base_url": "https://acme.amocrm.ru", "long_lived_token": "t0ken-xyz-123"},
+        "rules": {"distribution": {"managers": [{"name": "Анна Смирнова"}, {"name": "Вера Петрова"}]}}}]},
+        allow_unicode=True))
+
+    def absent(*args):
+        return CliRunner().invoke(main, ["absent", *args, "--config", str(path)])
+
+    assert absent("--list").output == "Отсутствий нет.\n"
+    out = absent("вера петрова", "--from", "10.03.2099", "--until", "2099-03-17 09:00")
+    assert out.exit_code == 0, out.output
+    assert out.output == "Вера Петрова: отсутствует с 10.03.2099 00:00 до 17.03.2099 09:00 — " \
+                         "в это время новые заявки его пропускают.\n"
+    msk = ZoneInfo("Europe/Moscow")
+    assert shifts.absences(r, "acme")["вера петрова"] == \
+        shifts.Absence(datetime(2099, 3, 10, tzinfo=msk), datetime(2099, 3, 17, 9, tzinfo=msk))
+    # Without --from it starts now, as before.
+    out = absent("Анна Смирнова", "--until", "2099-01-01")
+    assert out.output == "Анна Смирнова: отсутствует до 01.01.2099 00:00 — новые заявки его пропускают.\n"
+    assert shifts.is_absent(shifts.absences(r, "acme"), "Анна Смирнова", datetime.now(timezone.utc))
+    # Setting again replaces the absence.
+    assert absent("Вера Петрова", "--from", "2099-04-01", "--until", "2099-04-08").exit_code == 0
+
+    # Each absence in local time, earliest first; an ended one is marked; --list changes nothing.
+    shifts.set_absent(r, "acme", "Бывший Менеджер", datetime.now(timezone.utc) - timedelta(days=1),
+                      datetime(2020, 1, 1, 9, tzinfo=msk))
+    stored = r.hgetall(keys.key("acme", "dist", "absent"))
+    out = absent("--list")
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert lines[0].startswith("бывший менеджер: отсутствует с 01.01.2020 09:00 до ") and \
+        lines[0].endswith(" (закончилось).")
+    assert re.fullmatch(r"Анна Смирнова: отсутствует с \d\d\.\d\d\.\d{4} \d\d:\d\d до 01\.01\.2099 00:00\.", lines[1])
+    assert lines[2:] == ["Вера Петрова: отсутствует с 01.04.2099 00:00 до 08.04.2099 00:00."]
+    assert r.hgetall(keys.key("acme", "dist", "absent")) == stored
+
+    # Usage errors, nothing stored.
+    for args, message in [
+        (("Вера Петрова", "--from", "2099-03-10", "--until", "2099-03-10"), "--until must be after --from"),
+        (("Вера Петрова", "--from", "2099-03-10", "--until", "2099-03-09 23:00"), "--until must be after --from"),
+        (("Вера Петрова", "--until", "2020-01-01"), "--until is in the past"),
+        (("Вера Петрова", "--from", "2099-03-10"), "give --until"),
+        (("--until", "2099-01-01"), "give a manager"),
+        (("Вера Петрова", "--list"), "--list takes no manager"),
+        (("Никто", "--until", "2099-01-01"), "is not in rules.distribution.managers"),
+        (("Вера Петрова", "--until", "next week"), "Invalid value for '--until'"),
+    ]:
+        out = absent(*args)
+        assert out.exit_code == 2 and message in out.output, (args, out.output)
+    assert r.hgetall(keys.key("acme", "dist", "absent")) == stored
+
+    assert absent("Вера Петрова", "--clear").output == "Вера Петрова: отсутствие снято.\n"
+    assert absent("Вера Петрова", "--clear").output == "Вера Петрова: отсутствие не было задано.\n"
+    assert "Вера" not in absent("--list").output
+    # A value stored before absences had a start: a bare end time.
+    r.hset(keys.key("acme", "dist", "absent"), "анна смирнова", datetime(2099, 1, 1, tzinfo=msk).timestamp())
+    assert "Анна Смирнова: отсутствует до 01.01.2099 00:00.\n" in absent("--list").output

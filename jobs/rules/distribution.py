@@ -17,7 +17,7 @@ from reglament.crm import SetResponsible, action_key
 RULE = "DISTRIBUTION"
 
 
-def on_duty(managers: list[Manager], calendar, absent: Mapping[str, datetime], t: datetime) -> list[Manager]:
+def on_duty(managers: list[Manager], calendar, absent: Mapping[str, shifts.Absence], t: datetime) -> list[Manager]:
     """The managers of the group on shift at `t` and not absent, in configured order."""
     return [m for m in managers
             if shifts.schedule_for(m, calendar).on_shift(t) and not shifts.is_absent(absent, m.name, t)]

@@ -17,21 +17,40 @@ def _setup(config_path: str | None, account_id: str | None):
     return account, r
 
 
+MOMENT = click.DateTime(["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S",
+                         "%d.%m.%Y", "%d.%m.%Y %H:%M"])
+
+
+def _when(t: datetime, tz) -> str:
+    return t.astimezone(tz).strftime("%d.%m.%Y %H:%M")
+
+
 @click.command()
 @CONFIG
 @ACCOUNT
-@click.argument("manager")
-@click.option("--until", "until", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S",
-                                                         "%d.%m.%Y", "%d.%m.%Y %H:%M"]),
+@click.argument("manager", required=False)
+@click.option("--from", "start", type=MOMENT,
+              help="the absence starts then (the account's local time; default now), e.g. 2025-03-03")
+@click.option("--until", "until", type=MOMENT,
               help="the absence ends then (the account's local time), e.g. 2025-03-10 or '2025-03-10 14:00'")
 @click.option("--clear", is_flag=True, help="the manager is back: remove the absence")
-def absent(config_path, account_id, manager, until, clear):
-    """Mark a manager absent until a moment: new leads skip them (DISTRIBUTION)."""
+@click.option("--list", "show", is_flag=True, help="show the absences and change nothing")
+def absent(config_path, account_id, manager, start, until, clear, show):
+    """Mark a manager absent from a moment (default now) until a moment: new leads skip them
+    then (DISTRIBUTION). Setting it again replaces the manager's absence."""
     from jobs import context
     from reglament import shifts
 
     account, r = _setup(config_path, account_id)
     group = context.rules(account.id).distribution.managers
+    tz = context.calendar(account.id).tz
+    if show:
+        if manager or start or until or clear:
+            raise click.UsageError("--list takes no manager and no other option")
+        _list(shifts.absences(r, account.id), group, tz)
+        return
+    if manager is None:
+        raise click.UsageError("give a manager (or --list)")
     known = next((m.name for m in group if shifts.norm(m.name) == shifts.norm(manager)), None)
     if known is None:
         raise click.UsageError(f"«{manager}» is not in rules.distribution.managers; the group: "
@@ -42,12 +61,37 @@ def absent(config_path, account_id, manager, until, clear):
         return
     if until is None:
         raise click.UsageError("give --until (or --clear)")
-    tz = context.calendar(account.id).tz
+    now = datetime.now(timezone.utc)
     moment = until.replace(tzinfo=tz)
-    if moment <= datetime.now(timezone.utc):
+    begin = start.replace(tzinfo=tz) if start else now
+    if moment <= now:
         raise click.UsageError("--until is in the past")
-    shifts.set_absent(r, account.id, known, moment)
-    click.echo(f"{known}: отсутствует до {moment.strftime('%d.%m.%Y %H:%M')} — новые заявки его пропускают.")
+    if moment <= begin:
+        raise click.UsageError("--until must be after --from")
+    shifts.set_absent(r, account.id, known, moment, begin)
+    if start is None:
+        click.echo(f"{known}: отсутствует до {_when(moment, tz)} — новые заявки его пропускают.")
+    else:
+        click.echo(f"{known}: отсутствует с {_when(begin, tz)} до {_when(moment, tz)} — "
+                   "в это время новые заявки его пропускают.")
+
+
+def _list(absent, group, tz) -> None:
+    from reglament import shifts
+
+    if not absent:
+        click.echo("Отсутствий нет.")
+        return
+    names = {shifts.norm(m.name): m.name for m in group}
+    now = datetime.now(timezone.utc)
+    for key, a in sorted(absent.items(), key=lambda kv: kv[1]):
+        # A manager since removed from the group still shows, by the normalised name.
+        line = f"{names.get(key, key)}: "
+        line += f"отсутствует до {_when(a.end, tz)}" if a.start == shifts.EPOCH \
+            else f"отсутствует с {_when(a.start, tz)} до {_when(a.end, tz)}"
+        if a.end <= now:
+            line += " (закончилось)"
+        click.echo(line + ".")
 
 
 @click.command()

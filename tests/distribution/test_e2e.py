@@ -132,6 +132,24 @@ def test_weights_and_fallback(amo, r, stub):
     assert responsible(amo, lead) == GALINA
 
 
+def test_a_planned_absence_skips_the_manager_only_while_it_lasts(amo, r, stub):
+    setup(amo, r)
+    now = datetime.now(timezone.utc)
+    start, end = now + timedelta(days=1), now + timedelta(days=8)
+    shifts.set_absent(r, ACCOUNT, "Вера Петрова", end, start)
+
+    def spread(n, at):
+        ids = create_leads(amo, n)
+        for i in ids:
+            handler.lead_added(added(amo, i), now=at)
+        return Counter(responsible(amo, i) for i in ids)
+
+    assert spread(4, now) == {ANNA: 1, BORIS: 1, VERA: 1, GALINA: 1}  # not yet away
+    assert spread(3, start) == {ANNA: 1, BORIS: 1, GALINA: 1}
+    assert spread(3, end - timedelta(seconds=1)) == {ANNA: 1, BORIS: 1, GALINA: 1}
+    assert spread(4, end) == {ANNA: 1, BORIS: 1, VERA: 1, GALINA: 1}  # back
+
+
 def test_a_persons_choice_is_never_overridden(amo, r, stub):
     setup(amo, r)
     a, b, c = create_leads(amo, 3)
@@ -251,9 +269,12 @@ def test_shift_start_list_in_priority_order(amo, r, stub):
     # The shift opens: one message with that list; a minute later, nothing more.
     tz = context.calendar(ACCOUNT).tz
     opening = datetime.now(tz).replace(hour=9, minute=0, second=0, microsecond=0)
+    # An absence planned for tomorrow does not hold back today's list, only tomorrow's.
+    shifts.set_absent(r, ACCOUNT, "Анна Смирнова", opening + timedelta(days=2), opening + timedelta(hours=20))
     assert handler.shift_start_job(ACCOUNT, now=opening - timedelta(minutes=1)) == {"messaged": []}
     assert handler.shift_start_job(ACCOUNT, now=opening + timedelta(minutes=1)) == {"messaged": ["Анна Смирнова"]}
     assert handler.shift_start_job(ACCOUNT, now=opening + timedelta(minutes=2)) == {"messaged": []}
+    assert handler.shift_start_job(ACCOUNT, now=opening + timedelta(days=1, minutes=1)) == {"messaged": []}
     (alert,) = stub.alerts
     text = alert[2]
     positions = [text.index(f"/leads/detail/{i}") for i in (ad_old, ad_new, site, plain_old, moved)]

@@ -11,7 +11,7 @@ import pytest
 from jobs.rules import distribution as dist
 from jobs.rules import first_contact as fc
 from jobs.rules.distribution_settings import DistributionSettings, Manager, parse_spans
-from reglament import shifts
+from reglament import keys, shifts
 from reglament.calendar import WorkCalendar
 
 MSK = ZoneInfo("Europe/Moscow")
@@ -67,7 +67,7 @@ def test_bad_spans_are_refused():
 def test_on_duty(at, expected):
     managers = [Manager(name="Анна"), Manager(name="Борис", shifts={"mon": "09:00-18:00"}),
                 Manager(name="Вера", shifts={d: "10:00-22:00" for d in ("mon", "sat")})]
-    absent = {shifts.norm("борис"): msk(2025, 3, 3, 12, 30)}
+    absent = {shifts.norm("борис"): shifts.Absence(msk(2025, 3, 3, 8, 0), msk(2025, 3, 3, 12, 30))}
     assert [m.name for m in dist.on_duty(managers, OFFICE, absent, at)] == expected
 
 
@@ -96,12 +96,38 @@ def test_lua_turn_fallback(r):
     assert shifts.take_turn(r, "t", 1, [(5, 1)], None) == 99  # recorded
 
 
+@pytest.mark.parametrize("at, away", [
+    (msk(2025, 3, 10, 8, 59), False),   # before the start: still gets leads
+    (msk(2025, 3, 10, 9, 0), True),     # the start is inclusive
+    (msk(2025, 3, 12, 15, 0), True),
+    (msk(2025, 3, 17, 9, 0), False),    # the end is exclusive
+])
+def test_is_absent_within_start_and_end(at, away):
+    absent = {"борис иванов": shifts.Absence(msk(2025, 3, 10, 9, 0), msk(2025, 3, 17, 9, 0))}
+    assert shifts.is_absent(absent, "Борис Иванов", at) is away
+    assert not shifts.is_absent(absent, "Анна", at)
+
+
 def test_absences_in_redis(r):
     shifts.set_absent(r, "t", "Борис  Иванов", msk(2025, 3, 5, 18, 0))
     a = shifts.absences(r, "t")
     assert shifts.is_absent(a, "борис иванов", msk(2025, 3, 5, 17, 0))
     assert not shifts.is_absent(a, "Борис Иванов", msk(2025, 3, 5, 18, 0))
+    # Setting again replaces it: one absence per manager.
+    shifts.set_absent(r, "t", "Борис Иванов", msk(2025, 3, 12, 18, 0), msk(2025, 3, 10, 9, 0))
+    a = shifts.absences(r, "t")
+    assert a == {"борис иванов": shifts.Absence(msk(2025, 3, 10, 9, 0), msk(2025, 3, 12, 18, 0))}
+    assert not shifts.is_absent(a, "Борис Иванов", msk(2025, 3, 5, 17, 0))
     assert shifts.clear_absent(r, "t", "Борис Иванов") and shifts.absences(r, "t") == {}
+
+
+def test_absence_stored_as_a_bare_end_time_is_still_read(r):
+    # As written before absences had a start: a bare end time.
+    r.hset(keys.key("t", "dist", "absent"), "вера", msk(2025, 3, 5, 18, 0).timestamp())
+    a = shifts.absences(r, "t")
+    assert a["вера"].end == msk(2025, 3, 5, 18, 0) and a["вера"].start == shifts.EPOCH
+    assert shifts.is_absent(a, "Вера", msk(2025, 3, 5, 17, 59))
+    assert not shifts.is_absent(a, "Вера", msk(2025, 3, 5, 18, 0))
 
 
 @pytest.mark.parametrize("pick, current, original, manual, outcome", [
