@@ -169,11 +169,13 @@ class Pump:
             except (ValueError, KeyError, TypeError):
                 # Dropped (released below), so that it can't block the timers claimed with it.
                 log.error("timers: timer %s has an unreadable payload; dropped", timer_id)
-        datas = [batch.job_data([batch.call(p["func"], **p["kwargs"]) for p in chunk], queues.TIMERS,
-                                description=f"{account}: {len(chunk)} timer(s), first {chunk[0]['kind']}",
-                                meta={"account": account, "kind": chunk[0]["kind"]})
-                 for account, payloads in by_account.items()
-                 for chunk in batch.chunks(payloads, queues.MAX_BATCH[queues.TIMERS], spread=batch.spread(self.queue))]
+        datas, spread = [], batch.spread(self.queue)
+        for account, payloads in by_account.items():
+            for chunk in batch.chunks(payloads, queues.MAX_BATCH[queues.TIMERS], spread=spread):
+                datas.append(batch.job_data(
+                    [batch.call(p["func"], **p["kwargs"]) for p in chunk], queues.TIMERS,
+                    description=f"{account}: {len(chunk)} timer(s), first {chunk[0]['kind']}",
+                    meta={"account": account, "kind": chunk[0]["kind"]}))
         with self.r.pipeline(transaction=True) as pipe:
             if datas:
                 self.queue.enqueue_many(datas, pipeline=pipe)

@@ -36,7 +36,8 @@ def rq_connection(r: redis.Redis) -> redis.Redis:
     share r, whose connections keep redis-py 8's default 5 s: a BLPOP on one of them broke
     off every 5 s, and RQ backed off for up to a minute each time."""
     kwargs = {k: v for k, v in r.connection_pool.connection_kwargs.items() if not k.startswith("orig_")}
-    pool = redis.ConnectionPool(connection_class=r.connection_pool.connection_class, **{**kwargs, "socket_timeout": None})
+    kwargs["socket_timeout"] = None  # RQ sets its own, long enough for its BLPOP
+    pool = redis.ConnectionPool(connection_class=r.connection_pool.connection_class, **kwargs)
     return redis.Redis(connection_pool=pool)
 
 

@@ -92,8 +92,8 @@ def login():
     failures = int(r.get(_failures_key()) or 0)
     if failures >= LOGIN_FAILURES:
         log.warning("dashboard: logins refused for %s after %d wrong tokens", request.remote_addr, failures)
-        return (render_template("dashboard/login.html", error="Слишком много попыток входа. Попробуйте позже."),
-                429, {"Retry-After": str(max(1, r.ttl(_failures_key())))})
+        page = render_template("dashboard/login.html", error="Слишком много попыток входа. Попробуйте позже.")
+        return page, 429, {"Retry-After": str(max(1, r.ttl(_failures_key())))}
     token = (request.form.get("token") or "").strip()
     found = _find(token) if token else None
     if found is None:
