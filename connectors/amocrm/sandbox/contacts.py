@@ -20,15 +20,7 @@ class ContactWrites(AccountCore):
                     problems.add(rid, key, INVALID_TYPE, type="string")
                 else:
                     plan[key] = item[key].strip()
-        for key in ("created_at", "updated_at"):
-            if item.get(key) is not None:
-                value = self._check_int(item, key, rid, problems)
-                if value is not None:
-                    plan[key] = value
-        if "responsible_user_id" in item:
-            value = self._check_user(item, "responsible_user_id", rid, problems)
-            if value is not None:
-                plan["responsible_user_id"] = value
+        self._take_ints_and_responsible(item, ("created_at", "updated_at"), rid, problems, plan)
         plan["custom_fields"] = cf.parse(self.fields[CONTACTS], item.get("custom_fields_values"), rid, problems,
                                          self.info.timezone)
         embedded = item.get("_embedded") if isinstance(item.get("_embedded"), dict) else {}

@@ -300,6 +300,19 @@ class AccountCore:
             return None
         return value
 
+    def _take_ints_and_responsible(self, item: dict, int_keys: tuple[str, ...], rid: str, problems: Problems,
+                                   plan: dict) -> None:
+        """Into plan: the given integer fields and responsible_user_id, those present and valid."""
+        for key in int_keys:
+            if item.get(key) is not None:
+                value = self._check_int(item, key, rid, problems)
+                if value is not None:
+                    plan[key] = value
+        if "responsible_user_id" in item:
+            value = self._check_user(item, "responsible_user_id", rid, problems)
+            if value is not None:
+                plan["responsible_user_id"] = value
+
     def _check_tags(self, raw, path: str, rid: str, problems: Problems) -> list[dict] | None:
         if raw is None:
             return None

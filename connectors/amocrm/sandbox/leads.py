@@ -19,15 +19,7 @@ class LeadWrites(AccountCore):
                 problems.add(rid, "name", INVALID_TYPE, type="string")
             else:
                 plan["name"] = item["name"]
-        for key in ("price", "created_at", "updated_at", "closed_at"):
-            if key in item and item[key] is not None:
-                value = self._check_int(item, key, rid, problems)
-                if value is not None:
-                    plan[key] = value
-        if "responsible_user_id" in item:
-            value = self._check_user(item, "responsible_user_id", rid, problems)
-            if value is not None:
-                plan["responsible_user_id"] = value
+        self._take_ints_and_responsible(item, ("price", "created_at", "updated_at", "closed_at"), rid, problems, plan)
         if "loss_reason_id" in item:
             value = item["loss_reason_id"]
             if value is not None and (not _is_int(value) or value not in self.loss_reasons):

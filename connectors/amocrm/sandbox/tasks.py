@@ -30,15 +30,7 @@ class TaskWrites(AccountCore):
                 value = self._check_int(item, "complete_till", rid, problems)
                 if value is not None:
                     plan["complete_till"] = value
-        for key in ("duration", "created_at", "updated_at"):
-            if item.get(key) is not None:
-                value = self._check_int(item, key, rid, problems)
-                if value is not None:
-                    plan[key] = value
-        if "responsible_user_id" in item:
-            value = self._check_user(item, "responsible_user_id", rid, problems)
-            if value is not None:
-                plan["responsible_user_id"] = value
+        self._take_ints_and_responsible(item, ("duration", "created_at", "updated_at"), rid, problems, plan)
         if "task_type_id" in item:
             value = item["task_type_id"]
             if not _is_int(value) or value not in self.task_types:
