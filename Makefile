@@ -29,6 +29,7 @@ run: $(STAMP)
 	$(VENV)/bin/reglament run $(ARGS)
 
 test: $(STAMP) browser
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest $(ARGS)
 
 bench: $(STAMP)

@@ -31,9 +31,9 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from connectors.amocrm.sandbox import SandboxAccount, SandboxServer  # noqa: E402
+from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
 from connectors.ratelimit import DEFAULT_MARGIN  # noqa: E402
-from reglament.redis_server import RedisServer  # noqa: E402
+from shell.redis_server import RedisServer  # noqa: E402
 
 ACCOUNT = "bench"
 TOKEN = "bench-sandbox-token"

@@ -29,7 +29,7 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from reglament.redis_server import RedisServer, free_port  # noqa: E402
+from shell.redis_server import RedisServer, free_port  # noqa: E402
 
 SECRET = "bench-secret-0123456789abcdef"
 BODY = [  # reference amocrm.md §4.3, status_lead full form; XIDX varies per request
@@ -46,7 +46,7 @@ BODY = [  # reference amocrm.md §4.3, status_lead full form; XIDX varies per re
 ]
 SERVER = """
 import sys
-from reglament.web import _Gunicorn, app_from_config, gunicorn_options
+from shell.web import _Gunicorn, app_from_config, gunicorn_options
 
 def load():
     app = app_from_config(sys.argv[1])

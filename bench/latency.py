@@ -33,10 +33,10 @@ import requests  # noqa: E402
 import yaml  # noqa: E402
 
 from connectors.amocrm import AmoCRMClient  # noqa: E402
-from connectors.amocrm.sandbox import SandboxAccount, SandboxServer  # noqa: E402
+from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
 from connectors.amocrm.webhooks import register  # noqa: E402
 from reglament.config import AmoCRM  # noqa: E402
-from reglament.redis_server import RedisServer, free_port  # noqa: E402
+from shell.redis_server import RedisServer, free_port  # noqa: E402
 
 ID = re.compile(r"/\d+")
 TOKEN = "bench-latency-token"
@@ -87,7 +87,7 @@ def main() -> None:
                       "working_hours": {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
                       "holidays_country": None}]}, allow_unicode=True), encoding="utf-8")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    web = subprocess.Popen([sys.executable, "-m", "reglament.cli", "web", "--config", str(cfg), "--port", str(port),
+    web = subprocess.Popen([sys.executable, "-m", "shell.cli", "web", "--config", str(cfg), "--port", str(port),
                             "--workers", "2"], env=env, stderr=open(tmp / "web.log", "w"))
     worker = subprocess.Popen([sys.executable, "-c", WORKER, str(cfg)], env=env, stderr=open(tmp / "worker.log", "w"))
     try:

@@ -2,7 +2,7 @@
 
     /work/main/.venv/bin/python bench/sla_timers.py [--chats 1000] [--deadline 5] [--workers 4]
 
-Real parts: a redis-server (reglament.redis_server.RedisServer); each delivery stored by the
+Real parts: a redis-server (shell.redis_server.RedisServer); each delivery stored by the
 webhook path's own Lua step (app.ingress.Ingress.accept) as a Wazzup webhook body of the
 reference's format; worker processes running `reglament worker`'s code (jobs.worker.run:
 the dispatcher, the timer pump, RQ), with the real event jobs (jobs.handlers.calls), the
@@ -124,7 +124,7 @@ def main() -> None:
     from app.ingress import Ingress
     from jobs import context
     from jobs.handlers import calls
-    from reglament.redis_server import RedisServer
+    from shell.redis_server import RedisServer
 
     rnd = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:

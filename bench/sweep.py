@@ -22,10 +22,10 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 
-from connectors.amocrm.sandbox import SandboxAccount, SandboxServer  # noqa: E402
+from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
 from jobs import context, sweep  # noqa: E402
 from reglament.config import Settings  # noqa: E402
-from reglament.redis_server import RedisServer  # noqa: E402
+from shell.redis_server import RedisServer  # noqa: E402
 
 TOKEN = "bench-sweep-token"
 TERMINAL = {"Отказ", "Расторгнут договор", "Завершил"}

@@ -17,7 +17,7 @@ from datetime import datetime
 from jobs import sweep
 from jobs.executor import Executor, Planned
 from jobs.rules.notes import when
-from jobs.rules.settings import RuleSettings
+from reglament.rule_settings import RuleSettings
 from reglament.crm import CRM, AddNote, CreateTask, SetLeadField, SetLeadStatus
 
 FORMATS = ("table", "csv", "json")

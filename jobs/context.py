@@ -13,8 +13,8 @@ from datetime import date, timedelta
 
 import redis
 
-from jobs.rules import settings as rule_settings
-from jobs.rules.settings import RuleSettings
+from reglament import rule_settings
+from reglament.rule_settings import RuleSettings
 from reglament import config, runtime
 from reglament.calendar import WorkCalendar
 

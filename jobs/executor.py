@@ -23,7 +23,7 @@ import redis
 from redis.exceptions import LockError
 
 from jobs.rules import decide_all
-from jobs.rules.settings import RuleSettings
+from reglament.rule_settings import RuleSettings
 from reglament import keys, metrics
 from reglament.calendar import WorkCalendar
 from reglament.crm import CRM, Action, AddNote, CreateTask, LeadSnapshot, RuleEvent, SetLeadField, SetLeadStatus

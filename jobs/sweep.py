@@ -19,7 +19,7 @@ from datetime import datetime
 
 from jobs import context
 from jobs.executor import Executor, Planned
-from jobs.rules import settings as rule_settings
+from reglament import rule_settings
 from jobs.scheduler import PERIODIC
 from reglament import keys, metrics
 from reglament.config import Settings

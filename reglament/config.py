@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from connectors.messaging import EmailSettings, MessagingSettings, SmsSettings, TelegramSettings
+from reglament.messaging_settings import EmailSettings, MessagingSettings, SmsSettings, TelegramSettings
 
 CONFIG_ENV = "REGLAMENT_CONFIG"
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -300,7 +300,7 @@ def _explain(e: ValidationError, prefix: tuple, raw: Any, lines: dict[tuple, int
 
 def _rules_problems(settings: Settings, raw: Any, lines: dict[tuple, int]) -> list[str]:
     """Each account's `rules:` block is validated by the rules' own settings model."""
-    from jobs.rules.settings import load as load_rules
+    from reglament.rule_settings import load as load_rules
 
     problems = []
     for i, account in enumerate(settings.accounts):

@@ -179,7 +179,7 @@ class CreateTask(_Keyed):
     task_type: str | None            # type name; None = the CRM's default type
     due: datetime
     responsible_user_id: int | None
-    important: bool = False          # rendered by the executor (see jobs.rules.settings.ImportantMarker)
+    important: bool = False          # rendered by the executor (see reglament.rule_settings.ImportantMarker)
     action_key: str
 
 

@@ -1,7 +1,7 @@
 """Who is on shift: weekly schedules, absences, and the Redis-atomic round robin of DISTRIBUTION.
 
 - A manager's shifts are weekday → spans in the account's time zone (see
-  jobs.rules.distribution_settings); a manager without shifts works the account's working
+  reglament.distribution_settings); a manager without shifts works the account's working
   hours (its WorkCalendar, with holidays).
 - Absences (`reglament absent <manager> --from … --until …`) are kept in Redis by the
   manager's normalised name, one per manager, as {"start": …, "end": …} unix times; a
@@ -43,7 +43,7 @@ class Schedule:
 
     @classmethod
     def from_config(cls, tz: str | ZoneInfo, shifts: Mapping[str, str | None]) -> "Schedule":
-        from jobs.rules.distribution_settings import WEEKDAYS, parse_spans
+        from reglament.distribution_settings import WEEKDAYS, parse_spans
 
         return cls(tz, {WEEKDAYS.index(d): parse_spans(v) for d, v in shifts.items() if v})
 
@@ -85,7 +85,7 @@ class CalendarSchedule:
 
 
 def schedule_for(manager, calendar):
-    """The schedule of a configured manager (jobs.rules.distribution_settings.Manager)."""
+    """The schedule of a configured manager (reglament.distribution_settings.Manager)."""
     if manager.shifts is None:
         return CalendarSchedule(calendar)
     return Schedule.from_config(calendar.tz, manager.shifts)

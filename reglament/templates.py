@@ -8,7 +8,7 @@ from importlib import resources
 
 
 def default_config() -> str:
-    from jobs.rules.settings import defaults_yaml
+    from reglament.rule_settings import defaults_yaml
 
     base = resources.files("reglament").joinpath("default_config.yaml").read_text(encoding="utf-8")
     return base.rstrip("\n") + "\n    rules:\n" + defaults_yaml(indent=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis as redis_lib
 
-from reglament.redis_server import RedisServer
+from shell.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

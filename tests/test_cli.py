@@ -4,7 +4,7 @@ import yaml
 from click.testing import CliRunner
 
 from reglament import keys
-from reglament.cli import main
+from shell.cli import main
 from tests.conftest import SECRET
 from tests.fixtures import load
 
@@ -20,7 +20,7 @@ def test_init_writes_a_file_that_check_accepts(tmp_path):
     result = runner.invoke(main, ["check", "--no-crm", "--config", str(path)], env=ENV)
     assert result.exit_code == 0, result.output
     assert "OK: 1 account(s): main" in result.output
-    from jobs.rules.settings import load as load_rules
+    from reglament.rule_settings import load as load_rules
     from reglament.config import load as load_config
     import os
 
@@ -91,7 +91,7 @@ def test_replay_by_id_and_by_time_enqueues_the_events_again(client, r, redis_url
 
 
 def test_check_looks_up_rule_names_in_the_crm(tmp_path, redis_url):
-    from connectors.amocrm.sandbox import SandboxServer
+    from sandbox.amocrm import SandboxServer
 
     with SandboxServer(token="tok-check-123456", rate_limit=0) as amo:
         doc = {"redis_url": redis_url, "accounts": [{

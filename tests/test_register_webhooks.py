@@ -4,9 +4,9 @@ import requests
 import yaml
 from click.testing import CliRunner
 
-from connectors.amocrm.sandbox import SandboxServer
+from sandbox.amocrm import SandboxServer
 from connectors.amocrm.webhooks import EVENTS
-from reglament.cli import main
+from shell.cli import main
 from tests.conftest import SECRET
 
 

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from reglament.redis_server import free_port
+from shell.redis_server import free_port
 
 
 def wait_for(predicate, timeout):
@@ -32,7 +32,7 @@ def service(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REGLAMENT_CONFIG")}
     out = open(tmp_path / "out.log", "w+")
     err = open(tmp_path / "err.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-m", "reglament.cli", "run", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "shell.cli", "run", "--port", str(port),
                              "--sandbox-port", str(sandbox_port), "--data-dir", str(tmp_path / "data")],
                             cwd=tmp_path, env=env, stdout=out, stderr=err, start_new_session=True)
     yield proc, port, sandbox_port, tmp_path

@@ -15,7 +15,7 @@ from rq import Queue, SimpleWorker
 
 from jobs import context, queues, timers
 from jobs.timers import Pump
-from reglament.redis_server import RedisServer
+from shell.redis_server import RedisServer
 from tests.conftest import make_settings
 
 MARK = "tests.jobs_helpers:mark"

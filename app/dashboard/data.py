@@ -1,5 +1,5 @@
 """What the dashboard shows, read from Redis (violations, WhatsApp timers, RQ) — no CRM calls
-except the account's user names when they are not cached."""
+except the account's user names when they are not cached (jobs.directory)."""
 
 from __future__ import annotations
 
@@ -16,13 +16,13 @@ COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e3
 
 
 def _same(a: str | None, b: str | None) -> bool:
-    from jobs.rules.settings import same_name
+    from reglament.rule_settings import same_name
 
     return same_name(a, b)
 
 
 def titles(acc: Account) -> dict[str, str]:
-    from jobs.rules import settings as rule_settings
+    from reglament import rule_settings
 
     try:
         return dict(rule_settings.load(acc.rules).discipline.rule_titles)
@@ -31,18 +31,10 @@ def titles(acc: Account) -> dict[str, str]:
 
 
 def user_names(acc: Account, r: redis.Redis) -> dict[int, str]:
-    """The account's CRM users: the connector's cached vocabulary, else one read of it."""
-    from connectors.amocrm.crm import AmoCRM, Names
+    """The account's CRM users by id (a read model of jobs/: no connector here)."""
+    from jobs.directory import user_names as read
 
-    raw = r.get(keys.key(acc.id, "amocrm", "names"))
-    if raw is not None:
-        return Names.from_json(raw).users
-    if acc.crm != "amocrm" or acc.amocrm is None:
-        return {}
-    try:
-        return AmoCRM.for_account(acc, r).names().users
-    except Exception:  # noqa: BLE001 — the page shows ids then
-        return {}
+    return read(acc, r)
 
 
 def _is_manager(dept: Department, names: dict[int, str], uid: int | None) -> bool:

@@ -33,8 +33,8 @@ from zoneinfo import ZoneInfo
 import redis
 
 from connectors.amocrm.client import PAGE, AmoCRMClient
-from jobs.rules import settings as rule_settings
-from jobs.rules.settings import RuleSettings, same_name
+from reglament import rule_settings
+from reglament.rule_settings import RuleSettings, same_name
 from reglament import keys
 from reglament.config import Account
 from reglament.crm import (CALLBACK_AT, LEAD_ADDED, LEAD_STATUS_CHANGED, REDIAL_LAST_AT, SUBSCRIPTION_END,

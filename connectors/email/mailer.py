@@ -30,7 +30,7 @@ from connectors.redact import redact
 from reglament import metrics
 
 if TYPE_CHECKING:
-    from connectors.messaging import EmailSettings
+    from reglament.messaging_settings import EmailSettings
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from connectors.sms.smsc import Smsc
 from connectors.sms.smsru import SmsRu
 
 if TYPE_CHECKING:
-    from connectors.messaging import SmsSettings
+    from reglament.messaging_settings import SmsSettings
 
 PROVIDERS: dict[str, type[SmsSender]] = {"smsru": SmsRu, "smsc": Smsc}
 

@@ -19,7 +19,7 @@ from connectors.outbox import Deliveries, OutcomeUnknown, SendResult, send_once
 from connectors.sms.phone import normalize_phone
 
 if TYPE_CHECKING:
-    from connectors.messaging import SmsSettings
+    from reglament.messaging_settings import SmsSettings
 
 CHANNEL = "sms"
 

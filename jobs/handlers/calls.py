@@ -33,8 +33,8 @@ from jobs.support import alert, messenger_for
 from jobs.support import moment as _moment
 from jobs.support import phone_digits as digits
 from jobs.rules import failed_call_message, missed_call, whatsapp_sla
-from jobs.rules.calls_settings import CallsSettings
-from jobs.rules.settings import same_name
+from reglament.calls_settings import CallsSettings
+from reglament.rule_settings import same_name
 from reglament import keys, metrics, violations
 from reglament.crm import CallDirection, CallStatus, CreateLead
 from reglament.events import Event

@@ -26,8 +26,8 @@ from rq import Queue
 from jobs import context, queues
 from jobs.router import on
 from jobs.rules import comment_codes, incubator, no_postpone, overdue, task_name, task_result, unpaid_invoice
-from jobs.rules.discipline_settings import Alert, DisciplineSettings, Outcome
-from jobs.rules.settings import norm, same_name
+from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
+from reglament.rule_settings import norm, same_name
 from jobs.scheduler import PERIODIC
 from reglament import keys, metrics, violations
 from reglament.config import Settings
@@ -401,7 +401,7 @@ def digest_tick(account: str) -> dict:
 
 def register_periodic(settings: Settings) -> None:
     PERIODIC[:] = [e for e in PERIODIC if e[0] not in (sweep_job, digest_tick)]
-    from jobs.rules import settings as rule_settings
+    from reglament import rule_settings
 
     for acc in settings.accounts:
         if acc.crm != "amocrm":

@@ -35,7 +35,7 @@ from jobs.support import moment as _moment
 from jobs.support import phone_digits as _digits
 from jobs.rules import distribution as dist
 from jobs.rules import first_contact as fc
-from jobs.rules.distribution_settings import DistributionSettings
+from reglament.distribution_settings import DistributionSettings
 from jobs.scheduler import PERIODIC
 from reglament import keys, metrics, shifts, violations
 from reglament.events import Event
@@ -483,7 +483,7 @@ def shift_start_job(account: str, now: datetime | None = None) -> dict:
 
 def register_periodic(settings) -> None:
     PERIODIC[:] = [e for e in PERIODIC if e[0] is not shift_start_job]
-    from jobs.rules import settings as rule_settings
+    from reglament import rule_settings
 
     for account in settings.accounts:
         s = rule_settings.load(account.rules).distribution

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from jobs.rules import next_task, redial
-from jobs.rules.settings import RuleSettings
+from reglament.rule_settings import RuleSettings
 from reglament.calendar import WorkCalendar
 from reglament.crm import Action, LeadSnapshot, RuleEvent
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jobs.rules.discipline_settings import Alert, DisciplineSettings, Outcome
-from jobs.rules.settings import norm, same_name
+from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
+from reglament.rule_settings import norm, same_name
 from reglament.violations import Violation
 
 RULE = "COMMENT_CODES"

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from jobs.rules.distribution_settings import DistributionSettings, Manager
+from reglament.distribution_settings import DistributionSettings, Manager
 from reglament import shifts
 from reglament.crm import SetResponsible, action_key
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from jobs.rules.settings import (BeforeFieldDue, DaysDue, FieldDue, HoursDue, RuleSettings, TaskTemplate,
+from reglament.rule_settings import (BeforeFieldDue, DaysDue, FieldDue, HoursDue, RuleSettings, TaskTemplate,
                                  parse_step, step_delta)
 from reglament.calendar import WorkCalendar
 from reglament.crm import Lead

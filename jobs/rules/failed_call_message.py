@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from jobs.rules.calls_settings import FailedCallMessage
+from reglament.calls_settings import FailedCallMessage
 from jobs.rules.missed_call import call_ref
 
 RULE = "FAILED_CALL_MESSAGE"

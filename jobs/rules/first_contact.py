@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from jobs.rules.distribution_settings import DistributionSettings, Source, parse_duration
+from reglament.distribution_settings import DistributionSettings, Source, parse_duration
 from reglament.shifts import norm
 
 RULE = "FIRST_CONTACT_SLA"

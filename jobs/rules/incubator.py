@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from jobs.rules.discipline_settings import DisciplineSettings, Outcome
-from jobs.rules.settings import same_name
+from reglament.discipline_settings import DisciplineSettings, Outcome
+from reglament.rule_settings import same_name
 from reglament.crm import AddNote, LeadSnapshot, SetLeadStatus
 from reglament.violations import Violation
 

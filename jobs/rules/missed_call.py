@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from jobs.rules.calls_settings import MissedCall
+from reglament.calls_settings import MissedCall
 from reglament.calendar import WorkCalendar
 from reglament.crm import Action, CompleteTask, CreateLead, CreateTask, Task, action_key
 
@@ -54,7 +54,7 @@ class MissedPlan:
 
 
 def is_callback_task(task: Task, settings: MissedCall) -> bool:
-    from jobs.rules.settings import norm
+    from reglament.rule_settings import norm
 
     return not task.is_completed and norm(task.text).startswith(norm(settings.task_text))
 

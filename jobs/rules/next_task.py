@@ -22,7 +22,7 @@ from functools import partial
 from jobs.rules import redial
 from jobs.rules.due import template_due
 from jobs.rules.notes import note, when
-from jobs.rules.settings import RuleSettings
+from reglament.rule_settings import RuleSettings
 from jobs.rules.terminal import is_terminal
 from reglament.calendar import WorkCalendar
 from reglament.crm import (LEAD_ADDED, LEAD_STATUS_CHANGED, SWEEP, TASK_DELETED, TASK_UPDATED, Action,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
 
-from jobs.rules.discipline_settings import Alert, DisciplineSettings, Outcome
-from jobs.rules.settings import same_name
+from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
+from reglament.rule_settings import same_name
 from reglament.crm import SetTaskDue, Task
 from reglament.violations import Violation
 

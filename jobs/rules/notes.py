@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jobs.rules.settings import RuleSettings
+from reglament.rule_settings import RuleSettings
 from reglament.calendar import WorkCalendar
 from reglament.crm import AddNote
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, tzinfo
 
-from jobs.rules.discipline_settings import Alert, DisciplineSettings, Outcome
+from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
 from jobs.rules.no_postpone import when
 from reglament.calendar import WorkCalendar
 from reglament.crm import Task

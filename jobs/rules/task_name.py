@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from jobs.rules.discipline_settings import Alert, DisciplineSettings, Outcome
-from jobs.rules.settings import norm
+from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
+from reglament.rule_settings import norm
 from reglament.crm import Task
 from reglament.violations import Violation
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from jobs.rules.discipline_settings import Alert, DisciplineSettings, Outcome
+from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
 from reglament.crm import Task
 from reglament.violations import Violation
 

@@ -5,7 +5,7 @@ This rule has no actions of its own; it is the guard the other task rules check 
 
 from __future__ import annotations
 
-from jobs.rules.settings import RuleSettings, same_name
+from reglament.rule_settings import RuleSettings, same_name
 from reglament.crm import Lead
 
 RULE = "TERMINAL"

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from jobs.rules.calls_settings import WhatsappSla
+from reglament.calls_settings import WhatsappSla
 from reglament.calendar import WorkCalendar
 
 RULE = "WHATSAPP_SLA"

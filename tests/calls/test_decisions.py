@@ -11,8 +11,8 @@ from pydantic import ValidationError
 from jobs.rules import failed_call_message as fcm
 from jobs.rules import missed_call as mc
 from jobs.rules import whatsapp_sla as sla
-from jobs.rules.calls_settings import CallsSettings, FailedCallMessage, MissedCall, WhatsappSla
-from jobs.rules.settings import RuleSettings, defaults_yaml
+from reglament.calls_settings import CallsSettings, FailedCallMessage, MissedCall, WhatsappSla
+from reglament.rule_settings import RuleSettings, defaults_yaml
 from reglament.calendar import WorkCalendar
 from reglament.crm import CompleteTask, CreateLead, CreateTask, Task
 

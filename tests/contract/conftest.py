@@ -22,8 +22,8 @@ import requests
 import responses
 
 from connectors.amocrm import AmoCRMClient
-from connectors.amocrm.sandbox import SandboxAccount, SandboxServer
-from connectors.amocrm.sandbox.ratelimit import SlidingWindowLimiter
+from sandbox.amocrm import SandboxAccount, SandboxServer
+from sandbox.amocrm.ratelimit import SlidingWindowLimiter
 from reglament.config import AmoCRM
 from tests.connectors import amo_bodies
 from tests.contract import world

@@ -49,7 +49,7 @@ def phone_enums() -> list[dict]:
 
 
 def write_seed(path: Path) -> Path:
-    """This world as a sandbox seed file (see connectors/amocrm/sandbox/demo_account.yaml), with no leads."""
+    """This world as a sandbox seed file (see sandbox/amocrm/demo_account.yaml), with no leads."""
     name = {uid: n for uid, n, _, _ in USERS}
     spec = {
         "account": {"id": ACCOUNT_ID, "name": ACCOUNT_NAME, "subdomain": SUBDOMAIN,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.amocrm.sandbox.model import CustomField
+from sandbox.amocrm.model import CustomField
 from jobs import context
 from tests.engine.conftest import amo, engine_settings, receiver  # noqa: F401 — the engine's sandbox fixtures
 

@@ -9,8 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from jobs.rules import comment_codes, incubator, no_postpone, overdue, task_name, task_result, unpaid_invoice
-from jobs.rules import settings as rule_settings
-from jobs.rules.discipline_settings import DisciplineSettings
+from reglament import rule_settings
+from reglament.discipline_settings import DisciplineSettings
 from reglament.calendar import WorkCalendar
 from reglament.crm import AddNote, CreateTask, Lead, LeadSnapshot, SetLeadStatus, SetTaskDue, Task
 

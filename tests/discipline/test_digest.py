@@ -59,7 +59,7 @@ def test_digest_counts_change_and_worst_cases(amo, disc, r):
 def test_cli_prints_the_digest(amo, disc, r, redis_url, tmp_path, monkeypatch):
     import yaml
 
-    from reglament.cli import main
+    from shell.cli import main
     from tests.discipline.conftest import DEPARTMENTS
     from tests.engine.conftest import ALL_DAY, TOKEN
 

@@ -285,7 +285,7 @@ def test_cli_queue_and_absent(amo, r, stub, tmp_path, monkeypatch):
     import yaml
     from click.testing import CliRunner
 
-    from reglament.cli import main
+    from shell.cli import main
 
     settings = setup(amo, r)
     (lead,) = create_leads(amo, 1, source="tilda")

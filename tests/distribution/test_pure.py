@@ -10,7 +10,7 @@ import pytest
 
 from jobs.rules import distribution as dist
 from jobs.rules import first_contact as fc
-from jobs.rules.distribution_settings import DistributionSettings, Manager, parse_spans
+from reglament.distribution_settings import DistributionSettings, Manager, parse_spans
 from reglament import keys, shifts
 from reglament.calendar import WorkCalendar
 

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
-from connectors.amocrm.sandbox import SandboxServer
+from sandbox.amocrm import SandboxServer
 from jobs import context
 from tests.conftest import make_settings
 

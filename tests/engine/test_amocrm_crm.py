@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from connectors.amocrm.crm import CALL_STATUSES, AmoCRM, UnknownName, call_status
-from jobs.rules import settings as rule_settings
+from reglament import rule_settings
 from reglament.crm import (CALL_FAILED, CALL_TALKED, REDIAL_ATTEMPT, REDIAL_LAST_AT, SUBSCRIPTION_END, TASK_UPDATED,
                            AddNote, CallStatus, CreateTask, SetLeadField, SetLeadStatus)
 from reglament.events import Event

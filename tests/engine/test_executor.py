@@ -14,7 +14,7 @@ import pytest
 
 from jobs import sweep
 from jobs.executor import Executor, LeadBusy
-from jobs.rules.settings import RuleSettings
+from reglament.rule_settings import RuleSettings
 from reglament import keys
 from reglament.calendar import WorkCalendar
 from reglament.crm import (LEAD_STATUS_CHANGED, TASK_DELETED, AddNote, CreateTask, Lead, LeadSnapshot, RuleEvent,

@@ -8,7 +8,7 @@ import json
 import yaml
 from click.testing import CliRunner
 
-from reglament.cli import main
+from shell.cli import main
 from tests.engine.conftest import ALL_DAY, TOKEN
 
 

@@ -17,7 +17,7 @@ from jobs.dispatcher import GROUP, Dispatcher
 from jobs.queues import EVENTS
 from tests.jobs_helpers import queued_events
 from reglament import keys
-from reglament.redis_server import RedisServer
+from shell.redis_server import RedisServer
 from tests.conftest import SECRET, make_settings
 from tests.fixtures import load
 

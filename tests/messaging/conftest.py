@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import responses
 
-from connectors.messaging import EmailSettings, MessagingSettings, SmsSettings, TelegramSettings
+from reglament.messaging_settings import EmailSettings, MessagingSettings, SmsSettings, TelegramSettings
 from tests.messaging.smtp_sink import SmtpSink
 
 ACCOUNT = "acme"

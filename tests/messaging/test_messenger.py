@@ -13,7 +13,8 @@ import requests
 from pydantic import ValidationError
 
 from connectors.http import GaveUp
-from connectors.messaging import EmailSettings, Messenger, MessagingSettings, Person, SmsSettings, Template
+from connectors.messaging import Messenger, Person, Template
+from reglament.messaging_settings import EmailSettings, MessagingSettings, SmsSettings
 from connectors.outbox import Outbox
 from connectors.wazzup import WazzupError
 from tests.conftest import make_settings

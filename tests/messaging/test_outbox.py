@@ -7,9 +7,10 @@ import logging
 import yaml
 from click.testing import CliRunner
 
-from connectors.messaging import Messenger, MessagingSettings
+from connectors.messaging import Messenger
+from reglament.messaging_settings import MessagingSettings
 from connectors.outbox import Outbox
-from reglament.cli import main
+from shell.cli import main
 from tests.conftest import SECRET, TOKEN, make_settings
 from tests.messaging.conftest import ACCOUNT
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from jobs.rules.settings import RuleSettings
+from reglament.rule_settings import RuleSettings
 from reglament.calendar import WorkCalendar
 from reglament.crm import (Call, CallDirection, CallStatus, Lead, LeadSnapshot, RuleEvent, Task,
                            CreateTask, AddNote, SetLeadField, SetLeadStatus)

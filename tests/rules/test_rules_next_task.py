@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from jobs.rules import decide_all, next_task
-from jobs.rules.settings import RuleSettings
+from reglament.rule_settings import RuleSettings
 from reglament.crm import (LEAD_ADDED, LEAD_STATUS_CHANGED, REDIAL_ATTEMPT, REDIAL_LAST_AT, SWEEP, TASK_DELETED,
                            TASK_UPDATED)
 from tests.rules.rule_factory import (CAL, MANAGER, SETTINGS, AddNote, CreateTask, call_event, event, lead, m, of, only,

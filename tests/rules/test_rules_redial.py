@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from jobs.rules import decide_all, redial
-from jobs.rules.settings import RuleSettings
+from reglament.rule_settings import RuleSettings
 from reglament.crm import (LEAD_STATUS_CHANGED, REDIAL_ATTEMPT, REDIAL_LAST_AT, SWEEP, TASK_UPDATED, CallDirection,
                            CallStatus)
 from tests.rules.rule_factory import (CAL, MANAGER, SETTINGS, AddNote, CreateTask, SetLeadField, SetLeadStatus, applied,

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from jobs.rules.settings import ImportantMarker, RuleSettings, defaults_yaml, load, parse_step
+from reglament.rule_settings import ImportantMarker, RuleSettings, defaults_yaml, load, parse_step
 
 
 def test_defaults_follow_the_regulations():

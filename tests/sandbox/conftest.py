@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 
 import pytest
 
-from connectors.amocrm.sandbox import SandboxAccount, SandboxServer
+from sandbox.amocrm import SandboxAccount, SandboxServer
 
 TOKEN = "test-token-123"
 

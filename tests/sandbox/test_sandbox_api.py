@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from connectors.amocrm.sandbox import SandboxAccount, SandboxServer
+from sandbox.amocrm import SandboxAccount, SandboxServer
 
 TOKEN = "test-token-123"  # the token the `amo` fixture's sandbox expects
 HAL = "application/hal+json"

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from connectors.amocrm import AmoCRMClient, AuthError
-from connectors.amocrm.sandbox.oauth import Integration
+from sandbox.amocrm.oauth import Integration
 from reglament import keys
 from reglament.config import AmoCRM, OAuth
 
@@ -181,7 +181,7 @@ def test_a_refresh_token_unused_for_three_months_expires(amo):
 
 
 def test_the_access_token_lifetime_is_configurable():
-    from connectors.amocrm.sandbox import SandboxServer
+    from sandbox.amocrm import SandboxServer
 
     with SandboxServer(rate_limit=0, integration=Integration(access_ttl=60)) as amo:
         pair = exchange(amo)

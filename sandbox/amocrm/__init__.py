@@ -1,10 +1,10 @@
 """A local stand-in for one amoCRM account: REST API v4 subset, real-format webhooks, a small web page.
 
-    from connectors.amocrm.sandbox import SandboxServer
+    from sandbox.amocrm import SandboxServer
     with SandboxServer(token="t", rate_limit=7) as amo:
         ...  # amo.url, amo.token, amo.account, amo.wait_webhooks()
 
-Run it by hand with `python -m connectors.amocrm.sandbox --port 8765`.
+Run it by hand with `python -m sandbox.amocrm --port 8765`.
 """
 
 from .server import DEFAULT_TOKEN, SandboxServer, create_app, serve

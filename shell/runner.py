@@ -20,7 +20,7 @@ import requests
 import yaml
 
 from reglament import config, logs
-from reglament.redis_server import RedisServer
+from shell.redis_server import RedisServer
 
 log = logging.getLogger("reglament.run")
 
@@ -128,7 +128,7 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
         log.info("embedded redis-server started with append-only persistence in %s", redis_server.data_dir)
 
     env = dict(os.environ)
-    me = [sys.executable, "-m", "reglament.cli"]
+    me = [sys.executable, "-m", "shell.cli"]
     children: list[Child] = []
     if sandbox:
         token = settings.accounts[0].amocrm.long_lived_token
@@ -178,7 +178,7 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
 
 
 def _subscribe_sandbox(settings: config.Settings, sandbox_port: int) -> None:
-    from reglament.commands.amocrm import register_webhooks
+    from shell.commands.amocrm import register_webhooks
 
     account = settings.accounts[0]
     token = account.amocrm.long_lived_token
@@ -192,7 +192,7 @@ def _subscribe_sandbox(settings: config.Settings, sandbox_port: int) -> None:
 def _banner(settings: config.Settings, sandbox: bool, sandbox_port: int) -> None:
     # Printed, not logged: these lines carry secrets on purpose, for the admin to paste;
     # log lines never do.
-    from reglament.cli import webhook_urls
+    from shell.cli import webhook_urls
 
     lines = ["", "Reglament is running.", f"  health:  {settings.public_url}/healthz   ready: {settings.public_url}/readyz"]
     for account in settings.accounts:

@@ -7,7 +7,7 @@ import secrets
 import click
 
 from reglament import config
-from reglament.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, load_settings, pick_account, redis_for
+from shell.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, load_settings, pick_account, redis_for
 
 
 def hook_url(settings: config.Settings, account: config.Account) -> str:
@@ -46,7 +46,7 @@ def sandbox(host, port, token, rate_limit, seed, generate):
 
     It writes no access log (its requests carry our webhook URL, secret included);
     GET /_sandbox/requests lists the requests it answered."""
-    from connectors.amocrm.sandbox import SandboxAccount, SandboxServer
+    from sandbox.amocrm import SandboxAccount, SandboxServer
 
     account = SandboxAccount(seed)
     if generate:

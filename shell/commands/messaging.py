@@ -6,7 +6,7 @@ from datetime import datetime
 
 import click
 
-from reglament.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, load_settings, pick_account, redis_for
+from shell.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, load_settings, pick_account, redis_for
 
 
 @click.command()

@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from jobs.rules.calls_settings import CallsSettings
-from jobs.rules.discipline_settings import DisciplineSettings
-from jobs.rules.distribution_settings import DistributionSettings
+from reglament.calls_settings import CallsSettings
+from reglament.discipline_settings import DisciplineSettings
+from reglament.distribution_settings import DistributionSettings
 
 from reglament.crm import CALLBACK_AT, LOGICAL_FIELDS, SUBSCRIPTION_END, TRIAL_AT
 

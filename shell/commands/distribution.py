@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 
 import click
 
-from reglament.commands.common import ACCOUNT_OPTION as ACCOUNT
-from reglament.commands.common import CONFIG_OPTION as CONFIG
-from reglament.commands.common import job_context
+from shell.commands.common import ACCOUNT_OPTION as ACCOUNT
+from shell.commands.common import CONFIG_OPTION as CONFIG
+from shell.commands.common import job_context
 
 
 def _setup(config_path: str | None, account_id: str | None):

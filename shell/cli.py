@@ -11,7 +11,7 @@ import click
 
 from reglament import config
 
-from reglament.commands.common import CONFIG_OPTION, load_settings, pick_account, redis_for
+from shell.commands.common import CONFIG_OPTION, load_settings, pick_account, redis_for
 
 @click.group()
 def main() -> None:
@@ -27,7 +27,7 @@ def main() -> None:
 def run(config_path, port, sandbox_port, data_dir):
     """Start everything on this machine: Redis (embedded unless REDIS_URL), web, worker,
     scheduler; with no configuration, also a local amoCRM sandbox as the demo account."""
-    from reglament.runner import run as run_all
+    from shell.runner import run as run_all
 
     sys.exit(run_all(config_path, port, sandbox_port, data_dir))
 
@@ -39,7 +39,7 @@ def run(config_path, port, sandbox_port, data_dir):
 @click.option("--workers", type=int, default=4, show_default=True)
 def web(config_path, host, port, workers):
     """The webhook receiver (gunicorn)."""
-    from reglament.web import serve
+    from shell.web import serve
 
     load_settings(config_path)
     serve(config_path, host, port, workers)
@@ -120,7 +120,7 @@ def _crm_problems(settings: config.Settings) -> list[str]:
 
     from connectors.amocrm.crm import AmoCRM
     from connectors.amocrm.errors import AmoCRMError
-    from reglament.redis_server import RedisServer
+    from shell.redis_server import RedisServer
 
     problems = []
     with ExitStack() as stack:
@@ -198,7 +198,7 @@ def webhook_urls(settings: config.Settings, account: config.Account) -> list[str
             f"[{account.id}] Wazzup webhook: {base}/hooks/wazzup/{account.webhook_secret}"]
 
 
-from reglament.commands import register_all  # noqa: E402
+from shell.commands import register_all  # noqa: E402
 
 register_all(main)
 

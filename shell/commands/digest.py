@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from reglament.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, job_context
+from shell.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, job_context
 
 
 @click.command()

@@ -1,6 +1,6 @@
 """What every subcommand shares: the --config and --account options, loading the settings
 (refusing an invalid file with every problem listed), the account, Redis, and the job
-context a command that runs rules needs. `reglament.cli` uses these too."""
+context a command that runs rules needs. `shell.cli` uses these too."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Subcommands contributed by features. Each module here defines `commands`, a list of
-click commands; `reglament.cli` adds them all."""
+click commands; `shell.cli` adds them all."""
 
 from __future__ import annotations
 

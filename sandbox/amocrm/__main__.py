@@ -1,4 +1,4 @@
-"""python -m connectors.amocrm.sandbox [--host H] [--port P] [--token T] [--rate-limit R] [--seed FILE] [--generate N]
+"""python -m sandbox.amocrm [--host H] [--port P] [--token T] [--rate-limit R] [--seed FILE] [--generate N]
 [--client-id ID] [--client-secret SECRET] [--redirect-uri URL] [--token-ttl SECONDS]"""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from .server import DEFAULT_TOKEN, serve
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m connectors.amocrm.sandbox",
+    parser = argparse.ArgumentParser(prog="python -m sandbox.amocrm",
                                      description="Run a local amoCRM account (API v4 subset + webhooks + page).")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)

@@ -1,0 +1,1 @@
+"""The shell: the `reglament` command, the one-machine runner and the web entry point."""
