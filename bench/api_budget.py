@@ -46,11 +46,11 @@ def worker(k: int, redis_url: str, base_url: str, rate: float, first: int, stop:
     import redis
 
     from connectors.amocrm import AmoCRMClient
-    from reglament.config import AmoCRM
+    from reglament.config import AmoCRMSettings
 
     r = redis.Redis.from_url(redis_url)
     r.ping()
-    client = AmoCRMClient(ACCOUNT, AmoCRM(base_url=base_url, long_lived_token=TOKEN, rate_limit=rate), r)
+    client = AmoCRMClient(ACCOUNT, AmoCRMSettings(base_url=base_url, long_lived_token=TOKEN, rate_limit=rate), r)
     items = [(f"bench:task:{i}", {"text": f"{TEXT}{i:05d}", "complete_till": deadline, "task_type_id": 1,
                                   "entity_type": "leads", "entity_id": lead_ids[i % len(lead_ids)]})
              for i in range(first, stop)]

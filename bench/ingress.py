@@ -35,7 +35,7 @@ SECRET = "bench-secret-0123456789abcdef"
 BODY = [  # reference amocrm.md §4.3, status_lead full form; XIDX varies per request
     ("leads[status][0][id]", "XIDX"), ("leads[status][0][name]", "Сделка XIDX"),
     ("leads[status][0][status_id]", "47873533"), ("leads[status][0][old_status_id]", "47888833"),
-    ("leads[status][0][price]", "0"), ("leads[status][0][responsible_user_id]", "3493057"),
+    ("leads[status][0][price]", "0"), ("leads[status][0][responsible_id]", "3493057"),
     ("leads[status][0][last_modified]", "1700000100"), ("leads[status][0][modified_user_id]", "3493057"),
     ("leads[status][0][created_user_id]", "3493057"), ("leads[status][0][date_create]", "1699990000"),
     ("leads[status][0][pipeline_id]", "5389528"), ("leads[status][0][old_pipeline_id]", "5389528"),

@@ -35,7 +35,7 @@ import yaml  # noqa: E402
 from connectors.amocrm import AmoCRMClient  # noqa: E402
 from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
 from connectors.amocrm.webhooks import register  # noqa: E402
-from reglament.config import AmoCRM  # noqa: E402
+from reglament.config import AmoCRMSettings  # noqa: E402
 from shell.redis_server import RedisServer, free_port  # noqa: E402
 
 ID = re.compile(r"/\d+")
@@ -99,14 +99,14 @@ def main() -> None:
         values = [{"field_id": fields["Дата перезвона"], "values": [{"value": now + 86400}]},
                   {"field_id": fields["Дата пробного"], "values": [{"value": now + 3 * 86400}]},
                   {"field_id": fields["Окончание абонемента"], "values": [{"value": now + 30 * 86400}]}]
-        made = account.add_leads([{"name": f"Замер {i}", "responsible_user_id": 9100001 + i % 3,
+        made = account.add_leads([{"name": f"Замер {i}", "responsible_id": 9100001 + i % 3,
                                    "custom_fields_values": values} for i in range(args.changes)],
                                  account.info.current_user_id)
         lead_ids = [lead.id for lead, _ in made]
         pipeline = account.main_pipeline()
         status_ids = {s.name: s.id for s in pipeline.statuses}
 
-        client = AmoCRMClient("bench-setup", AmoCRM(base_url=amo.url, long_lived_token=TOKEN),
+        client = AmoCRMClient("bench-setup", AmoCRMSettings(base_url=amo.url, long_lived_token=TOKEN),
                               redis.Redis.from_url(redis_server.url))
         register(client, f"http://127.0.0.1:{port}/hooks/amocrm/{SECRET}")
         time.sleep(1.0)  # let the worker's dispatcher start reading

@@ -70,7 +70,7 @@ def install_stubs(r: redis.Redis) -> None:
 
     calls.messenger_for = lambda account: StubMessenger(r)
     calls.find_client = lambda account, phone, **kw: {"lead_id": int(phone[-6:]), "name": "Клиент",
-                                                      "responsible_user_id": 1000 + int(phone[-1])}
+                                                      "responsible_id": 1000 + int(phone[-1])}
     real_out = calls.message_out
 
     def message_out(account, f, now=None):  # how long after its message an answer is handled

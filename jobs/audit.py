@@ -45,7 +45,7 @@ class Audit:
 
 
 def run(executor: Executor, crm, now: datetime | None = None) -> Audit:
-    """Changes nothing. `crm` is the account's connector (AmoCRM: names and links come from it)."""
+    """Changes nothing. `crm` is the account's CRM interface (names and links come from it)."""
     counted = sweep.SweepResult()
     plans = list(sweep.plan(executor, crm, now, counted))
     return Audit(counted.checked, plans, [finding(p, executor.settings, executor, crm) for p in plans])
@@ -71,7 +71,7 @@ def finding(p: Planned, settings: RuleSettings, executor: Executor, crm: CRM) ->
     user = getattr(crm, "user_name", lambda i: str(i or ""))
     url = getattr(crm, "lead_url", lambda i: "")
     problem = "нет открытой задачи" if not p.snapshot.open_tasks else "—"
-    return Finding(lead_id=lead.id, name=lead.name, status=lead.status, responsible=user(lead.responsible_user_id),
+    return Finding(lead_id=lead.id, name=lead.name, status=lead.status, responsible=user(lead.responsible_id),
                    rules=", ".join(rules_of(p, settings)), problem=problem,
                    fix="; ".join(describe(a, settings, executor, user) for a in p.actions), url=url(lead.id))
 
@@ -81,7 +81,7 @@ def describe(a, settings: RuleSettings, executor: Executor, user) -> str:
         kind = f" ({a.task_type})" if a.task_type else ""
         important = ", важная" if a.important else ""
         return (f"создать задачу «{a.text}»{kind}{important} на {when(a.due, executor.calendar)}, "
-                f"ответственный {user(a.responsible_user_id) or '—'}")
+                f"ответственный {user(a.responsible_id) or '—'}")
     if isinstance(a, SetLeadStatus):
         reason = f", причина «{a.loss_reason}»" if a.loss_reason else ""
         return f"перевести в статус «{a.status}»{reason}"

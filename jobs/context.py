@@ -17,6 +17,7 @@ from reglament import rule_settings
 from reglament.rule_settings import RuleSettings
 from reglament import config, runtime
 from reglament.calendar import WorkCalendar
+from reglament.crm import CRM
 
 _settings: config.Settings | None = None
 _redis: redis.Redis | None = None
@@ -58,8 +59,12 @@ def _handler_modules() -> list:
 def _warm(settings: config.Settings) -> None:
     """Import and build now what every job needs (about 250 ms), so that the first event
     after a start does not pay for it."""
-    import connectors.amocrm.crm  # noqa: F401
     import jobs.executor  # noqa: F401
+    from connectors import registry
+
+    for acc in settings.accounts:
+        if registry.supported(acc):
+            registry.kind(acc)  # imports the account's connector
 
     today = date.today()
     for acc in settings.accounts:
@@ -109,14 +114,12 @@ def _cached(name: str, account_id: str, make):
     return cache[account_id]
 
 
-def crm_for(account_id: str):
-    """The account's CRM connector (amoCRM is the one there is)."""
-    from connectors.amocrm.crm import AmoCRM
+def crm_for(account_id: str) -> CRM:
+    """The account's CRM interface (connectors.registry picks the connector by `crm:`)."""
+    from connectors import registry
 
     acc = account(account_id)
-    if acc.crm != "amocrm":
-        raise NotImplementedError(f"account {account_id}: no connector for {acc.crm} yet")
-    return _cached("crm", account_id, lambda: AmoCRM.for_account(acc, redis_client(), rules(account_id)))
+    return _cached("crm", account_id, lambda: registry.connector(acc, redis_client(), rules(account_id)))
 
 
 def executor_for(account_id: str):

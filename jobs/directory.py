@@ -9,17 +9,13 @@ from reglament.config import Account
 
 
 def user_names(account: Account, r: redis.Redis) -> dict[int, str]:
-    """The account's CRM users: the connector's cached vocabulary, else one read of it; {}
-    when the CRM can't be read (the page shows ids then)."""
-    from connectors.amocrm.crm import AmoCRM, Names
-    from reglament import keys
+    """The account's CRM users (the connector caches them); {} when the CRM can't be read
+    (the page shows ids then)."""
+    from connectors import registry
 
-    raw = r.get(keys.key(account.id, "amocrm", "names"))
-    if raw is not None:
-        return Names.from_json(raw).users
-    if account.crm != "amocrm" or account.amocrm is None:
+    if not registry.supported(account):
         return {}
     try:
-        return AmoCRM.for_account(account, r).names().users
+        return registry.connector(account, r).users()
     except Exception:  # noqa: BLE001 — the page shows ids then
         return {}

@@ -194,7 +194,7 @@ def describe(a: Action) -> str:
     """One log line for an applied action."""
     if isinstance(a, CreateTask):
         return (f"task created: «{a.text}» ({a.task_type or 'default type'}) due {a.due.isoformat()}, "
-                f"responsible {a.responsible_user_id}{', important' if a.important else ''} [{a.action_key}]")
+                f"responsible {a.responsible_id}{', important' if a.important else ''} [{a.action_key}]")
     if isinstance(a, SetLeadStatus):
         reason = f", loss reason «{a.loss_reason}»" if a.loss_reason else ""
         return f"status set: «{a.status}»{reason} [{a.action_key}]"

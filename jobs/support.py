@@ -1,5 +1,5 @@
-"""Small things several rule families' handlers share: reading a moment or a phone number
-from an event's fields, the account's messenger, and alerting a person."""
+"""Small things several rule families' handlers share: reading a moment, a phone number or a
+call from an event's fields, the people to alert, the account's messenger, and alerting."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 from connectors.sms.phone import InvalidPhone, normalize_phone
 from jobs import context
+from reglament.crm import Call, CallDirection, CallStatus
 
 
 def moment(value: Any) -> datetime | None:
@@ -31,6 +32,36 @@ def phone_digits(phone: Any) -> str | None:
         return normalize_phone(phone)
     except InvalidPhone:
         return None
+
+
+def call_of(account: str, fields: dict) -> Call:
+    """A call.ended event's call; the CRM is asked for the outcome only when the event left it out."""
+    outcome = fields.get("outcome")
+    status = CallStatus(outcome) if outcome in CallStatus._value2member_map_ else \
+        context.crm_for(account).call_outcome(fields.get("ref"))
+    return Call(id=str(fields.get("call_id")),
+                direction=CallDirection.IN if fields.get("direction") == "in" else CallDirection.OUT,
+                status=status, at=moment(fields.get("at")) or datetime.now(timezone.utc),
+                duration=int(fields.get("duration") or 0), responsible_id=fields.get("user_id"))
+
+
+def person(account: str, user_id: int | None) -> dict | None:
+    """A CRM user as the messenger's recipient."""
+    if not user_id:
+        return None
+    return {"name": context.crm_for(account).user_name(user_id) or str(user_id), "id": str(user_id)}
+
+
+def head_of(account: str, manager_name: str | None) -> dict | None:
+    """The head of the department whose managers include this manager (by CRM user name)."""
+    from reglament.rule_settings import same_name
+
+    for dept in context.account(account).departments:
+        if manager_name and any(same_name(m, manager_name) for m in dept.managers):
+            users = context.crm_for(account).users()
+            head_id = next((i for i, n in users.items() if same_name(n, dept.head)), None)
+            return {"name": dept.head, "id": str(head_id) if head_id else None}
+    return None
 
 
 def messenger_for(account: str):

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from jobs import context
 from jobs.executor import Executor, Planned
+from connectors import registry
 from reglament import rule_settings
 from jobs.scheduler import PERIODIC
 from reglament import keys, metrics
@@ -109,9 +110,9 @@ def sweep_job(account: str) -> dict:
 
 
 def register_periodic(settings: Settings) -> None:
-    """Put each amoCRM account's sweep in the scheduler's PERIODIC list, once per account."""
+    """Put each account's sweep in the scheduler's PERIODIC list, once per account."""
     PERIODIC[:] = [entry for entry in PERIODIC if entry[0] is not sweep_job]
     for account in settings.accounts:
         minutes = rule_settings.load(account.rules).sweep_interval_minutes
-        if account.crm == "amocrm" and minutes:
+        if registry.supported(account) and minutes:
             PERIODIC.append((sweep_job, minutes * 60, {"account": account.id}))

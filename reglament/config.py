@@ -38,7 +38,7 @@ class OAuth(Model):
     refresh_token: str | None = None
 
 
-class AmoCRM(Model):
+class AmoCRMSettings(Model):
     base_url: str = Field(description="https://<subdomain>.amocrm.ru or .kommo.com")
     long_lived_token: str | None = None
     oauth: OAuth | None = None
@@ -53,7 +53,7 @@ class AmoCRM(Model):
         return v.rstrip("/")
 
     @model_validator(mode="after")
-    def _one_auth(self) -> "AmoCRM":
+    def _one_auth(self) -> "AmoCRMSettings":
         if bool(self.long_lived_token) == bool(self.oauth):
             raise ValueError("give exactly one of long_lived_token or oauth")
         return self
@@ -89,7 +89,7 @@ class Account(Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", description="short name used in keys, logs and metrics")
     name: str | None = None
     crm: Literal["amocrm", "bitrix24"] = "amocrm"
-    amocrm: AmoCRM | None = None
+    amocrm: AmoCRMSettings | None = None
     wazzup: Wazzup | None = None
     telephony: Telephony | None = None
     sms: SmsSettings | None = None
@@ -128,8 +128,8 @@ class Account(Model):
 
     @model_validator(mode="after")
     def _crm_section(self) -> "Account":
-        if self.crm == "amocrm" and self.amocrm is None:
-            raise ValueError("crm is amocrm but the amocrm: section is missing")
+        if getattr(self, self.crm, None) is None:
+            raise ValueError(f"crm is {self.crm} but the {self.crm}: section is missing")
         return self
 
 

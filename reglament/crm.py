@@ -13,7 +13,7 @@ and one executor applies the actions through a connector.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Literal, Protocol, Union
@@ -40,21 +40,35 @@ LOGICAL_FIELDS: dict[str, str] = {
 
 @dataclass(frozen=True, kw_only=True)
 class Lead:
+    """A lead (amoCRM) or deal (Bitrix24). Stage and pipeline are the CRM's own ids as
+    strings, for keys and comparisons only; rules decide by the stage's name."""
     id: int
     name: str = ""
-    status_id: int
-    status: str                                  # the status (pipeline stage) name as the CRM shows it
-    pipeline_id: int
-    responsible_user_id: int | None = None
+    stage: str                                   # the CRM's id of the stage ("47873533", "C1:NEW")
+    status: str                                  # the stage's name as the CRM shows it
+    pipeline: str = ""                           # the CRM's id of the pipeline (category)
+    responsible_id: int | None = None
     created_at: datetime | None = None
     closed: Literal["won", "lost"] | None = None  # set when the lead sits in the CRM's own closing stage
+    loss_reason: str | None = None               # the loss reason's name, where the CRM has a list of them
     fields: Mapping[str, Any] = field(default_factory=dict)  # custom values by logical name
+    custom: Mapping[str, Any] = field(default_factory=dict)  # every custom value by the CRM's field name
     tags: frozenset[str] = frozenset()
 
     def value(self, name: str) -> Any:
         """A custom value by logical name; None when empty or not mapped."""
         v = self.fields.get(name)
         return None if v == "" else v
+
+    def custom_value(self, field_name: str | None) -> Any:
+        """A custom value by the CRM's field name (as configured, case and spaces aside); None if empty."""
+        if not field_name:
+            return None
+        wanted = " ".join(field_name.split()).casefold()
+        for name, v in self.custom.items():
+            if " ".join(str(name).split()).casefold() == wanted and v not in ("", None):
+                return v
+        return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,7 +78,7 @@ class Task:
     text: str
     task_type: str | None = None    # the type name ("Звонок", "Встреча", ...)
     due: datetime
-    responsible_user_id: int | None = None
+    responsible_id: int | None = None
     is_completed: bool = False
     result: str | None = None       # the text the manager closed it with
     created_at: datetime | None = None
@@ -97,7 +111,7 @@ class Call:
     status: CallStatus
     at: datetime                     # when the call was made
     duration: int = 0                # seconds
-    responsible_user_id: int | None = None
+    responsible_id: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -178,7 +192,7 @@ class CreateTask(_Keyed):
     text: str
     task_type: str | None            # type name; None = the CRM's default type
     due: datetime
-    responsible_user_id: int | None
+    responsible_id: int | None
     important: bool = False          # rendered by the executor (see reglament.rule_settings.ImportantMarker)
     action_key: str
 
@@ -236,7 +250,7 @@ class CreateLead(_Keyed):
     is returned under the action key, like a created task's."""
     name: str
     phone: str | None
-    responsible_user_id: int | None
+    responsible_id: int | None
     status: str | None = None        # None: the pipeline's first status
     contact_id: int | None = None    # the client's existing contact; None: make one with the phone
     action_key: str
@@ -267,12 +281,42 @@ class SnapshotPage:
     next_cursor: str | None          # None on the last page
 
 
+@dataclass(frozen=True, kw_only=True)
+class Contact:
+    """A client's card (contact) with the ids of its leads, newest last or in any order."""
+    id: int
+    name: str = ""
+    responsible_id: int | None = None
+    lead_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Touch:
+    """Something a person of ours did on a lead that may count as contact with the client:
+    a comment, a message sent, or a call (with its outcome and duration)."""
+    kind: Literal["comment", "message", "call"]
+    at: datetime
+    by: int | None = None            # the CRM user; None or 0 for a robot
+    call: Call | None = None
+
+
 class CRM(Protocol):
-    """What the executor needs from a CRM connector. Rules never call it."""
+    """Everything rules and handlers need from a CRM, in the records above. A connector owns
+    every mapping from names to ids and fields, and its own caches. Rules never call it."""
+
+    # --- leads and tasks
+    def get_lead(self, lead_id: int) -> Lead | None:
+        """The lead, read fresh; None when deleted or not found (in any pipeline)."""
+        ...
+
+    def get_leads(self, lead_ids: Sequence[int]) -> dict[int, Lead]:
+        """Several leads, in as few calls as the CRM allows; missing or deleted ones left out."""
+        ...
 
     def get_lead_snapshot(self, lead_id: int) -> LeadSnapshot | None:
         """The lead with its open tasks, last_task_id and custom values by logical name,
-        read fresh (not from a cache). None when the lead is deleted or not found."""
+        read fresh (not from a cache). None when the lead is deleted, not found or outside
+        the configured pipeline."""
         ...
 
     def list_active_leads_with_open_tasks(self, cursor: str | None = None) -> SnapshotPage:
@@ -283,6 +327,78 @@ class CRM(Protocol):
         newest open task (completed tasks are not read for a whole account)."""
         ...
 
+    def active_leads(self) -> Iterator[Lead]:
+        """Every lead not won, lost or in a configured terminal status, read in pages."""
+        ...
+
+    def stage_name(self, pipeline: str | None, stage: str | None) -> str:
+        """The name of a stage by the CRM's ids (as events carry them); "" when unknown."""
+        ...
+
+    def has_field(self, field_name: str) -> bool:
+        """Whether the account's leads have a custom field of this name."""
+        ...
+
+    def open_tasks(self, lead_id: int) -> tuple[Task, ...]:
+        """The lead's open tasks, read fresh."""
+        ...
+
+    def all_open_tasks(self) -> Iterator[Task]:
+        """Every open task on a lead, read in pages."""
+        ...
+
+    def task_from_event(self, fields: Mapping[str, Any]) -> Task | None:
+        """A task.* event's neutral fields as a Task (the type's name resolved); None when it is
+        not on a lead or has no deadline."""
+        ...
+
+    def deadline_before(self, task_id: int, due: datetime) -> datetime | None:
+        """The deadline a task had before it was moved to `due`, where the CRM keeps that
+        history; None when unknown (never a reason for a violation)."""
+        ...
+
+    def latest_comment(self, lead_id: int) -> str | None:
+        """The text of the lead's newest comment written by a person (not Reglament's)."""
+        ...
+
+    def touches(self, lead_id: int, since: datetime) -> list[Touch]:
+        """What was done on the lead since a moment: comments, messages and calls."""
+        ...
+
+    def call_outcome(self, ref: str | None) -> CallStatus:
+        """How a call ended, for a call.ended event that left its outcome out: `ref` is the
+        event's pointer to the CRM's record of the call."""
+        ...
+
+    # --- pipelines, people and clients
+    def arrival_stage(self, pipeline: str | None, status: str | None) -> tuple[str, str, str] | None:
+        """(pipeline id, stage id, pipeline name) where new leads arrive: the named pipeline (else
+        the main one) and the named status (else its first open stage); None when not found."""
+        ...
+
+    def contacts_by_phone(self, phone: str) -> list[Contact]:
+        """The contacts with this phone (international digits), with their leads."""
+        ...
+
+    def users(self) -> dict[int, str]:
+        """The account's users by id (cached by the connector)."""
+        ...
+
+    def user_name(self, user_id: int | None) -> str:
+        ...
+
+    def own_user_id(self) -> int | None:
+        """The CRM user Reglament acts as (its comments are Reglament's, not a person's)."""
+        ...
+
+    def lead_url(self, lead_id: int) -> str:
+        ...
+
+    def resolve_problems(self) -> list[str]:
+        """Every configured name the account does not have, with the names it does have."""
+        ...
+
+    # --- writes
     def apply(self, actions: Sequence[Action]) -> dict[str, int]:
         """Apply actions, resolving names (status, task type, loss reason, logical field) to
         the account's ids. New leads go first, then a lead's field, status and responsible

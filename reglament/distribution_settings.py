@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import string
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -164,10 +165,10 @@ class DistributionSettings(_Model):
     escalation_after: str | None = Field(
         "1h", description="After the alert to the manager, this much working time later the head of department "
                           "is alerted if there is still no contact; null = never.")
-    contact_note_types: list[str] = Field(
-        default_factory=lambda: ["common", "call_out", "call_in", "sms_out"],
-        description="Note types written by a person in the lead that count as contact (a call_in note counts "
-                    "only when the call talked).")
+    contact_kinds: list[Literal["comment", "message", "incoming_call", "outgoing_call"]] = Field(
+        default_factory=lambda: ["comment", "message", "outgoing_call", "incoming_call"],
+        description="What a person of ours does on the lead that counts as contact: a comment, a message sent "
+                    "(SMS), a call out, a call in (only when it talked).")
     new_first: bool = Field(True, description="Shift-start list: leads still in the arrival status come before "
                                               "the others.")
     oldest_first: bool = Field(True, description="Shift-start list: within a priority, the oldest lead first "

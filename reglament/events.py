@@ -8,23 +8,37 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # Every kind a parser may produce. A rule subscribes to kinds, so keep these stable.
+# The CRM kinds are the same for every CRM: a CRM's parser turns its webhook into them, with
+# the neutral fields below, so no handler reads a CRM's own keys.
 KINDS = frozenset({
     "lead.added", "lead.updated", "lead.status_changed", "lead.responsible_changed",
     "lead.deleted", "lead.restored",
     "task.added", "task.updated", "task.deleted", "task.responsible_changed",
-    "note.added",
+    "comment.added",     # a note / timeline comment on a lead or contact
+    "message.outgoing",  # an SMS or a message a person sent from the CRM's card
+    "call.ended",        # a finished call: from the CRM (a call note) or a telephony provider's own webhook
     "contact.added", "contact.updated",
-    "message.incoming", "message.outgoing",
+    "crm.other",         # an event of the CRM no rule needs (another note type, a chat message, ...)
     "chat.message_in", "chat.message_out", "chat.status",
-    # From a telephony provider's own webhook (amoCRM's call notes arrive as note.added).
-    "call.incoming_missed", "call.incoming_answered", "call.outgoing_failed", "call.outgoing_answered",
 })
 
+# Neutral fields (absent or None when the CRM does not say):
+# lead.*        lead_id, name, pipeline, stage (the CRM's ids as strings), closed ("won", "lost" or None),
+#               responsible_id, previous_responsible_id, by (who changed it), created_at, at (unix times),
+#               values (custom values by the CRM's field name)
+# task.*        task_id, lead_id (None for a task not on a lead), text, task_type (the type's id as a string),
+#               due, responsible_id, completed, result, created_by, by, created_at, at
+# comment.added, message.outgoing
+#               lead_id, text, by (0: a robot), at
+# call.ended    call_id, direction ("in" | "out"), outcome ("talked", "not_reached", "busy", "other"; None when
+#               the CRM must be asked: `ref` says where), duration, phone (digits), lead_id (None when only the
+#               phone is known), user_id, at, ref
+# contact.*     contact_id, name, responsible_id, at
 
 @dataclass(frozen=True)
 class Event:
     account: str
-    source: str          # "amocrm" | "wazzup"
+    source: str          # "amocrm", "wazzup", "telephony.zadarma", ...
     kind: str            # one of KINDS
     entity_id: int | str
     fields: dict[str, Any] = field(default_factory=dict)

@@ -118,8 +118,8 @@ def _crm_problems(settings: config.Settings) -> list[str]:
 
     import redis
 
-    from connectors.amocrm.crm import AmoCRM
-    from connectors.amocrm.errors import AmoCRMError
+    from connectors import registry
+    from connectors.http import ConnectorError
     from shell.redis_server import RedisServer
 
     problems = []
@@ -131,12 +131,10 @@ def _crm_problems(settings: config.Settings) -> list[str]:
             url = stack.enter_context(RedisServer(stack.enter_context(tempfile.TemporaryDirectory()), fsync="no")).url
         r = redis.Redis.from_url(url)
         for account in settings.accounts:
-            if account.crm != "amocrm":
-                continue
             try:
-                found = AmoCRM.for_account(account, r, max_attempts=2).resolve_problems()
+                found = registry.connector(account, r, max_attempts=2).resolve_problems()
                 problems += [f"accounts ({account.id}).{p}" for p in found]
-            except (AmoCRMError, redis.RedisError, OSError) as e:
+            except (ConnectorError, redis.RedisError, OSError) as e:
                 problems.append(f"accounts ({account.id}): could not read the CRM's names: {e}")
     return problems
 

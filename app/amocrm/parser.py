@@ -1,4 +1,5 @@
-"""amoCRM account webhooks (form-encoded, PHP-style keys) → one Event per entity.
+"""amoCRM account webhooks (form-encoded, PHP-style keys) → one Event per entity, with the
+CRM-neutral kinds and fields of reglament.events.
 
 Shapes follow ../shared/reference/amocrm.md §4. Every value arrives as a string; numbers
 are cast here, "" becomes None. One POST may carry several sections (`leads[status]`,
@@ -25,15 +26,15 @@ KINDS = {
     ("leads", "responsible"): "lead.responsible_changed",
     ("leads", "delete"): "lead.deleted",
     ("leads", "restore"): "lead.restored",
-    ("leads", "note"): "note.added",
+    ("leads", "note"): "comment.added",  # or call.ended, message.outgoing, crm.other: by the note's type
     ("contacts", "add"): "contact.added",
     ("contacts", "update"): "contact.updated",
-    ("contacts", "note"): "note.added",
+    ("contacts", "note"): "comment.added",
     ("task", "add"): "task.added",
     ("task", "update"): "task.updated",
     ("task", "delete"): "task.deleted",
     ("task", "responsible"): "task.responsible_changed",
-    ("message", "add"): None,  # incoming or outgoing, decided by the message's type
+    ("message", "add"): "crm.other",  # an incoming chat message; an outgoing one is message.outgoing
 }
 
 # `tasks[...]` appears in hand-written fixtures, `task[...]` in real captures (UNCONFIRMED which
@@ -106,33 +107,85 @@ def _scalars(item: dict) -> dict[str, Any]:
     return {k: _value(k, v) for k, v in item.items() if not isinstance(v, dict)}
 
 
-def _entity_fields(item: dict) -> dict[str, Any]:
+def _user(f: dict, *names: str) -> int | None:
+    for n in names:
+        if isinstance(f.get(n), int):
+            return f[n]
+    return None
+
+
+WON, LOST = 142, 143  # amoCRM's own closing stages, shared by every pipeline (CONFIRMED)
+
+
+def _lead_fields(item: dict) -> dict[str, Any]:
+    """Neutral lead fields (reglament.events)."""
     f = _scalars(item)
-    f["created_at"] = f.get("created_at") or f.get("date_create")
-    f["updated_at"] = f.get("updated_at") or f.get("last_modified")
-    f["custom_fields"] = _custom_fields(item.get("custom_fields"))
-    f["tags"] = [{"id": _value("id", t.get("id", "")), "name": t.get("name")}
-                 for t in _listed(item.get("tags")) if isinstance(t, dict)]
-    return f
+    status = f.get("status_id")
+    values = {}
+    for cf in _custom_fields(item.get("custom_fields")):
+        if cf["name"] and cf["values"]:
+            values[cf["name"]] = cf["values"][0].get("value")
+    return {
+        "lead_id": f.get("id"), "name": f.get("name") or "",
+        "pipeline": None if f.get("pipeline_id") is None else str(f["pipeline_id"]),
+        "stage": None if status is None else str(status),
+        "closed": "won" if status == WON else "lost" if status == LOST else None,
+        "responsible_id": f.get("responsible_user_id"), "previous_responsible_id": f.get("old_responsible_user_id"),
+        "by": _user(f, "modified_user_id", "modified_by"),
+        "created_at": f.get("created_at") or f.get("date_create"), "at": f.get("updated_at") or f.get("last_modified"),
+        "values": values,
+        "tags": [t.get("name") for t in _listed(item.get("tags")) if isinstance(t, dict) and t.get("name")],
+    }
 
 
-def _parent(f: dict, type_key: str, id_key: str) -> None:
+def _contact_fields(item: dict) -> dict[str, Any]:
+    f = _scalars(item)
+    return {"contact_id": f.get("id"), "name": f.get("name") or "", "responsible_id": f.get("responsible_user_id"),
+            "at": f.get("updated_at") or f.get("last_modified") or f.get("created_at") or f.get("date_create")}
+
+
+def _on_lead(f: dict, type_key: str, id_key: str) -> int | None:
+    """The lead id of a note or task that belongs to a lead (element_type 2), else None."""
     et = f.get(type_key)
-    f["parent_type"] = ELEMENT_TYPES.get(et, et) if isinstance(et, int) else et
-    f["parent_id"] = f.get(id_key)
+    kind = ELEMENT_TYPES.get(et, et) if isinstance(et, int) else et
+    return f.get(id_key) if kind in ("lead", "leads") else None
+
+
+def _note(item: dict) -> dict:
+    # Real captures nest the note one level deeper (leads[note][0][note][...]); some
+    # handlers read it flat. Accept both.
+    return item.get("note") if isinstance(item.get("note"), dict) else item
+
+
+def _note_type(item: dict) -> str | None:
+    nt = _value("note_type", _note(item).get("note_type", ""))
+    return NOTE_TYPES.get(nt, str(nt)) if isinstance(nt, int) else nt
+
+
+NOTE_KINDS = {"call_in": "call.ended", "call_out": "call.ended", "common": "comment.added",
+              "sms_out": "message.outgoing"}
 
 
 def _note_fields(item: dict) -> dict[str, Any]:
-    # Real captures nest the note one level deeper (leads[note][0][note][...]); some
-    # handlers read it flat. Accept both.
-    inner = item.get("note") if isinstance(item.get("note"), dict) else item
-    f = _scalars(inner)
-    nt = f.get("note_type")
-    f["note_type"] = NOTE_TYPES.get(nt, str(nt)) if isinstance(nt, int) else nt
-    _parent(f, "element_type", "element_id")
-    if f["note_type"] in ("call_in", "call_out"):
-        f["call"] = _call(f.get("text"))
-    return f
+    """Neutral fields of a note: a call (call.ended), a comment or an SMS sent."""
+    f = _scalars(_note(item))
+    note_type = _note_type(item)
+    lead_id = _on_lead(f, "element_type", "element_id")
+    at = f.get("created_at") or f.get("date_create")
+    by = _user(f, "created_by", "created_user_id")
+    if note_type not in ("call_in", "call_out"):
+        return {"lead_id": lead_id, "text": f.get("text") if isinstance(f.get("text"), str) else "", "by": by,
+                "at": at}
+    call = _call(f.get("text"))
+    duration = call.get("duration")
+    return {"call_id": str(call.get("uniq") or f"note-{f.get('id')}"),
+            "direction": "in" if note_type == "call_in" else "out",
+            "outcome": None,  # the connector reads it from amoCRM's call_status (in `ref`, else in the note)
+            "duration": duration if isinstance(duration, int) else 0,
+            "phone": call.get("phone"), "lead_id": lead_id,
+            "user_id": _user(f, "main_user_id", "created_by") or None, "at": at,
+            # The note and the call_status it carried (UNCONFIRMED that a webhook carries it; else "").
+            "ref": f"{note_type}:{lead_id}:{f.get('id')}:{call.get('call_status') or ''}" if lead_id else None}
 
 
 def _call(text: Any) -> dict[str, Any]:
@@ -152,26 +205,30 @@ def _call(text: Any) -> dict[str, Any]:
 
 
 def _task_fields(item: dict) -> dict[str, Any]:
+    """Neutral task fields (reglament.events)."""
     f = _scalars(item)
-    _parent(f, "element_type", "element_id")
-    f["complete_till"] = f.get("complete_till") or f.get("complete_till_at")
-    f["task_type"] = f.get("task_type") or f.get("task_type_id")
-    f["is_completed"] = f.get("status") == 1
     result = item.get("result")
-    f["result_text"] = (result.get("text") or None) if isinstance(result, dict) else None
-    f["created_at"] = f.get("created_at") or f.get("date_create")
-    f["updated_at"] = f.get("updated_at") or f.get("last_modified")
-    return f
+    task_type = f.get("task_type") or f.get("task_type_id")
+    return {
+        "task_id": f.get("id"), "lead_id": _on_lead(f, "element_type", "element_id"), "text": f.get("text") or "",
+        "task_type": None if task_type is None else str(task_type),
+        "due": f.get("complete_till") or f.get("complete_till_at"), "responsible_id": f.get("responsible_user_id"),
+        "completed": f.get("status") == 1,
+        "result": (result.get("text") or None) if isinstance(result, dict) else None,
+        "created_by": _user(f, "created_user_id", "created_by"),
+        "by": _user(f, "modified_user_id", "modified_by", "created_user_id"),
+        "created_at": f.get("created_at") or f.get("date_create"), "at": f.get("updated_at") or f.get("last_modified"),
+    }
 
 
 def _message_fields(item: dict) -> dict[str, Any]:
+    """A chat message in amoCRM's own chats, in the neutral fields of message.outgoing."""
     f = _scalars(item)
-    f["parent_type"] = f.get("entity_type") or ELEMENT_TYPES.get(f.get("element_type"))
-    f["parent_id"] = f.get("entity_id") or f.get("element_id")
-    for nested in ("author", "attachment"):
-        if isinstance(item.get(nested), dict):
-            f[nested] = _scalars(item[nested])
-    return f
+    kind = f.get("entity_type") or ELEMENT_TYPES.get(f.get("element_type"))
+    author = _scalars(item["author"]) if isinstance(item.get("author"), dict) else {}
+    return {"lead_id": (f.get("entity_id") or f.get("element_id")) if kind in ("lead", "leads") else None,
+            "text": f.get("text") or "", "by": author.get("id") if isinstance(author.get("id"), int) else None,
+            "at": f.get("created_at"), "chat_id": f.get("chat_id"), "message_id": f.get("id")}
 
 
 def parse(body: bytes | str, account: str, full: bool = True) -> Parsed:
@@ -219,8 +276,10 @@ def _event(account: str, section: str, action: str, item: dict, where: str, full
     if not entity_id or (section != "message" and not isinstance(entity_id, int)):
         raise Rejected(f"{where} has no valid id")
     kind = KINDS[(section, action)]
-    if kind is None:
-        kind = "message.outgoing" if item.get("type") == "outgoing" else "message.incoming"
+    if action == "note":
+        kind = NOTE_KINDS.get(_note_type(item), "crm.other")
+    elif section == "message" and item.get("type") == "outgoing":
+        kind = "message.outgoing"
     fields: dict[str, Any] = {}
     if full:
         if action == "note":
@@ -229,8 +288,10 @@ def _event(account: str, section: str, action: str, item: dict, where: str, full
             fields = _task_fields(item)
         elif section == "message":
             fields = _message_fields(item)
+        elif section == "contacts":
+            fields = _contact_fields(item)
         else:
-            fields = _entity_fields(item)
+            fields = _lead_fields(item)
     # The whole item identifies the change: a repeated delivery is byte-for-byte the same entity.
     key = event_key("amocrm", section, action, item)
     return Event(account=account, source="amocrm", kind=kind, entity_id=entity_id, fields=fields, key=key)

@@ -145,7 +145,7 @@ def whatsapp_timers(r: redis.Redis, acc: Account, names: dict[int, str], now: da
                 since = datetime.fromtimestamp(float(raw.get("since") or 0), timezone.utc)
             except ValueError:
                 continue
-            manager = raw.get("responsible_user_id")
+            manager = raw.get("responsible_id")
             found.append({"chat": key.decode().split(":sla:chat:", 1)[-1],
                           "since": since.astimezone(zone).strftime("%d.%m %H:%M"),
                           "minutes": int((now - since).total_seconds() // 60),

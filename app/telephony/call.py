@@ -19,17 +19,19 @@ def digits(phone: str | None) -> str | None:
     return d or None
 
 
+BUSY = {"busy", "user_busy", "no_answer_busy"}  # providers' words for a busy line
+
+
 def call_event(account: str, provider: str, call_id: str, incoming: bool, answered: bool, *,
                client_phone: str | None, our_number: str | None, extension: str | None,
                started_at: str | int | None, duration: int | None, result: str | None, raw_event: str) -> Event:
-    if incoming:
-        kind = "call.incoming_answered" if answered else "call.incoming_missed"
-    else:
-        kind = "call.outgoing_answered" if answered else "call.outgoing_failed"
+    """The neutral call.ended event (reglament.events), the same an amoCRM call note becomes."""
+    outcome = "talked" if answered else "busy" if str(result or "").lower() in BUSY else "not_reached"
     fields = {
-        "provider": provider, "call_id": call_id, "direction": "in" if incoming else "out",
-        "answered": answered, "client_phone": digits(client_phone), "our_number": digits(our_number),
-        "extension": extension or None, "started_at": started_at, "duration": duration, "result": result,
+        "call_id": call_id, "direction": "in" if incoming else "out", "outcome": outcome,
+        "duration": duration or 0, "phone": digits(client_phone), "lead_id": None, "user_id": None,
+        "at": started_at, "ref": None,
+        "provider": provider, "our_number": digits(our_number), "extension": extension or None, "result": result,
     }
-    return Event(account=account, source=f"telephony.{provider}", kind=kind, entity_id=call_id, fields=fields,
-                 key=event_key(provider, raw_event, call_id))
+    return Event(account=account, source=f"telephony.{provider}", kind="call.ended", entity_id=call_id,
+                 fields=fields, key=event_key(provider, raw_event, call_id))

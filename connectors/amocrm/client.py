@@ -31,7 +31,7 @@ from connectors.amocrm.idempotency import ActionLog, IdempotentCreator
 from connectors.http import DEFAULT_TIMEOUT, GaveUp, HttpClient
 from connectors.ratelimit import RateLimiter
 from reglament import keys
-from reglament.config import AmoCRM
+from reglament.config import AmoCRMSettings
 
 SYSTEM = "amocrm"
 PAGE = 250
@@ -43,7 +43,7 @@ NOTE_ENTITIES = ("leads", "contacts", "companies", "customers")
 class AmoCRMClient:
     """One amoCRM account. Safe to create per job; all shared state lives in Redis."""
 
-    def __init__(self, account_id: str, settings: AmoCRM, r: redis.Redis, *,
+    def __init__(self, account_id: str, settings: AmoCRMSettings, r: redis.Redis, *,
                  session: requests.Session | None = None,
                  timeout: tuple[float, float] = DEFAULT_TIMEOUT,
                  max_attempts: int = 5,

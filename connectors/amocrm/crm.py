@@ -24,7 +24,7 @@ import logging
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any
@@ -37,11 +37,9 @@ from reglament import rule_settings
 from reglament.rule_settings import RuleSettings, same_name
 from reglament import keys
 from reglament.config import Account
-from reglament.crm import (CALLBACK_AT, LEAD_ADDED, LEAD_STATUS_CHANGED, REDIAL_LAST_AT, SUBSCRIPTION_END,
-                           TASK_DELETED, TASK_UPDATED, TRIAL_AT, Action, AddNote, Call, CallDirection, CallStatus,
-                           CompleteTask, CreateLead, CreateTask, Lead, LeadSnapshot, RuleEvent, SetLeadField,
-                           SetLeadStatus, SetResponsible, SetTaskDue, SnapshotPage, Task)
-from reglament.events import Event
+from reglament.crm import (CALLBACK_AT, REDIAL_LAST_AT, SUBSCRIPTION_END, TRIAL_AT, Action, AddNote, Call,
+                           CallDirection, CallStatus, CompleteTask, Contact, CreateLead, CreateTask, Lead, LeadSnapshot,
+                           SetLeadField, SetLeadStatus, SetResponsible, SetTaskDue, SnapshotPage, Task, Touch)
 
 log = logging.getLogger("reglament.amocrm")
 
@@ -63,6 +61,10 @@ CALL_STATUSES: dict[int, CallStatus] = {
     7: CallStatus.BUSY,         # номер занят
     8: CallStatus.OTHER,        # не определён
 }
+
+
+# The note types that may be contact with the client, as reglament.crm.Touch kinds.
+TOUCH_NOTES = {"common": "comment", "sms_out": "message", "call_in": "call", "call_out": "call"}
 
 
 def call_status(code: Any) -> CallStatus:
@@ -343,12 +345,18 @@ class AmoCRM:
         for logical, (fid, amo_type) in self._lead_fields(names).items():
             if values.get(fid):
                 fields[logical] = self._value(values[fid][0].get("value"), amo_type)
+        custom = {names.lead_fields[fid][0]: v[0].get("value") for fid, v in values.items()
+                  if v and fid in names.lead_fields}
+        loss_reason = None
+        if raw.get("loss_reason_id"):
+            loss_reason = names.loss_reasons.get(raw["loss_reason_id"]) \
+                or self.names(refresh=True).loss_reasons.get(raw["loss_reason_id"])
         self._pipeline_of[int(raw["id"])] = pipeline_id
-        return Lead(id=int(raw["id"]), name=raw.get("name") or "", status_id=status_id, status=status or "",
-                    pipeline_id=pipeline_id, responsible_user_id=raw.get("responsible_user_id"),
+        return Lead(id=int(raw["id"]), name=raw.get("name") or "", stage=str(status_id), status=status or "",
+                    pipeline=str(pipeline_id), responsible_id=raw.get("responsible_user_id"),
                     created_at=_moment(raw.get("created_at")),
                     closed="won" if status_id == WON else "lost" if status_id == LOST else None,
-                    fields=fields,
+                    loss_reason=loss_reason, fields=fields, custom=custom,
                     tags=frozenset(t.get("name") for t in (raw.get("_embedded") or {}).get("tags") or []
                                    if t.get("name")))
 
@@ -357,12 +365,12 @@ class AmoCRM:
         return Task(id=int(raw["id"]), lead_id=int(raw.get("entity_id") or 0), text=raw.get("text") or "",
                     task_type=names.task_types.get(raw.get("task_type_id")),
                     due=_moment(raw.get("complete_till")) or datetime.now(timezone.utc),
-                    responsible_user_id=raw.get("responsible_user_id"), is_completed=bool(raw.get("is_completed")),
+                    responsible_id=raw.get("responsible_user_id"), is_completed=bool(raw.get("is_completed")),
                     result=(result.get("text") or None) if isinstance(result, dict) else None,
                     created_at=_moment(raw.get("created_at")))
 
     def _watched(self, lead: Lead, names: Names) -> bool:
-        return not self.settings.pipeline or lead.pipeline_id in self._watched_pipelines(names)
+        return not self.settings.pipeline or int(lead.pipeline) in self._watched_pipelines(names)
 
     # ------------------------------------------------------------------ reads
 
@@ -420,63 +428,142 @@ class AmoCRM:
             params.append(("filter[pipeline_id][]", stages[0][0]))
         return self.client.page("/api/v4/leads", "leads", params, page)
 
-    # ------------------------------------------------------------------ webhook events
+    def get_lead(self, lead_id: int) -> Lead | None:
+        raw = self.client.get_lead(lead_id, with_contacts=False)
+        if raw is None or raw.get("is_deleted"):
+            return None
+        return self._lead(raw, self.names())
 
-    @staticmethod
-    def may_matter(event: Event) -> bool:
-        """A cheap first look (no API, no names): False for events rule_event would surely drop,
-        such as the echoes of our own writes (common notes, tasks added, leads updated)."""
-        f = event.fields
-        if event.kind in ("lead.added", "lead.status_changed"):
-            return True
-        if event.kind in ("task.updated", "task.deleted"):
-            return f.get("parent_type") == "lead" and (event.kind == "task.deleted" or bool(f.get("is_completed")))
-        if event.kind == "note.added":
-            return f.get("note_type") in ("call_in", "call_out") and f.get("parent_type") == "lead"
-        return False
+    def get_leads(self, lead_ids: Sequence[int]) -> dict[int, Lead]:
+        names, found = self.names(), {}
+        ids = list(dict.fromkeys(lead_ids))
+        for i in range(0, len(ids), PAGE):
+            for raw in self.client.leads(ids=ids[i:i + PAGE]):
+                if not raw.get("is_deleted"):
+                    found[int(raw["id"])] = self._lead(raw, names)
+        return found
 
-    def rule_event(self, event: Event) -> RuleEvent | None:
-        """The RuleEvent an amoCRM webhook event means for one lead; None when it means
-        nothing to the task rules (a task not on a lead, a note that is not a call, ...)."""
-        f = event.fields
-        now = datetime.now(timezone.utc)
-        if event.kind in ("lead.added", "lead.status_changed"):
-            at = _moment(f.get("updated_at") or f.get("created_at")) or now
-            kind = LEAD_ADDED if event.kind == "lead.added" else LEAD_STATUS_CHANGED
-            return RuleEvent(kind=kind, lead_id=int(event.entity_id), at=at)
-        if event.kind in ("task.updated", "task.deleted"):
-            if f.get("parent_type") != "lead" or not f.get("parent_id"):
-                return None
-            if event.kind == "task.updated" and not f.get("is_completed"):
-                return None
-            at = _moment(f.get("updated_at")) or now
-            task = Task(id=int(event.entity_id), lead_id=int(f["parent_id"]), text=f.get("text") or "",
-                        task_type=self.names().task_types.get(f.get("task_type")) if f.get("task_type") else None,
-                        due=_moment(f.get("complete_till")) or at, responsible_user_id=f.get("responsible_user_id"),
-                        is_completed=bool(f.get("is_completed")), result=f.get("result_text"),
-                        created_at=_moment(f.get("created_at")))
-            return RuleEvent(kind=TASK_UPDATED if event.kind == "task.updated" else TASK_DELETED,
-                             lead_id=task.lead_id, at=at, task=task)
-        if event.kind == "note.added":
-            if f.get("note_type") not in ("call_in", "call_out") or f.get("parent_type") != "lead":
-                return None
-            lead_id = int(f["parent_id"])
-            return RuleEvent.for_call(lead_id, self._call(int(event.entity_id), lead_id, f, now))
+    def active_leads(self) -> Iterator[Lead]:
+        names, page, more = self.names(), 1, True
+        while more:
+            raws, more = self._lead_page(page, names)
+            for raw in raws:
+                lead = self._lead(raw, names)
+                if lead.closed is None:
+                    yield lead
+            page += 1
+
+    def stage_name(self, pipeline: str | None, stage: str | None) -> str:
+        if not (pipeline and stage and pipeline.isdigit() and stage.isdigit()):
+            return ""
+        found, _ = self._lookup(lambda n: n.statuses.get(int(pipeline), {}).get(int(stage)))
+        return found or ""
+
+    def has_field(self, field_name: str) -> bool:
+        return any(same_name(n, field_name) for n, _ in self.names().lead_fields.values())
+
+    def open_tasks(self, lead_id: int) -> tuple[Task, ...]:
+        names = self.names()
+        return tuple(self._task(t, names) for t in
+                     self.client.tasks(entity_type="leads", entity_ids=[lead_id], is_completed=False))
+
+    def all_open_tasks(self) -> Iterator[Task]:
+        names = self.names()
+        for raw in self.client.tasks(entity_type="leads", is_completed=False):
+            if raw.get("entity_id"):
+                yield self._task(raw, names)
+
+    def task_from_event(self, fields: Mapping[str, Any]) -> Task | None:
+        due = _moment(fields.get("due"))
+        if not fields.get("lead_id") or due is None:
+            return None
+        task_type = fields.get("task_type")
+        return Task(id=int(fields["task_id"]), lead_id=int(fields["lead_id"]), text=fields.get("text") or "",
+                    task_type=self.names().task_types.get(int(task_type)) if task_type else None, due=due,
+                    responsible_id=fields.get("responsible_id"), is_completed=bool(fields.get("completed")),
+                    result=fields.get("result"), created_at=_moment(fields.get("created_at")))
+
+    def deadline_before(self, task_id: int, due: datetime) -> datetime | None:
+        """From amoCRM's events API (task_deadline_changed); None when the API can't say."""
+        try:
+            found = self.client.events(types=["task_deadline_changed"], entity="task", entity_ids=[task_id])
+        except Exception:  # noqa: BLE001 — a missing answer means "not known", never a false violation
+            log.warning("events API unavailable for task %s", task_id, extra={"account": self.account.id})
+            return None
+        for e in sorted(found, key=lambda e: e.get("created_at") or 0, reverse=True):
+            after = ((e.get("value_after") or [{}])[0].get("task_deadline") or {}).get("timestamp")
+            before = ((e.get("value_before") or [{}])[0].get("task_deadline") or {}).get("timestamp")
+            if after is not None and int(after) == int(due.timestamp()):
+                return _moment(before)
         return None
 
-    def _call(self, note_id: int, lead_id: int, f: dict, now: datetime) -> Call:
-        call = f.get("call") or {}
-        code = call.get("call_status")
-        if code in (None, ""):
+    def latest_comment(self, lead_id: int) -> str | None:
+        notes = self.client.notes("leads", entity_ids=[lead_id], note_types=["common"])
+        texts = [(n.get("created_at") or 0, n.get("id") or 0, (n.get("params") or {}).get("text") or "")
+                 for n in notes]
+        texts = [t for t in texts if t[2] and not t[2].startswith("Reglament")]
+        return max(texts)[2] if texts else None
+
+    def touches(self, lead_id: int, since: datetime) -> list[Touch]:
+        found = []
+        for n in self.client.notes("leads", entity_ids=[lead_id], note_types=list(TOUCH_NOTES)):
+            at = _moment(n.get("created_at"))
+            if at is None or at < since:
+                continue
+            kind = TOUCH_NOTES.get(n.get("note_type"))
+            call = None
+            if kind == "call":
+                params = n.get("params") or {}
+                call = Call(id=str(params.get("uniq") or f"note-{n.get('id')}"),
+                            direction=CallDirection.IN if n["note_type"] == "call_in" else CallDirection.OUT,
+                            status=call_status(params.get("call_status")), at=at,
+                            duration=int(params.get("duration") or 0), responsible_id=n.get("created_by") or None)
+            found.append(Touch(kind=kind, at=at, by=n.get("created_by"), call=call))
+        return found
+
+    def call_outcome(self, ref: str | None) -> CallStatus:
+        """`ref` is "<note type>:<lead>:<note>:<call_status or empty>" (app/amocrm/parser.py)."""
+        if not ref:
+            return CallStatus.OTHER
+        note_type, lead_id, note_id, code = str(ref).split(":")
+        if not code:
             # call_status inside the webhook's note text is UNCONFIRMED; the note itself has it.
-            note = next((n for n in self.client.notes("leads", entity_ids=[lead_id], note_types=[f["note_type"]])
-                         if n.get("id") == note_id), None)
+            note = next((n for n in self.client.notes("leads", entity_ids=[int(lead_id)], note_types=[note_type])
+                         if str(n.get("id")) == note_id), None)
             code = ((note or {}).get("params") or {}).get("call_status")
-        return Call(id=str(call.get("uniq") or f"note-{note_id}"),
-                    direction=CallDirection.IN if f["note_type"] == "call_in" else CallDirection.OUT,
-                    status=call_status(code), at=_moment(f.get("created_at")) or now,
-                    duration=int(call.get("duration") or 0),
-                    responsible_user_id=f.get("main_user_id") or f.get("created_by") or None)
+        return call_status(code)
+
+    def arrival_stage(self, pipeline: str | None, status: str | None) -> tuple[str, str, str] | None:
+        names = self.names()
+        pipeline_id = _find(names.pipelines, pipeline) if pipeline else next(iter(names.pipelines), None)
+        if pipeline_id is None:
+            return None
+        statuses = names.statuses.get(pipeline_id, {})
+        if status:
+            status_id = _find(statuses, status)
+        else:  # the first open stage; «Неразобранное» is amoCRM's inbox of unsorted requests, not a stage
+            status_id = next((i for i, n in statuses.items()
+                              if i not in (WON, LOST) and not same_name(n, "Неразобранное")), None)
+        if status_id is None:
+            return None
+        return str(pipeline_id), str(status_id), names.pipelines[pipeline_id]
+
+    def contacts_by_phone(self, phone: str) -> list[Contact]:
+        return [Contact(id=int(c["id"]), name=c.get("name") or "", responsible_id=c.get("responsible_user_id"),
+                        lead_ids=tuple(int(lead["id"]) for lead in (c.get("_embedded") or {}).get("leads") or []))
+                for c in self.client.find_contacts_by_phone(phone, with_leads=True)]
+
+    def users(self) -> dict[int, str]:
+        return self.names().users
+
+    def own_user_id(self) -> int | None:
+        key = keys.key(self.account.id, "amocrm", "me")
+        got = self.r.get(key)
+        if got is not None:
+            return int(got) or None
+        me = int((self.client.account() or {}).get("current_user_id") or 0)
+        self.r.set(key, me, ex=86400)
+        return me or None
 
     # ------------------------------------------------------------------ writes
 
@@ -515,8 +602,8 @@ class AmoCRM:
                     text, task_type = self.settings.important.render(text, task_type, available_types)
                 task = {"text": text, "complete_till": int(a.due.timestamp()), "entity_type": "leads",
                         "entity_id": a.lead_id}
-                if a.responsible_user_id:
-                    task["responsible_user_id"] = a.responsible_user_id
+                if a.responsible_id:
+                    task["responsible_user_id"] = a.responsible_id
                 type_id = self._task_type_id(task_type)
                 if type_id is not None:
                     task["task_type_id"] = type_id
@@ -544,15 +631,15 @@ class AmoCRM:
         fields: dict = {"name": a.name, "pipeline_id": pipeline_id}
         if a.status:
             fields["status_id"] = self._status_id(pipeline_id, a.status)
-        if a.responsible_user_id:
-            fields["responsible_user_id"] = a.responsible_user_id
+        if a.responsible_id:
+            fields["responsible_user_id"] = a.responsible_id
         lead_id = self.client.create_lead(f"{a.action_key}:lead", **fields)
         if a.contact_id:
             self.client.link_contact_to_lead(lead_id, a.contact_id, main=True)
         elif a.phone:
             contact_id = self.client.create_contact(f"{a.action_key}:contact", name=a.name, phone=a.phone,
-                                                    **({"responsible_user_id": a.responsible_user_id}
-                                                       if a.responsible_user_id else {}))
+                                                    **({"responsible_user_id": a.responsible_id}
+                                                       if a.responsible_id else {}))
             self.client.link_contact_to_lead(lead_id, contact_id, main=True)
         self._pipeline_of[lead_id] = pipeline_id
         return lead_id

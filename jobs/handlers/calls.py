@@ -1,14 +1,13 @@
 """Calls and chats: MISSED_CALL, FAILED_CALL_MESSAGE, WHATSAPP_SLA (GitHub issue "Calls and chats").
 
-Events
-- call.incoming_missed (telephony) or an amoCRM call_in note that did not talk (status other
-  than «разговор состоялся», or zero duration) → MISSED_CALL: a «Перезвонить» task for the
-  lead's responsible manager (due now, or at the shift's opening), a message to the client
-  (at night held for the opening by a timer, jobs/timers.py; at most one per client per
-  window), an alert to the manager. An unknown number gets a new lead.
-- call.incoming_answered / call.outgoing_answered, or a talked call note → the callback task
-  is closed with a result.
-- call.outgoing_failed, or a call_out note not reached/busy → FAILED_CALL_MESSAGE.
+Events (call.ended, from the CRM's call records or a telephony provider's own webhook)
+- an incoming call that did not talk (any outcome but talked, or zero duration) → MISSED_CALL:
+  a «Перезвонить» task for the lead's responsible manager (due now, or at the shift's
+  opening), a message to the client (at night held for the opening by a timer,
+  jobs/timers.py; at most one per client per window), an alert to the manager. An unknown
+  number gets a new lead.
+- a talked call → the callback task is closed with a result.
+- an outgoing call not reached or busy → FAILED_CALL_MESSAGE.
 - chat.message_in starts the chat's SLA timer (jobs/timers.py, a deterministic id per chat and
   message); chat.message_out stops it unless it is the echo of our own automated message.
   The firing job re-reads the chat's state, so an answered chat never alerts.
@@ -19,7 +18,6 @@ The decisions are the pure functions of jobs/rules/{missed_call,failed_call_mess
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -28,21 +26,18 @@ from typing import Any
 from rq import Queue
 
 from jobs import batch, context, queues, timers
+from jobs.clients import cached_client, find_client, remember_client
 from jobs.router import on
-from jobs.support import alert, messenger_for
+from jobs.rules import failed_call_message, missed_call, whatsapp_sla
+from jobs.support import alert, call_of, head_of, messenger_for, person
 from jobs.support import moment as _moment
 from jobs.support import phone_digits as digits
-from jobs.rules import failed_call_message, missed_call, whatsapp_sla
-from reglament.calls_settings import CallsSettings
-from reglament.rule_settings import same_name
 from reglament import keys, metrics, violations
+from reglament.calls_settings import CallsSettings
 from reglament.crm import CallDirection, CallStatus, CreateLead
 from reglament.events import Event
 
 log = logging.getLogger("reglament.calls")
-
-NEGATIVE_TTL = 60        # seconds a "no contact has this number" answer is kept
-ACTIVE_LEAD_CANDIDATES = 5
 
 
 # ---------------------------------------------------------------- small helpers
@@ -51,12 +46,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-
-
 def _ref(value: Any) -> str:
     return hashlib.sha1(str(value).encode()).hexdigest()[:16]
-
-
 
 
 def calls_settings(account: str) -> CallsSettings:
@@ -67,132 +58,22 @@ def render(text: str, *, client_name: str = "", manager: str = "", lead_link: st
     return text.format(client_name=client_name, manager=manager, lead_link=lead_link)
 
 
-# ---------------------------------------------------------------- who is the client
-
-def find_client(account: str, phone: str | None, *, ttl: int = 3600, fresh: bool = False) -> dict | None:
-    """{"lead_id", "responsible_user_id", "name", "contact_id"} for the client with this phone,
-    found through amoCRM contacts (their newest active lead); cached in Redis for `ttl`
-    seconds. A returning client (a contact, but no active lead) has lead_id None and the
-    responsible user of their newest closed lead (or the contact's); None when no contact
-    has the number."""
-    number = digits(phone)
-    if not number:
-        return None
-    r = context.redis_client()
-    key = keys.key(account, "calls", "phone", number)
-    if not fresh:
-        raw = r.get(key)
-        if raw is not None:
-            return json.loads(raw)
-    crm = context.crm_for(account)
-    found = returning = None
-    for contact in crm.client.find_contacts_by_phone(number, with_leads=True):
-        lead_ids = sorted((int(lead["id"]) for lead in (contact.get("_embedded") or {}).get("leads") or []),
-                          reverse=True)
-        person = {"name": contact.get("name") or "", "contact_id": contact["id"],
-                  "responsible_user_id": contact.get("responsible_user_id")}
-        for lead_id in lead_ids[:ACTIVE_LEAD_CANDIDATES]:
-            raw_lead = crm.client.get_lead(lead_id, with_contacts=False)
-            if not raw_lead or raw_lead.get("is_deleted"):
-                continue
-            manager = raw_lead.get("responsible_user_id") or contact.get("responsible_user_id")
-            if raw_lead.get("status_id") in (142, 143):
-                # A closed lead: the client returns to the manager of their newest one.
-                if returning is None:
-                    returning = {**person, "lead_id": None, "responsible_user_id": manager}
-                continue
-            if found is None or lead_id > found["lead_id"]:
-                found = {**person, "lead_id": lead_id, "responsible_user_id": manager}
-            break
-        if returning is None:
-            returning = {**person, "lead_id": None}
-    found = found or returning
-    r.set(key, json.dumps(found), ex=ttl if found and found["lead_id"] else min(ttl, NEGATIVE_TTL))
-    return found
-
-
-def cached_client(account: str, phone: str | None) -> tuple[bool, dict | None]:
-    """(known, client) from find_client's cache alone, without asking the CRM."""
-    number = digits(phone)
-    raw = context.redis_client().get(keys.key(account, "calls", "phone", number)) if number else None
-    return (False, None) if raw is None else (True, json.loads(raw))
-
-
-def remember_client(account: str, phone: str | None, client: dict, ttl: int = 3600) -> None:
-    number = digits(phone)
-    if number:
-        context.redis_client().set(keys.key(account, "calls", "phone", number), json.dumps(client), ex=ttl)
-
-
-def _lead(account: str, lead_id: int) -> dict | None:
-    return context.crm_for(account).client.get_lead(lead_id, with_contacts=False)
-
-
-def _open_tasks(account: str, lead_id: int):
-    crm = context.crm_for(account)
-    names = crm.names()
-    return tuple(crm._task(t, names) for t in
-                 crm.client.tasks(entity_type="leads", entity_ids=[lead_id], is_completed=False))
-
-
-def manager_person(account: str, user_id: int | None) -> dict | None:
-    if not user_id:
-        return None
-    return {"name": context.crm_for(account).user_name(user_id) or str(user_id), "id": str(user_id)}
-
-
-def head_person(account: str, manager_name: str) -> dict | None:
-    """The head of the department whose managers include this manager (by CRM user name)."""
-    for dept in context.account(account).departments:
-        if any(same_name(m, manager_name) for m in dept.managers):
-            users = context.crm_for(account).names().users
-            head_id = next((i for i, n in users.items() if same_name(n, dept.head)), None)
-            return {"name": dept.head, "id": str(head_id) if head_id else None}
-    return None
-
-
 # ---------------------------------------------------------------- the calls
 
-def _call_from_note(event: Event):
-    """(direction, status, duration, call id, phone, lead id) of an amoCRM call note, or None."""
-    from connectors.amocrm.crm import AmoCRM
-
-    f = event.fields
-    if f.get("note_type") not in ("call_in", "call_out") or f.get("parent_type") != "lead" \
-            or context.account(event.account).crm != "amocrm" or not AmoCRM.may_matter(event):
-        return None
-    rule_event = context.crm_for(event.account).rule_event(event)
-    if rule_event is None or rule_event.call is None:
-        return None
-    c = rule_event.call
-    return c, digits((f.get("call") or {}).get("phone")), rule_event.lead_id
-
-
-@on("call.incoming_missed", "call.incoming_answered", "call.outgoing_answered", "call.outgoing_failed",
-    "note.added", name="calls")
+@on("call.ended", name="calls")
 def calls(event: Event) -> dict:
+    """A finished call with a client: a missed incoming one, a talk, or a failed outgoing one."""
     f = event.fields
-    if event.kind == "note.added":
-        found = _call_from_note(event)
-        if found is None:
-            return {"skipped": "not a call note"}
-        call, phone, lead_id = found
-        talked = call.status is CallStatus.TALKED and call.duration > 0
-        if call.direction is CallDirection.IN and not talked:
-            return handle_missed(event.account, call.id, phone, call.at, lead_id=lead_id)
-        if talked:
-            return handle_talked(event.account, call.id, phone, lead_id=lead_id)
-        if call.failed:
-            return handle_failed(event.account, call.id, phone, lead_id=lead_id)
-        return {"skipped": "call needs nothing"}
-    call_id = str(f.get("call_id") or event.entity_id)
-    phone = digits(f.get("client_phone"))
-    at = _moment(f.get("started_at")) or _now()
-    if event.kind == "call.incoming_missed":
-        return handle_missed(event.account, call_id, phone, at)
-    if event.kind in ("call.incoming_answered", "call.outgoing_answered"):
-        return handle_talked(event.account, call_id, phone)
-    return handle_failed(event.account, call_id, phone)
+    call = call_of(event.account, f)
+    phone, lead_id = digits(f.get("phone")), f.get("lead_id")
+    talked = call.status is CallStatus.TALKED and call.duration > 0
+    if call.direction is CallDirection.IN and not talked:
+        return handle_missed(event.account, call.id, phone, call.at, lead_id=lead_id)
+    if talked:
+        return handle_talked(event.account, call.id, phone, lead_id=lead_id)
+    if call.failed:
+        return handle_failed(event.account, call.id, phone, lead_id=lead_id)
+    return {"skipped": "call needs nothing"}
 
 
 def handle_missed(account: str, call_id: str, phone: str | None, at: datetime, *,
@@ -203,20 +84,21 @@ def handle_missed(account: str, call_id: str, phone: str | None, at: datetime, *
     now = now or _now()
     r = context.redis_client()
     ex = context.executor_for(account)
+    crm = context.crm_for(account)
     cal = context.calendar(account)
     client = find_client(account, phone, fresh=True) if lead_id is None else None
     if lead_id is None and client:
         lead_id = client["lead_id"]
     facts = missed_call.MissedFacts(call_id=call_id, phone=phone, at=at, lead_id=lead_id,
                                     contact_id=(client or {}).get("contact_id"),
-                                    responsible_user_id=(client or {}).get("responsible_user_id"))
+                                    responsible_id=(client or {}).get("responsible_id"))
     plan = missed_call.decide(facts, settings, cal, now)
     if plan.needs_lead:
         (create,) = plan.actions
         assert isinstance(create, CreateLead)
-        lead_id = ex.crm.apply([create])[create.action_key]  # once per key (the client records keys)
+        lead_id = crm.apply([create])[create.action_key]  # once per key (the client records keys)
         client = {**(client or {"name": "", "contact_id": None}), "lead_id": lead_id,
-                  "responsible_user_id": create.responsible_user_id}
+                  "responsible_id": create.responsible_id}
         remember_client(account, phone, client)
     if lead_id is None:
         log.info("missed call: %s", plan.why, extra={"account": account, "rule": missed_call.RULE})
@@ -226,23 +108,22 @@ def handle_missed(account: str, call_id: str, phone: str | None, at: datetime, *
         from jobs.executor import LeadBusy
         raise LeadBusy(f"lead {lead_id} of {account} stayed locked")
     try:
-        raw = _lead(account, lead_id) or {}
-        responsible = raw.get("responsible_user_id") or (client or {}).get("responsible_user_id")
+        lead = crm.get_lead(lead_id)
+        responsible = (lead.responsible_id if lead else None) or (client or {}).get("responsible_id")
         window_key = keys.key(account, "calls", "client_msg", phone or "-")
         ref = missed_call.call_ref(call_id)
         previous = r.get(window_key) if phone else None
         facts = missed_call.MissedFacts(
-            call_id=call_id, phone=phone, at=at, lead_id=lead_id, responsible_user_id=responsible,
-            open_tasks=_open_tasks(account, lead_id),
+            call_id=call_id, phone=phone, at=at, lead_id=lead_id, responsible_id=responsible,
+            open_tasks=crm.open_tasks(lead_id),
             client_messaged_recently=previous is not None and previous.decode() != ref)
         plan = missed_call.decide(facts, settings, cal, now)
         actions = ex.unapplied(plan.actions)
         ex.apply(actions)
     finally:
         lock.release()
-    crm = ex.crm
-    manager = manager_person(account, responsible)
-    values = {"client_name": (client or {}).get("name") or raw.get("name") or "",
+    manager = person(account, responsible)
+    values = {"client_name": (client or {}).get("name") or (lead.name if lead else ""),
               "manager": (manager or {}).get("name", ""), "lead_link": crm.lead_url(lead_id)}
     sent = None
     if plan.message is not None:
@@ -312,8 +193,8 @@ def handle_talked(account: str, call_id: str, phone: str | None, *, lead_id: int
         from jobs.executor import LeadBusy
         raise LeadBusy(f"lead {lead_id} of {account} stayed locked")
     try:
-        actions = ex.unapplied(missed_call.close_callbacks(lead_id, _open_tasks(account, lead_id), call_id,
-                                                           settings))
+        actions = ex.unapplied(missed_call.close_callbacks(lead_id, context.crm_for(account).open_tasks(lead_id),
+                                                           call_id, settings))
         ex.apply(actions)
     finally:
         lock.release()
@@ -363,7 +244,7 @@ if current and (current == ARGV[1] or tonumber(redis.call('HGET', KEYS[1], 'sinc
 end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'message_id', ARGV[1], 'since', ARGV[2], 'phone', ARGV[3], 'deadline', ARGV[4],
-           'name', ARGV[5], 'responsible_user_id', ARGV[7])
+           'name', ARGV[5], 'responsible_id', ARGV[7])
 redis.call('EXPIRE', KEYS[1], ARGV[6])
 return {1, current or ''}
 """
@@ -435,7 +316,7 @@ def message_in(account: str, f: dict, now: datetime | None = None) -> dict:
     started, replaced = r.eval(_START, 2, _state_key(account, chat), _answered_key(account, chat),
                                f["message_id"], since.timestamp(), phone or "", deadline.timestamp(),
                                (f.get("contact") or {}).get("name") or "", STATE_TTL,
-                               (client or {}).get("responsible_user_id") or "")
+                               (client or {}).get("responsible_id") or "")
     if not started:
         return {"timer": "unchanged"}
     schedule_timer(account, chat, f["message_id"], whatsapp_sla.ALERT, deadline)
@@ -453,7 +334,7 @@ def message_in(account: str, f: dict, now: datetime | None = None) -> dict:
 
 _TIE = """
 if redis.call('HGET', KEYS[1], 'message_id') == ARGV[1] then
-  redis.call('HSET', KEYS[1], 'responsible_user_id', ARGV[2])
+  redis.call('HSET', KEYS[1], 'responsible_id', ARGV[2])
   return 1
 end
 return 0
@@ -465,9 +346,9 @@ def tie_chat(account: str, chat: str, message_id: str, phone: str) -> dict:
     dashboard), and note the manager in the chat's state if it still waits for this message."""
     settings = calls_settings(account).whatsapp_sla
     client = find_client(account, phone, ttl=settings.chat_cache_minutes * 60) or {}
-    if client.get("responsible_user_id"):
-        context.redis_client().eval(_TIE, 1, _state_key(account, chat), message_id, client["responsible_user_id"])
-    return {"lead_id": client.get("lead_id"), "responsible_user_id": client.get("responsible_user_id")}
+    if client.get("responsible_id"):
+        context.redis_client().eval(_TIE, 1, _state_key(account, chat), message_id, client["responsible_id"])
+    return {"lead_id": client.get("lead_id"), "responsible_id": client.get("responsible_id")}
 
 
 def message_out(account: str, f: dict, now: datetime | None = None) -> dict:
@@ -506,7 +387,7 @@ def sla_timer(account: str, chat: str, message_id: str, stage: int, deadline: fl
         return {"outcome": "early"}
     client = find_client(account, raw.get("phone"), ttl=settings.chat_cache_minutes * 60) or {}
     lead_id = client.get("lead_id")
-    manager = manager_person(account, client.get("responsible_user_id"))
+    manager = person(account, client.get("responsible_id"))
     values = {"client_name": raw.get("name") or client.get("name") or f"+{raw.get('phone', '')}",
               "manager": (manager or {}).get("name", ""),
               "lead_link": context.crm_for(account).lead_url(lead_id) if lead_id else ""}
@@ -518,7 +399,7 @@ def sla_timer(account: str, chat: str, message_id: str, stage: int, deadline: fl
               lead_id=lead_id, note=f"{subject}. {text}")
         violations.record(context.redis_client(), account, violations.Violation(
             rule=whatsapp_sla.RULE, key=base, at=deadline,
-            manager_id=client.get("responsible_user_id"), lead_id=lead_id, link=values["lead_link"] or None,
+            manager_id=client.get("responsible_id"), lead_id=lead_id, link=values["lead_link"] or None,
             details=f"Нет ответа клиенту {values['client_name']} в WhatsApp за "
                     f"{settings.answer_minutes:g} рабочих минут",
             extra={"chat": chat, "message_id": message_id}))
@@ -527,7 +408,7 @@ def sla_timer(account: str, chat: str, message_id: str, stage: int, deadline: fl
         if at is not None:
             schedule_timer(account, chat, message_id, whatsapp_sla.ESCALATE, at)
         return {"outcome": "alert", "lateness": lateness}
-    head = head_person(account, values["manager"]) if manager else None
+    head = head_of(account, values["manager"]) if manager else None
     subject, text = render(settings.escalation_subject, **values), render(settings.escalation_text, **values)
     alert(account, messenger_for(account), head, subject, text, action_key=f"{base}:escalate", lead_id=lead_id,
           note=f"{subject}. {text}")

@@ -23,12 +23,14 @@ from zoneinfo import ZoneInfo
 
 from rq import Queue
 
+from connectors import registry
 from jobs import context, queues
 from jobs.router import on
 from jobs.rules import comment_codes, incubator, no_postpone, overdue, task_name, task_result, unpaid_invoice
 from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
-from reglament.rule_settings import norm, same_name
+from reglament.rule_settings import norm
 from jobs.scheduler import PERIODIC
+from jobs.support import head_of, messenger_for, person
 from reglament import keys, metrics, violations
 from reglament.config import Settings
 from reglament.crm import CreateTask, LeadSnapshot, Task
@@ -37,7 +39,6 @@ from reglament.events import Event
 log = logging.getLogger("reglament.discipline")
 
 MEMORY_TTL = 60 * 86400
-LOST = 143
 
 
 # ---------------------------------------------------------------- small helpers
@@ -65,31 +66,8 @@ def link(account: str, lead_id: int | None) -> str:
     return context.crm_for(account).lead_url(lead_id) if lead_id else ""
 
 
-def messenger_for(account: str):
-    """The account's Messenger (a function so tests can put a stub in its place)."""
-    from connectors.messaging import Messenger
-
-    return Messenger.for_account(context.account(account), None, context.redis_client())
-
-
 def user_name(account: str, user_id: int | None) -> str:
     return context.crm_for(account).user_name(user_id) if user_id else ""
-
-
-def department_of(account: str, manager_name: str):
-    for dept in context.account(account).departments:
-        if any(same_name(m, manager_name) for m in dept.managers):
-            return dept
-    return None
-
-
-def head_person(account: str, manager_id: int | None) -> dict | None:
-    dept = department_of(account, user_name(account, manager_id))
-    if dept is None:
-        return None
-    users = context.crm_for(account).names().users
-    head_id = next((i for i, n in users.items() if same_name(n, dept.head)), None)
-    return {"name": dept.head, "id": str(head_id) if head_id else None}
 
 
 def _memory_key(account: str, task_id: int) -> str:
@@ -129,81 +107,43 @@ def carry_out(account: str, outcome: Outcome, *, alerts: bool = True) -> dict:
 
 def _send_alert(account: str, alert: Alert) -> int:
     if alert.to == "head":
-        person = head_person(account, alert.user_id)
-        if person is None:
+        head = head_of(account, user_name(account, alert.user_id))
+        if head is None:
             return 0
-        messenger_for(account).alert_person(person, alert.subject, alert.text, action_key=alert.key)
+        messenger_for(account).alert_person(head, alert.subject, alert.text, action_key=alert.key)
         return 1
     if not alert.user_id:
         return 0
-    person = {"name": user_name(account, alert.user_id) or str(alert.user_id), "id": str(alert.user_id)}
-    result = messenger_for(account).alert_person(person, alert.subject, alert.text, action_key=alert.key)
+    result = messenger_for(account).alert_person(person(account, alert.user_id), alert.subject, alert.text,
+                                                 action_key=alert.key)
     if not result.delivered and alert.lead_id and dsettings(account).fallback_task:
         ex = context.executor_for(account)
         ex.apply(ex.unapplied([CreateTask(
             lead_id=alert.lead_id, text=f"{alert.subject}: {alert.text}", task_type=None,
-            due=context.calendar(account).next_opening(_now()), responsible_user_id=alert.user_id,
+            due=context.calendar(account).next_opening(_now()), responsible_id=alert.user_id,
             action_key=f"{alert.key}:task")]))
     return 1
 
 
 # ---------------------------------------------------------------- tasks (webhooks)
 
-def task_of(event: Event) -> Task | None:
-    f = event.fields
-    if f.get("parent_type") != "lead" or not f.get("parent_id"):
-        return None
-    due = _moment(f.get("complete_till"))
-    if due is None:
-        return None
-    return Task(id=int(event.entity_id), lead_id=int(f["parent_id"]), text=f.get("text") or "", due=due,
-                responsible_user_id=f.get("responsible_user_id"), is_completed=bool(f.get("is_completed")),
-                result=f.get("result_text"), created_at=_moment(f.get("created_at")))
-
-
-def _user(f: dict, *names: str) -> int | None:
-    for n in names:
-        v = f.get(n)
-        if isinstance(v, int):
-            return v
-    return None
-
-
-def deadline_before(account: str, task: Task) -> datetime | None:
-    """The deadline before the latest move, from the events API (for a task we never saw)."""
-    try:
-        found = context.crm_for(account).client.events(types=["task_deadline_changed"], entity="task",
-                                                        entity_ids=[task.id])
-    except Exception:  # noqa: BLE001 — a missing answer means "not known", never a false violation
-        log.warning("events API unavailable for task %s", task.id, extra={"account": account, "rule": "NO_POSTPONE"})
-        return None
-    for e in sorted(found, key=lambda e: e.get("created_at") or 0, reverse=True):
-        after = ((e.get("value_after") or [{}])[0].get("task_deadline") or {}).get("timestamp")
-        before = ((e.get("value_before") or [{}])[0].get("task_deadline") or {}).get("timestamp")
-        if after is not None and int(after) == int(task.due.timestamp()):
-            return _moment(before)
-    return None
-
-
 @on("task.added", "task.updated", name="discipline_tasks")
 def tasks(event: Event, now: datetime | None = None) -> dict:
-    if event.source != "amocrm":
-        return {"skipped": "not amoCRM"}
-    task = task_of(event)
+    f = event.fields
+    task = context.crm_for(event.account).task_from_event(f) if f.get("lead_id") and f.get("due") else None
     if task is None:
         return {"skipped": "not a lead task"}
     account, s, now = event.account, dsettings(event.account), now or _now()
     url = link(account, task.lead_id)
-    f = event.fields
     outcome = Outcome()
     if event.kind == "task.added":
         remember_due(account, task.id, task.due, only_new=True)
-        outcome += task_name.decide(task, _user(f, "created_user_id", "created_by"), s, now, url)
+        outcome += task_name.decide(task, f.get("created_by"), s, now, url)
     else:
-        by = _user(f, "modified_user_id", "modified_by", "created_user_id")
+        by = f.get("by")
         before = known_due(account, task.id)
         if before is None and not task.is_completed:
-            before = deadline_before(account, task)
+            before = context.crm_for(account).deadline_before(task.id, task.due)
         moved = no_postpone.decide(task, before, by, s, now, tz(account), url)
         outcome += moved
         outcome += task_result.decide(task, by, s, now, url)
@@ -213,44 +153,18 @@ def tasks(event: Event, now: datetime | None = None) -> dict:
 
 # ---------------------------------------------------------------- statuses (webhooks)
 
-def _field_value(raw_lead: dict, field_name: str | None, names) -> Any:
-    if not field_name:
-        return None
-    ids = {i for i, (n, _) in names.lead_fields.items() if same_name(n, field_name)}
-    for cf in raw_lead.get("custom_fields_values") or []:
-        if cf.get("field_id") in ids and cf.get("values"):
-            return cf["values"][0].get("value")
-    return None
-
-
-def _has_field(names, field_name: str | None) -> bool:
-    return bool(field_name) and any(same_name(n, field_name) for n, _ in names.lead_fields.values())
-
-
-def _latest_note(account: str, lead_id: int) -> str | None:
-    notes = context.crm_for(account).client.notes("leads", entity_ids=[lead_id], note_types=["common"])
-    texts = [(n.get("created_at") or 0, n.get("id") or 0, (n.get("params") or {}).get("text") or "") for n in notes]
-    texts = [t for t in texts if t[2] and not t[2].startswith("Reglament")]
-    return max(texts)[2] if texts else None
-
-
 @on("lead.status_changed", name="discipline_comment_codes")
 def status_changed(event: Event) -> dict:
-    if event.source != "amocrm":
-        return {"skipped": "not amoCRM"}
     s = dsettings(event.account).comment_codes
     if not s.enabled:
         return {"skipped": "disabled"}
     f = event.fields
-    crm = context.crm_for(event.account)
-    names = crm.names()
-    status_id = f.get("status_id")
-    status = names.statuses.get(f.get("pipeline_id"), {}).get(status_id, "")
-    if comment_codes.kind_of(status, status_id == LOST, dsettings(event.account)) is None:
+    lead_id = int(f.get("lead_id") or event.entity_id)
+    status = context.crm_for(event.account).stage_name(f.get("pipeline"), f.get("stage"))
+    if comment_codes.kind_of(status, f.get("closed") == "lost", dsettings(event.account)) is None:
         return {"skipped": "status needs no code"}
-    args = {"account": event.account, "lead_id": int(event.entity_id), "status_id": status_id,
-            "changed_at": f.get("updated_at") or f.get("last_modified") or int(_now().timestamp()),
-            "by": _user(f, "modified_user_id")}
+    args = {"account": event.account, "lead_id": lead_id, "stage": f.get("stage"),
+            "changed_at": f.get("at") or int(_now().timestamp()), "by": f.get("by")}
     if s.check_after_minutes:
         Queue(queues.SCHEDULED, connection=context.redis_client()).enqueue_in(
             timedelta(minutes=s.check_after_minutes), check_comment_code, kwargs=args,
@@ -260,27 +174,23 @@ def status_changed(event: Event) -> dict:
     return check_comment_code(**args)
 
 
-def check_comment_code(account: str, lead_id: int, status_id: int, changed_at: int, by: int | None = None) -> dict:
+def check_comment_code(account: str, lead_id: int, stage: str, changed_at: int, by: int | None = None) -> dict:
     """The reason of a callback / refusal, read now (the manager had time to write it)."""
     crm = context.crm_for(account)
     s = dsettings(account)
-    raw = crm.client.get_lead(lead_id, with_contacts=False)
-    if not raw or raw.get("status_id") != status_id:
+    lead = crm.get_lead(lead_id)
+    if lead is None or lead.stage != str(stage):
         return {"skipped": "status changed since"}
-    names = crm.names()
-    status = names.statuses.get(raw.get("pipeline_id"), {}).get(status_id, "")
-    kind = comment_codes.kind_of(status, status_id == LOST, s)
+    lost = lead.closed == "lost"
+    kind = comment_codes.kind_of(lead.status, lost, s)
     if kind == "refusal":
-        reason = names.loss_reasons.get(raw.get("loss_reason_id"))
-        if reason is None and raw.get("loss_reason_id"):
-            reason = crm.names(refresh=True).loss_reasons.get(raw.get("loss_reason_id"))
-    elif _has_field(names, s.comment_codes.callback_field):
-        reason = _field_value(raw, s.comment_codes.callback_field, names)
+        reason = lead.loss_reason
+    elif s.comment_codes.callback_field and crm.has_field(s.comment_codes.callback_field):
+        reason = lead.custom_value(s.comment_codes.callback_field)
     else:
-        reason = _latest_note(account, lead_id)
-    manager = by or raw.get("responsible_user_id")
-    outcome = comment_codes.decide(lead_id, status or "Закрыто и не реализовано", status_id == LOST,
-                                   None if reason is None else str(reason), manager,
+        reason = crm.latest_comment(lead_id)
+    outcome = comment_codes.decide(lead_id, lead.status or "Закрыто и не реализовано", lost,
+                                   None if reason is None else str(reason), by or lead.responsible_id,
                                    _moment(changed_at) or _now(), s, link(account, lead_id))
     return carry_out(account, outcome)
 
@@ -306,7 +216,6 @@ def sweep(account: str, now: datetime | None = None) -> dict:
     crm = context.crm_for(account)
     cal = context.calendar(account)
     zone = tz(account)
-    names = crm.names()
     working = cal.is_working(now)
     totals = {"tasks": 0, "leads": 0, "violations": 0, "actions": 0, "alerts": 0}
 
@@ -315,13 +224,12 @@ def sweep(account: str, now: datetime | None = None) -> dict:
             totals[k] += result[k]
 
     by_lead: dict[int, list[Task]] = {}
-    for raw in crm.client.tasks(entity_type="leads", is_completed=False):
-        task = crm._task(raw, names)
+    for task in crm.all_open_tasks():
         totals["tasks"] += 1
         if task.lead_id:
             by_lead.setdefault(task.lead_id, []).append(task)
         remember_due(account, task.id, task.due, only_new=True)
-        outcome = overdue.decide(task, s, cal, now, zone, user_name(account, task.responsible_user_id),
+        outcome = overdue.decide(task, s, cal, now, zone, user_name(account, task.responsible_id),
                                  link(account, task.lead_id))
         if outcome:
             add(carry_out(account, outcome, alerts=working))
@@ -330,39 +238,28 @@ def sweep(account: str, now: datetime | None = None) -> dict:
         return totals
     terminal = context.rules(account).terminal_statuses
     ex = context.executor_for(account)
-    page = 1
-    while True:
-        raws, more = crm._lead_page(page, names)
-        for raw in raws:
-            lead = crm._lead(raw, names)
-            if lead.closed:
-                continue
-            totals["leads"] += 1
-            url = link(account, lead.id)
-            snapshot = LeadSnapshot(lead=lead, open_tasks=tuple(by_lead.get(lead.id, ())))
-            outcome = incubator.decide(snapshot, _field_value(raw, s.incubator.meeting_field, names), terminal,
-                                       s, now, url)
-            u = s.unpaid_invoice
-            outcome += unpaid_invoice.decide(
-                lead.id, lead.responsible_user_id, _field_value(raw, u.status_field, names),
-                _date(_field_value(raw, u.due_field, names), zone),
-                _date(_field_value(raw, u.promised_field, names), zone), s, cal, now, now.astimezone(zone).date(),
-                url)
-            if not outcome:
-                continue
-            lock = ex.lock(lead.id)
-            if not lock.acquire(blocking=False):
-                continue  # a webhook job is deciding for this lead; the next sweep looks again
+    for lead in crm.active_leads():
+        totals["leads"] += 1
+        url = link(account, lead.id)
+        snapshot = LeadSnapshot(lead=lead, open_tasks=tuple(by_lead.get(lead.id, ())))
+        outcome = incubator.decide(snapshot, lead.custom_value(s.incubator.meeting_field), terminal, s, now, url)
+        u = s.unpaid_invoice
+        outcome += unpaid_invoice.decide(
+            lead.id, lead.responsible_id, lead.custom_value(u.status_field),
+            _date(lead.custom_value(u.due_field), zone), _date(lead.custom_value(u.promised_field), zone),
+            s, cal, now, now.astimezone(zone).date(), url)
+        if not outcome:
+            continue
+        lock = ex.lock(lead.id)
+        if not lock.acquire(blocking=False):
+            continue  # a webhook job is deciding for this lead; the next sweep looks again
+        try:
+            add(carry_out(account, outcome, alerts=working))
+        finally:
             try:
-                add(carry_out(account, outcome, alerts=working))
-            finally:
-                try:
-                    lock.release()
-                except Exception:  # noqa: BLE001
-                    pass
-        if not more:
-            break
-        page += 1
+                lock.release()
+            except Exception:  # noqa: BLE001
+                pass
     return totals
 
 
@@ -404,7 +301,7 @@ def register_periodic(settings: Settings) -> None:
     from reglament import rule_settings
 
     for acc in settings.accounts:
-        if acc.crm != "amocrm":
+        if not registry.supported(acc):
             continue
         s = rule_settings.load(acc.rules).discipline
         PERIODIC.append((sweep_job, s.overdue.interval_minutes * 60, {"account": acc.id}))

@@ -8,8 +8,8 @@ Events
   pick for the lead), or the fallback user; and its first-contact timer starts
   (jobs/timers.py, id fc-<account>-<lead>-<stage>).
 - lead.responsible_changed to someone other than our pick → a person chose: never reassigned.
-- note.added by a person (a common note, a call note, an SMS), chat.message_out (Wazzup),
-  call.* from telephony → the lead's first contact: its time is recorded, the timer cancelled.
+- comment.added / message.outgoing by a person, call.ended (from the CRM or telephony),
+  chat.message_out (Wazzup) → the lead's first contact: its time is recorded, the timer cancelled.
 - The timer job re-checks (Redis, then the lead's notes in the CRM) and alerts the manager
   only when there was no contact and the deadline has passed; a violation is recorded and a
   second timer alerts the head of department after `escalation_after`.
@@ -28,22 +28,23 @@ import logging
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
-from jobs import context, timers
+from connectors import registry
+from jobs import clients, context, timers
 from jobs.router import on
-from jobs.support import alert, messenger_for
-from jobs.support import moment as _moment
-from jobs.support import phone_digits as _digits
 from jobs.rules import distribution as dist
 from jobs.rules import first_contact as fc
-from reglament.distribution_settings import DistributionSettings
 from jobs.scheduler import PERIODIC
+from jobs.support import alert, call_of, head_of, messenger_for, person
+from jobs.support import moment as _moment
+from jobs.support import phone_digits as _digits
 from reglament import keys, metrics, shifts, violations
+from reglament.crm import Touch
+from reglament.distribution_settings import DistributionSettings
 from reglament.events import Event
 
 log = logging.getLogger("reglament.distribution")
 
 KEEP = 45 * 86400
-WON, LOST = 142, 143
 SHIFT_INTERVAL = 60            # seconds between looks for opened shifts
 SHIFT_MESSAGE_WINDOW = 3600    # a shift opened longer ago than this gets no message any more
 
@@ -70,81 +71,38 @@ def dsettings(account: str) -> DistributionSettings:
 
 
 
-def _amocrm(account: str) -> bool:
-    return context.account(account).crm == "amocrm"
-
-
-def target(account: str) -> tuple[int, int] | None:
-    """(pipeline id, status id) where new leads arrive."""
+def target(account: str) -> tuple[str, str, str] | None:
+    """(pipeline id, stage id, pipeline name) where new leads arrive."""
     s = dsettings(account)
-    crm = context.crm_for(account)
-    names = crm.names()
-    pipeline_name = s.pipeline or context.rules(account).pipeline
-    if pipeline_name:
-        pipeline = dist.user_id(names.pipelines, pipeline_name)  # any id → name map works
-    else:
-        pipeline = next(iter(names.pipelines), None)
-    if pipeline is None:
-        return None
-    statuses = names.statuses.get(pipeline, {})
-    if s.status:
-        status = dist.user_id(statuses, s.status)
-    else:
-        status = next((i for i, n in statuses.items()
-                       if i not in (WON, LOST) and shifts.norm(n) != "неразобранное"), None)
-    return (pipeline, status) if status is not None else None
+    return context.crm_for(account).arrival_stage(s.pipeline or context.rules(account).pipeline, s.status)
 
 
 def integration_user(account: str) -> int | None:
-    """The CRM user the API token acts as (its notes are Reglament's, not a person's)."""
-    r = context.redis_client()
-    got = r.get(_k(account, "me"))
-    if got is not None:
-        return int(got) or None
-    me = int((context.crm_for(account).client.account() or {}).get("current_user_id") or 0)
-    r.set(_k(account, "me"), me, ex=86400)
-    return me or None
+    """The CRM user Reglament acts as (its notes are Reglament's, not a person's)."""
+    return context.crm_for(account).own_user_id()
 
 
 def _lead_state(account: str, lead_id: int) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in context.redis_client().hgetall(_k(account, "lead", lead_id)).items()}
 
 
-def _person(account: str, user_id: int | None) -> dict | None:
-    if not user_id:
-        return None
-    return {"name": context.crm_for(account).user_name(user_id) or str(user_id), "id": str(user_id)}
-
-
-def _head(account: str, manager_name: str) -> dict | None:
-    for dept in context.account(account).departments:
-        if any(shifts.norm(m) == shifts.norm(manager_name) for m in dept.managers):
-            head_id = dist.user_id(context.crm_for(account).names().users, dept.head)
-            return {"name": dept.head, "id": str(head_id) if head_id else None}
-    return None
-
-
 # ---------------------------------------------------------------- lead.added
 
 @on("lead.added", name="distribution")
 def lead_added(event: Event, now: datetime | None = None) -> dict:
-    if event.source != "amocrm" or not _amocrm(event.account):
-        return {"skipped": "not amoCRM"}
     account, f = event.account, event.fields
     s = dsettings(account)
     if not dist.group_active(s) and not s.first_contact_enabled:
         return {"skipped": "disabled"}
     tgt = target(account)
-    if tgt is None or (f.get("pipeline_id"), f.get("status_id")) != tgt:
+    if tgt is None or (f.get("pipeline"), f.get("stage")) != tgt[:2]:
         return {"skipped": "not a new lead of the configured pipeline and status"}
     now = now or _now()
     lead_id = int(event.entity_id)
     arrived = _moment(f.get("created_at")) or now
-    original = f.get("responsible_user_id")
-    crm = context.crm_for(account)
-    candidates = [fc.field_value(f.get("custom_fields"), s.source_field),
-                  fc.field_value(f.get("custom_fields"), s.utm_field),
-                  crm.names().pipelines.get(tgt[0])]
+    original = f.get("responsible_id")
+    candidates = [fc.field_value(f.get("values"), s.source_field), fc.field_value(f.get("values"), s.utm_field),
+                  tgt[2]]
     label, source = fc.resolve_source(candidates, s)
     cal = context.calendar(account)
     due = fc.deadline(arrived, fc.sla_minutes(source, s), cal).astimezone(timezone.utc)
@@ -172,17 +130,17 @@ def assign(account: str, lead_id: int, original: int | None, now: datetime) -> s
     if r.exists(_k(account, "manual", lead_id)):
         return "the responsible was changed by a person"
     crm = context.crm_for(account)
-    users = crm.names().users
+    users = crm.users()
     ex = context.executor_for(account)
     lock = ex.lock(lead_id)
     if not lock.acquire(blocking=True, blocking_timeout=ex.lock_wait):
         from jobs.executor import LeadBusy
         raise LeadBusy(f"lead {lead_id} of {account} stayed locked")
     try:
-        raw = crm.client.get_lead(lead_id, with_contacts=False)
-        if not raw or raw.get("is_deleted"):
+        lead = crm.get_lead(lead_id)
+        if lead is None:
             return "the lead is gone"
-        current = raw.get("responsible_user_id")
+        current = lead.responsible_id
         manual = bool(r.exists(_k(account, "manual", lead_id)))
         pick = shifts.recorded_pick(r, account, lead_id)
         if pick is None and not manual and (original is None or current == original):
@@ -205,10 +163,8 @@ def assign(account: str, lead_id: int, original: int | None, now: datetime) -> s
 
 @on("lead.responsible_changed", name="distribution")
 def responsible_changed(event: Event) -> dict:
-    if event.source != "amocrm":
-        return {"skipped": "not amoCRM"}
-    account, lead_id = event.account, int(event.entity_id)
-    new = event.fields.get("responsible_user_id")
+    account, lead_id = event.account, int(event.fields.get("lead_id") or event.entity_id)
+    new = event.fields.get("responsible_id")
     r = context.redis_client()
     pick = shifts.recorded_pick(r, account, lead_id)
     if new is not None and pick is not None and int(new) == pick:
@@ -253,33 +209,32 @@ def record_contact(account: str, lead_id: int, at: datetime, by: int | None = No
     return True
 
 
-@on("note.added", name="first_contact")
-def note_added(event: Event) -> dict:
+def _record_touch(account: str, lead_id: int, touch: Touch, how: str) -> bool:
+    me = integration_user(account) if touch.kind != "call" else None
+    if not fc.touch_is_contact(touch, dsettings(account), me):
+        return False
+    author = touch.by if touch.by and touch.by != me else None
+    return record_contact(account, lead_id, touch.at, author, how)
+
+
+@on("comment.added", "message.outgoing", name="first_contact")
+def comment_added(event: Event) -> dict:
     f = event.fields
-    if event.source != "amocrm" or f.get("parent_type") != "lead" or not f.get("parent_id"):
-        return {"skipped": "not a lead note"}
-    account, lead_id = event.account, int(f["parent_id"])
+    if not f.get("lead_id"):
+        return {"skipped": "not on a lead"}
+    account, lead_id = event.account, int(f["lead_id"])
     if not context.redis_client().exists(_k(account, "lead", lead_id)):
         return {"skipped": "not a watched lead"}
-    s = dsettings(account)
-    me = integration_user(account) if f.get("note_type") not in ("call_in", "call_out") else None
-    if not fc.note_is_contact(f, s, me):
-        return {"skipped": "not a contact"}
-    at = _moment(f.get("created_at")) or _now()
-    author = f.get("created_by") if f.get("created_by") and f.get("created_by") != me else None
-    return {"contact": record_contact(account, lead_id, at, author, f"note:{f.get('note_type')}")}
+    kind = "comment" if event.kind == "comment.added" else "message"
+    touch = Touch(kind=kind, at=_moment(f.get("at")) or _now(), by=f.get("by"))
+    return {"contact": _record_touch(account, lead_id, touch, kind)}
 
 
 def _pending_leads_of_phone(account: str, phone: str | None) -> list[int]:
     r = context.redis_client()
     if not phone or not r.zcard(_k(account, "pending")):
         return []
-    found = []
-    for contact in context.crm_for(account).client.find_contacts_by_phone(phone, with_leads=True):
-        for lead in (contact.get("_embedded") or {}).get("leads") or []:
-            if r.zscore(_k(account, "pending"), str(lead["id"])) is not None:
-                found.append(int(lead["id"]))
-    return found
+    return [i for i in clients.leads_of_phone(account, phone) if r.zscore(_k(account, "pending"), str(i)) is not None]
 
 
 @on("chat.message_out", name="first_contact")
@@ -296,31 +251,34 @@ def chat_out(event: Event) -> dict:
                          if record_contact(account, lid, at, None, "chat")]}
 
 
-@on("call.outgoing_answered", "call.outgoing_failed", "call.incoming_answered", name="first_contact")
-def call_event(event: Event) -> dict:
-    f = event.fields
-    at = _moment(f.get("started_at")) or _now()
-    return {"contacts": [lid for lid in _pending_leads_of_phone(event.account, _digits(f.get("client_phone")))
-                         if record_contact(event.account, lid, at, None, event.kind)]}
+@on("call.ended", name="first_contact")
+def call_ended(event: Event) -> dict:
+    """A call on a watched lead (a CRM call record) or with a pending lead's phone (telephony)."""
+    f, account = event.fields, event.account
+    r = context.redis_client()
+    if f.get("lead_id"):
+        leads = [int(f["lead_id"])] if r.exists(_k(account, "lead", int(f["lead_id"]))) else []
+    else:
+        leads = _pending_leads_of_phone(account, _digits(f.get("phone")))
+    if not leads:
+        return {"skipped": "no watched lead"}
+    call = call_of(account, f)
+    touch = Touch(kind="call", at=call.at, by=call.responsible_id, call=call)
+    return {"contacts": [lid for lid in leads if _record_touch(account, lid, touch, f"call:{call.direction.value}")]}
 
 
 def _contact_in_crm(account: str, lead_id: int, arrived: datetime) -> datetime | None:
-    """The earliest contact note of the lead since it arrived (a webhook may have been lost)."""
+    """The earliest contact on the lead since it arrived (a webhook may have been lost)."""
     s = dsettings(account)
     me = integration_user(account)
-    found = []
-    for n in context.crm_for(account).client.notes("leads", entity_ids=[lead_id], note_types=s.contact_note_types):
-        params = n.get("params") or {}
-        fields = {"parent_type": "lead", "note_type": n.get("note_type"), "created_by": n.get("created_by"),
-                  "call": {"duration": params.get("duration"), "call_status": params.get("call_status")}}
-        at = _moment(n.get("created_at"))
-        if at and at >= arrived - timedelta(seconds=1) and fc.note_is_contact(fields, s, me):
-            found.append((at, n.get("created_by")))
+    found = [t for t in context.crm_for(account).touches(lead_id, arrived - timedelta(seconds=1))
+             if fc.touch_is_contact(t, s, me if t.kind != "call" else None)]
     if not found:
         return None
-    at, by = min(found, key=lambda x: x[0])
-    record_contact(account, lead_id, at, by if by and by != me else None, "note (found by the timer)")
-    return at
+    first = min(found, key=lambda t: t.at)
+    record_contact(account, lead_id, first.at, first.by if first.by and first.by != me else None,
+                   "found by the timer")
+    return first.at
 
 
 def first_contact_timer(account: str, lead_id: int, stage: int, deadline: float, now: datetime | None = None) -> dict:
@@ -337,10 +295,10 @@ def first_contact_timer(account: str, lead_id: int, stage: int, deadline: float,
         if scheduled:  # fired early (clocks): look again at the due time
             _schedule(account, lead_id, stage, due)
         return {"outcome": "early"}
-    raw = None
+    lead = None
     if not contacted:
-        raw = context.crm_for(account).client.get_lead(lead_id, with_contacts=False)
-        active = bool(raw) and not raw.get("is_deleted") and raw.get("status_id") not in (WON, LOST)
+        lead = context.crm_for(account).get_lead(lead_id)
+        active = lead is not None and not lead.closed
         arrived = datetime.fromtimestamp(float(state["arrived"]), timezone.utc)
         if active and _contact_in_crm(account, lead_id, arrived):
             contacted = True
@@ -352,10 +310,10 @@ def first_contact_timer(account: str, lead_id: int, stage: int, deadline: float,
             context.redis_client().zrem(_k(account, "pending"), str(lead_id))
         return {"outcome": decision.outcome}
     crm = context.crm_for(account)
-    manager = _person(account, raw.get("responsible_user_id"))
+    manager = person(account, lead.responsible_id)
     cal = context.calendar(account)
     values = {"manager": (manager or {}).get("name", ""), "lead_link": crm.lead_url(lead_id),
-              "lead_name": raw.get("name") or state.get("name") or f"Сделка {lead_id}",
+              "lead_name": lead.name or state.get("name") or f"Сделка {lead_id}",
               "source": state.get("source") or "—", "count": "", "list": "",
               "deadline": datetime.fromtimestamp(float(state.get("deadline") or deadline), timezone.utc)
               .astimezone(cal.tz).strftime("%d.%m.%Y %H:%M")}
@@ -366,7 +324,7 @@ def first_contact_timer(account: str, lead_id: int, stage: int, deadline: float,
               t.alert_text.format(**values), action_key=f"{base}:alert", lead_id=lead_id,
               note=t.note_text.format(**values))
         violations.record(context.redis_client(), account, violations.Violation(
-            rule=fc.RULE, key=base, at=deadline, manager_id=raw.get("responsible_user_id"), lead_id=lead_id,
+            rule=fc.RULE, key=base, at=deadline, manager_id=lead.responsible_id, lead_id=lead_id,
             link=values["lead_link"], details=t.violation_text.format(**values),
             extra={"source": values["source"]}))
         metrics.incr(context.redis_client(), account, "rule_actions_total", rule=fc.RULE, action="alert")
@@ -374,7 +332,7 @@ def first_contact_timer(account: str, lead_id: int, stage: int, deadline: float,
         if at is not None:
             _schedule(account, lead_id, fc.ESCALATE, at)
         return {"outcome": "alert", "lateness": (now - due).total_seconds()}
-    head = _head(account, values["manager"]) if manager else None
+    head = head_of(account, values["manager"]) if manager else None
     alert(account, messenger_for(account), head, t.escalation_subject.format(**values),
           t.escalation_text.format(**values), action_key=f"{base}:escalate", lead_id=lead_id)
     return {"outcome": "escalate"}
@@ -412,26 +370,23 @@ def untouched(account: str, now: datetime | None = None) -> dict[int | None, lis
     if not ids:
         return {}
     crm = context.crm_for(account)
-    raws = {}
-    for i in range(0, len(ids), 250):
-        for raw in crm.client.leads(ids=ids[i:i + 250]):
-            raws[int(raw["id"])] = raw
+    leads = crm.get_leads(ids)
     by_manager: dict[int | None, list[fc.QueueItem]] = defaultdict(list)
     for lead_id in ids:
-        raw = raws.get(lead_id)
-        if raw is None or raw.get("is_deleted") or raw.get("status_id") in (WON, LOST):
+        lead = leads.get(lead_id)
+        if lead is None or lead.closed:
             r.zrem(pending, str(lead_id))
             continue
         st = _lead_state(account, lead_id)
         if not st.get("arrived") or st.get("contacted_at"):
             r.zrem(pending, str(lead_id))
             continue
-        item = fc.QueueItem(lead_id=lead_id, name=raw.get("name") or st.get("name") or "",
+        item = fc.QueueItem(lead_id=lead_id, name=lead.name or st.get("name") or "",
                             arrived=datetime.fromtimestamp(float(st["arrived"]), timezone.utc),
                             source=st.get("source") or "—", priority=int(st.get("priority") or 100),
-                            is_new=str(raw.get("status_id")) == st.get("status_id"),
-                            responsible_user_id=raw.get("responsible_user_id"), link=crm.lead_url(lead_id))
-        by_manager[item.responsible_user_id].append(item)
+                            is_new=lead.stage == st.get("status_id"),
+                            responsible_id=lead.responsible_id, link=crm.lead_url(lead_id))
+        by_manager[item.responsible_id].append(item)
     return {m: fc.order_queue(items, s) for m, items in by_manager.items()}
 
 
@@ -466,7 +421,7 @@ def shift_start_job(account: str, now: datetime | None = None) -> dict:
         opened.append(m)
     if not opened:
         return {"messaged": []}
-    users = context.crm_for(account).names().users
+    users = context.crm_for(account).users()
     queue = untouched(account, now)
     sent = []
     for m in opened:
@@ -487,5 +442,5 @@ def register_periodic(settings) -> None:
 
     for account in settings.accounts:
         s = rule_settings.load(account.rules).distribution
-        if account.crm == "amocrm" and dist.group_active(s) and s.shift_start_message:
+        if registry.supported(account) and dist.group_active(s) and s.shift_start_message:
             PERIODIC.append((shift_start_job, SHIFT_INTERVAL, {"account": account.id}))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from reglament.crm import CallDirection, CallStatus, Touch
 from reglament.distribution_settings import DistributionSettings, Source, parse_duration
 from reglament.shifts import norm
 
@@ -20,17 +21,13 @@ ALERT, ESCALATE = 1, 2
 
 # --------------------------------------------------------------------------- the source
 
-def field_value(custom_fields: Iterable[Mapping[str, Any]] | None, name: str | None) -> str | None:
-    """The first value of a custom field (webhook or API shape) by its name or code."""
+def field_value(values: Mapping[str, Any] | None, name: str | None) -> str | None:
+    """A custom value by the CRM's field name (an event's `values`), as text; None if empty."""
     if not name:
         return None
-    for cf in custom_fields or ():
-        if norm(str(cf.get("name") or cf.get("field_name") or "")) == norm(name) or \
-                norm(str(cf.get("field_code") or cf.get("code") or "")) == norm(name):
-            for v in cf.get("values") or ():
-                value = v.get("value") if isinstance(v, Mapping) else v
-                if value not in (None, ""):
-                    return str(value)
+    for field_name, value in (values or {}).items():
+        if norm(str(field_name)) == norm(name) and value not in (None, ""):
+            return str(value)
     return None
 
 
@@ -85,20 +82,20 @@ def on_timer(stage: int, contacted: bool, now: datetime, due: datetime, lead_act
 
 # --------------------------------------------------------------------------- what is contact
 
-def note_is_contact(fields: Mapping[str, Any], s: DistributionSettings, integration_user: int | None) -> bool:
-    """A note written in the lead by a person of ours: a common note, a call out, a talked
-    call in, an SMS out. Notes of the integration's own user (Reglament's notes) and of
-    robots (created_by 0) do not count; call notes count whoever logged them."""
-    note_type = fields.get("note_type")
-    if fields.get("parent_type") != "lead" or note_type not in s.contact_note_types:
+def touch_is_contact(touch: Touch, s: DistributionSettings, integration_user: int | None) -> bool:
+    """Contact with the client, by a person of ours: a comment or message they wrote, a call
+    out, a talked call in (seed 002). Comments and messages of the integration's own user
+    (Reglament's notes) and of robots (author 0) do not count; calls count whoever logged them."""
+    if touch.kind == "call":
+        call = touch.call
+        if call is None:
+            return False
+        if call.direction is CallDirection.IN:
+            return "incoming_call" in s.contact_kinds and call.status is CallStatus.TALKED and call.duration > 0
+        return "outgoing_call" in s.contact_kinds
+    if touch.kind not in s.contact_kinds:
         return False
-    if note_type in ("call_in", "call_out"):
-        call = fields.get("call") or {}
-        if note_type == "call_in":
-            return int(call.get("duration") or 0) > 0 and str(call.get("call_status") or "4") == "4"
-        return True
-    author = fields.get("created_by") or fields.get("created_user_id") or 0
-    return bool(author) and author != integration_user
+    return bool(touch.by) and touch.by != integration_user
 
 
 # --------------------------------------------------------------------------- the shift-start list
@@ -111,7 +108,7 @@ class QueueItem:
     source: str
     priority: int
     is_new: bool               # still in the arrival status
-    responsible_user_id: int | None
+    responsible_id: int | None
     link: str = ""
 
 

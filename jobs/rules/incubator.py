@@ -35,8 +35,8 @@ def decide(snapshot: LeadSnapshot, meeting_at: object, terminal: list[str], sett
                AddNote(lead_id=lead.id, text=s.note.format(days=s.after_days, status=s.status),
                        action_key=f"{key}:note"))
     violations = ()
-    if s.violation and lead.responsible_user_id and lead.responsible_user_id not in settings.ignore_users:
-        violations = (Violation(rule=RULE, key=key, at=now.timestamp(), manager_id=lead.responsible_user_id,
+    if s.violation and lead.responsible_id and lead.responsible_id not in settings.ignore_users:
+        violations = (Violation(rule=RULE, key=key, at=now.timestamp(), manager_id=lead.responsible_id,
                                 lead_id=lead.id, link=link,
                                 details=f"За {s.after_days} дней встреча не назначена (статус «{lead.status}»)"),)
     return Outcome(violations=violations, actions=actions)

@@ -30,7 +30,7 @@ class MissedFacts:
     phone: str | None                     # digits
     at: datetime                          # when the call was missed (aware)
     lead_id: int | None                   # the client's open lead, None when there is none
-    responsible_user_id: int | None = None  # the lead's (or, with no lead, the contact's) responsible user
+    responsible_id: int | None = None  # the lead's (or, with no lead, the contact's) responsible user
     contact_id: int | None = None         # with no open lead: the contact that has the number, if any
     open_tasks: tuple[Task, ...] = ()     # the lead's open tasks
     client_messaged_recently: bool = False  # a missed-call message went to this client within the window
@@ -67,7 +67,7 @@ def decide(facts: MissedFacts, settings: MissedCall, calendar: WorkCalendar, now
         if settings.create_lead_for_unknown and facts.phone:
             return MissedPlan(actions=(CreateLead(
                 name=settings.new_lead_name.replace("{phone}", f"+{facts.phone}"), phone=f"+{facts.phone}",
-                contact_id=facts.contact_id, responsible_user_id=facts.responsible_user_id,
+                contact_id=facts.contact_id, responsible_id=facts.responsible_id,
                 action_key=f"{RULE}:new:{ref}:lead"),), needs_lead=True,
                 why="a returning client: a new lead first" if facts.contact_id else "unknown number: a new lead first")
         return MissedPlan(why="no lead for this number")
@@ -75,7 +75,7 @@ def decide(facts: MissedFacts, settings: MissedCall, calendar: WorkCalendar, now
     due = calendar.next_opening(now)
     if not any(is_callback_task(t, settings) for t in facts.open_tasks):
         actions.append(CreateTask(lead_id=facts.lead_id, text=settings.task_text, task_type=settings.task_type,
-                                  due=due, responsible_user_id=facts.responsible_user_id,
+                                  due=due, responsible_id=facts.responsible_id,
                                   action_key=action_key(RULE, facts.lead_id, ref, "task")))
     message = None
     if settings.message_client and facts.phone and not facts.client_messaged_recently:

@@ -54,10 +54,10 @@ def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, cal
 
     # The deleted or completed task of this event may already be gone from last_task_id.
     gap = max(snapshot.last_task_id or 0, event.task.id if event.task else 0)
-    key = partial(action_key, RULE, lead.id, f"s{lead.status_id}", f"t{gap}")
+    key = partial(action_key, RULE, lead.id, f"s{lead.stage}", f"t{gap}")
     actions: list[Action] = [CreateTask(
         lead_id=lead.id, text=template.task, task_type=template.type, due=due,
-        responsible_user_id=lead.responsible_user_id, important=template.important, action_key=key("task"))]
+        responsible_id=lead.responsible_id, important=template.important, action_key=key("task"))]
     values = dict(rule=RULE, task=template.task, due=when(due, calendar))
     if missing_field:
         actions += note(settings, lead.id, key("note"),

@@ -37,7 +37,7 @@ def decide(task: Task, before: datetime | None, by_user: int | None, settings: D
     if any(same_name(task.text, n) for n in s.allowed_tasks):
         return Outcome(remember=remember)
     key = f"{RULE}:{task.id}:{int(task.due.timestamp())}"
-    manager = by_user or task.responsible_user_id
+    manager = by_user or task.responsible_id
     v = Violation(rule=RULE, key=key, at=now.timestamp(), manager_id=manager, lead_id=task.lead_id, link=link,
                   details=f"Срок задачи «{task.text}» перенесён с {when(before, tz)} на {when(task.due, tz)}",
                   extra={"task_id": task.id, "before": before.timestamp(), "after": task.due.timestamp()})

@@ -17,7 +17,7 @@ RULE = "OVERDUE"
 def decide(task: Task, settings: DisciplineSettings, calendar: WorkCalendar, now: datetime, tz: tzinfo,
            manager_name: str = "", link: str = "") -> Outcome:
     s = settings.overdue
-    manager = task.responsible_user_id
+    manager = task.responsible_id
     if not s.enabled or task.is_completed or not manager or manager in settings.ignore_users:
         return Outcome()
     if now < task.due + timedelta(minutes=s.grace_minutes):

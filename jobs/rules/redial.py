@@ -150,7 +150,7 @@ def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, cal
     if not snapshot.open_tasks:
         due = not_before(after_step(calendar, at, r.step_after(n)), calendar, now)
         actions.append(CreateTask(lead_id=lead.id, text=r.task, task_type=r.type, due=due,
-                                  responsible_user_id=lead.responsible_user_id, action_key=key("task")))
+                                  responsible_id=lead.responsible_id, action_key=key("task")))
         texts.append(("redial_next", dict(rule=RULE, attempt=label, task=r.task, due=when(due, calendar))))
         note_key = key("note-task")
     else:

@@ -19,7 +19,7 @@ def decide(task: Task, by_user: int | None, settings: DisciplineSettings, now: d
         return Outcome()
     if by_user == 0:
         return Outcome()  # amoCRM's robot (a trigger, an integration) closed it
-    manager = by_user or task.responsible_user_id
+    manager = by_user or task.responsible_id
     if not manager or manager in settings.ignore_users:
         return Outcome()
     key = f"{RULE}:{task.id}"

@@ -29,7 +29,7 @@ def decide(lead_id: int, responsible: int | None, status: str | None, due: date 
     key = f"{RULE}:{lead_id}:{stage}:{deadline.isoformat()}"
     task = CreateTask(lead_id=lead_id, text=s.task, task_type=s.task_type,
                       due=calendar.add_working(now, timedelta(hours=s.task_due_hours)),
-                      responsible_user_id=responsible, action_key=f"{key}:task")
+                      responsible_id=responsible, action_key=f"{key}:task")
     what = "обещанная дата оплаты" if stage == "promised" else "срок оплаты"
     v = Violation(rule=RULE, key=key, at=now.timestamp(), manager_id=responsible, lead_id=lead_id, link=link,
                   details=f"Счёт не оплачен: {what} {deadline.strftime('%d.%m.%Y')} прошла",

@@ -14,24 +14,18 @@ def hook_url(settings: config.Settings, account: config.Account) -> str:
     return f"{settings.public_url.rstrip('/')}/hooks/amocrm/{account.webhook_secret}"
 
 
-def client_for(settings: config.Settings, account: config.Account):
-    from connectors.amocrm import AmoCRMClient
+def register_webhooks(settings: config.Settings, account: config.Account) -> str:
+    from connectors import registry
 
-    if account.amocrm is None:
-        raise click.UsageError(f"account {account.id} has no amocrm: section")
-    return AmoCRMClient(account.id, account.amocrm, redis_for(settings))
-
-
-def register_webhooks(settings: config.Settings, account: config.Account) -> dict:
-    from connectors.amocrm.webhooks import register
-
-    return register(client_for(settings, account), hook_url(settings, account))
+    return registry.kind(account).register_webhooks(account, redis_for(settings), hook_url(settings, account))
 
 
 def _accounts(settings: config.Settings, account_id: str | None) -> list[config.Account]:
+    from connectors import registry
+
     if account_id:
         return [pick_account(settings, account_id)]
-    return [a for a in settings.accounts if a.crm == "amocrm"]
+    return [a for a in settings.accounts if registry.supported(a)]
 
 
 @click.command()
@@ -67,8 +61,7 @@ def register_webhooks_cmd(config_path, account_id):
     """Subscribe our webhook URL to the amoCRM events the rules need (idempotent)."""
     settings = load_settings(config_path)
     for account in _accounts(settings, account_id):
-        hook = register_webhooks(settings, account)
-        click.echo(f"[{account.id}] subscribed to {len(hook.get('settings') or [])} events")
+        click.echo(f"[{account.id}] {register_webhooks(settings, account)}")
 
 
 @click.command("unregister-webhooks")
@@ -76,11 +69,12 @@ def register_webhooks_cmd(config_path, account_id):
 @ACCOUNT_OPTION
 def unregister_webhooks_cmd(config_path, account_id):
     """Remove our webhook subscription from amoCRM."""
-    from connectors.amocrm.webhooks import unregister
+    from connectors import registry
+
     settings = load_settings(config_path)
     for account in _accounts(settings, account_id):
-        removed = unregister(client_for(settings, account), hook_url(settings, account))
-        click.echo(f"[{account.id}] {'removed' if removed else 'no subscription was there'}")
+        done = registry.kind(account).unregister_webhooks(account, redis_for(settings), hook_url(settings, account))
+        click.echo(f"[{account.id}] {done}")
 
 
 commands = [sandbox, register_webhooks_cmd, unregister_webhooks_cmd]

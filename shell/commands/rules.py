@@ -15,8 +15,10 @@ def _setup(config_path: str | None, account_id: str | None):
     from jobs import context
 
     _, account, _ = job_context(config_path, account_id)
-    if account.crm != "amocrm":
-        raise click.UsageError(f"account {account.id}: the task rules support amoCRM only")
+    from connectors import registry
+
+    if not registry.supported(account):
+        raise click.UsageError(f"account {account.id}: crm {account.crm} has no connector in this version")
     return account, context.executor_for(account.id), context.crm_for(account.id)
 
 

@@ -26,7 +26,7 @@ SAT = datetime(2026, 3, 7, 14, 0, tzinfo=MSK)
 
 
 def facts(**kw):
-    base = dict(call_id="call-1", phone="79011112233", at=MON_NOON, lead_id=501, responsible_user_id=77)
+    base = dict(call_id="call-1", phone="79011112233", at=MON_NOON, lead_id=501, responsible_id=77)
     return mc.MissedFacts(**{**base, **kw})
 
 
@@ -46,7 +46,7 @@ def test_missed_call_task_message_and_alert(now, due):
     plan = mc.decide(facts(at=now), MissedCall(), CAL, now)
     (t,) = plan.actions
     assert isinstance(t, CreateTask)
-    assert (t.text, t.task_type, t.responsible_user_id, t.lead_id) == ("Перезвонить", "Звонок", 77, 501)
+    assert (t.text, t.task_type, t.responsible_id, t.lead_id) == ("Перезвонить", "Звонок", 77, 501)
     assert t.due == due
     assert plan.message.send_at == due and plan.message.phone == "79011112233"
     assert plan.alert_key and plan.alert_key.startswith("MISSED_CALL:501:")
@@ -78,15 +78,15 @@ def test_unknown_number_gets_a_new_lead_or_nothing():
     (lead,) = plan.actions
     assert plan.needs_lead and isinstance(lead, CreateLead) and lead.phone == "+79011112233"
     assert "+79011112233" in lead.name
-    assert (lead.contact_id, lead.responsible_user_id) == (None, 77)
+    assert (lead.contact_id, lead.responsible_id) == (None, 77)
     off = MissedCall(create_lead_for_unknown=False)
     assert mc.decide(facts(lead_id=None), off, CAL, MON_NOON) == mc.MissedPlan(why="no lead for this number")
 
 
 def test_returning_client_gets_a_new_lead_on_their_contact():
-    plan = mc.decide(facts(lead_id=None, contact_id=9001, responsible_user_id=78), MissedCall(), CAL, MON_NOON)
+    plan = mc.decide(facts(lead_id=None, contact_id=9001, responsible_id=78), MissedCall(), CAL, MON_NOON)
     (lead,) = plan.actions
-    assert plan.needs_lead and (lead.contact_id, lead.responsible_user_id) == (9001, 78)
+    assert plan.needs_lead and (lead.contact_id, lead.responsible_id) == (9001, 78)
     assert plan.why == "a returning client: a new lead first"
 
 

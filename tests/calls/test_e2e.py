@@ -17,6 +17,7 @@ from jobs import context, events, queues, timers
 from jobs.handlers import calls
 from jobs.timers import Pump
 from reglament import violations
+from app.telephony.call import call_event as telephony_call
 from reglament.events import Event, event_key
 from tests.engine.conftest import ACCOUNT, ANNA, BORIS, engine_settings
 
@@ -33,11 +34,16 @@ def contact_with_lead(amo, phone: str = PHONE, name: str = "Иван Клиен�
     return lead_id
 
 
+CALLS = {"call.incoming_missed": (True, False), "call.incoming_answered": (True, True),
+         "call.outgoing_failed": (False, False), "call.outgoing_answered": (False, True)}
+
+
 def call_event(kind: str, call_id: str, phone: str = "79011112233") -> Event:
-    fields = {"provider": "zadarma", "call_id": call_id, "client_phone": phone, "our_number": "74950000000",
-              "extension": "100", "started_at": None, "duration": 0, "result": None}
-    return Event(account=ACCOUNT, source="telephony.zadarma", kind=kind, entity_id=call_id, fields=fields,
-                 key=event_key(kind, call_id))
+    """The call.ended event a telephony provider's webhook becomes (app/telephony/call.py)."""
+    incoming, answered = CALLS[kind]
+    return telephony_call(ACCOUNT, "zadarma", call_id, incoming, answered, client_phone=phone,
+                          our_number="74950000000", extension="100", started_at=None,
+                          duration=60 if answered else 0, result=None, raw_event=kind)
 
 
 def outbox(r, kind: str):
@@ -93,7 +99,7 @@ def test_missed_call_note_from_the_sandbox(amo, engine, receiver, r):
     assert amo.server.wait_webhooks(5)
     bodies = [d["body"] for d in amo.server.dispatcher.log() if d["ok"]]
     notes = [e for b in bodies for e in parser.parse(b, ACCOUNT).events
-             if e.kind == "note.added" and e.fields.get("note_type") == "call_in"]
+             if e.kind == "call.ended" and e.fields["direction"] == "in"]
     assert len(notes) == 1
     for _ in range(3):
         events.handle_event(notes[0].to_dict())

@@ -1,7 +1,7 @@
 """Test data: amoCRM settings with recognisable fake secrets, and response bodies in amoCRM's real
 shapes (from the amoCRM reference and the official docs)."""
 
-from reglament.config import AmoCRM, OAuth
+from reglament.config import AmoCRMSettings, OAuth
 
 BASE = "https://example.amocrm.ru"
 ACCOUNT = "acme"
@@ -15,13 +15,13 @@ AUTH_CODE = "def50200-auth-code-SECRET-0007"
 ALL_SECRETS = (LONG_TOKEN, CLIENT_SECRET, OLD_ACCESS, OLD_REFRESH, NEW_ACCESS, NEW_REFRESH, AUTH_CODE)
 
 
-def long_lived_settings(**kw) -> AmoCRM:
+def long_lived_settings(**kw) -> AmoCRMSettings:
     # A generous rate so tests are not slowed by the limiter (it is tested on its own).
-    return AmoCRM(base_url=BASE, long_lived_token=LONG_TOKEN, rate_limit=kw.pop("rate_limit", 1000), **kw)
+    return AmoCRMSettings(base_url=BASE, long_lived_token=LONG_TOKEN, rate_limit=kw.pop("rate_limit", 1000), **kw)
 
 
-def oauth_settings(**oauth) -> AmoCRM:
-    return AmoCRM(base_url=BASE, rate_limit=1000,
+def oauth_settings(**oauth) -> AmoCRMSettings:
+    return AmoCRMSettings(base_url=BASE, rate_limit=1000,
                   oauth=OAuth(client_id="client-id-1", client_secret=CLIENT_SECRET,
                               redirect_uri="https://reglament.example/oauth", **oauth))
 

@@ -6,7 +6,7 @@ import pytest
 import responses
 
 from connectors.amocrm import AmoCRMClient
-from reglament.config import AmoCRM
+from reglament.config import AmoCRMSettings
 from tests.connectors.amo_bodies import ACCOUNT, long_lived_settings
 
 
@@ -18,7 +18,7 @@ def sleeps() -> list[float]:
 
 @pytest.fixture
 def make_client(r, sleeps):
-    def make(settings: AmoCRM | None = None, **kw) -> AmoCRMClient:
+    def make(settings: AmoCRMSettings | None = None, **kw) -> AmoCRMClient:
         opts = dict(backoff_base=0.001, backoff_max=0.004, sleep=sleeps.append, max_attempts=4)
         opts.update(kw)
         return AmoCRMClient(ACCOUNT, settings or long_lived_settings(), r, **opts)

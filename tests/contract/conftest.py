@@ -24,7 +24,7 @@ import responses
 from connectors.amocrm import AmoCRMClient
 from sandbox.amocrm import SandboxAccount, SandboxServer
 from sandbox.amocrm.ratelimit import SlidingWindowLimiter
-from reglament.config import AmoCRM
+from reglament.config import AmoCRMSettings
 from tests.connectors import amo_bodies
 from tests.contract import world
 from tests.contract.mock_amo import MockAmo
@@ -65,7 +65,7 @@ class Backend:
         kw = dict(backoff_base=0.01, backoff_max=0.05, max_attempts=4,
                   session=RecordingSession(self.sent))
         kw.update(opts)
-        settings = AmoCRM(base_url=self.base_url, long_lived_token=self.token, rate_limit=rate_limit)
+        settings = AmoCRMSettings(base_url=self.base_url, long_lived_token=self.token, rate_limit=rate_limit)
         return AmoCRMClient(ACCOUNT, settings, self.r, **kw)
 
     def answered(self) -> list[tuple[str, str, int]]:

@@ -22,7 +22,7 @@ ANNA = 9100001
 
 
 def task(text="Перезвон: согласовать пробное", due=NOW, done=False, result=None, tid=1):
-    return Task(id=tid, lead_id=10, text=text, due=due, responsible_user_id=ANNA, is_completed=done, result=result)
+    return Task(id=tid, lead_id=10, text=text, due=due, responsible_id=ANNA, is_completed=done, result=result)
 
 
 @pytest.mark.parametrize("before, after, text, by, settings, breach", [
@@ -96,7 +96,7 @@ def test_overdue_counts_working_time_before_escalating():
 
 
 def lead(status="Новая заявка", days=40, closed=None):
-    return Lead(id=10, status_id=1, status=status, pipeline_id=1, responsible_user_id=ANNA,
+    return Lead(id=10, stage="1", status=status, pipeline="1", responsible_id=ANNA,
                 created_at=NOW - timedelta(days=days), closed=closed)
 
 
@@ -128,7 +128,7 @@ def test_unpaid_invoice(status, due, promised, key):
     assert [v.key for v in out.violations] == ([key] if key else [])
     if key:
         (t,) = out.actions
-        assert isinstance(t, CreateTask) and t.action_key == f"{key}:task" and t.responsible_user_id == ANNA
+        assert isinstance(t, CreateTask) and t.action_key == f"{key}:task" and t.responsible_id == ANNA
 
 
 def test_settings_defaults_placeholders_and_rules_file():

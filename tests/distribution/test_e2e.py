@@ -69,11 +69,11 @@ def create_leads(amo, n: int, *, source: str | None = None, responsible: int = G
 def added(amo, lead_id: int, created_at: int | None = None, responsible: int | None = None) -> Event:
     """The lead.added event of this lead, with fields as the amoCRM parser gives them."""
     lead = amo.lead(lead_id)
-    cfs = [{"id": cf["field_id"], "name": cf["field_name"], "values": cf["values"]}
-           for cf in lead.get("custom_fields_values") or []]
-    fields = {"id": lead_id, "name": lead["name"], "status_id": lead["status_id"], "pipeline_id": lead["pipeline_id"],
-              "responsible_user_id": responsible or lead["responsible_user_id"], "created_at": created_at or lead["created_at"],
-              "custom_fields": cfs}
+    values = {cf["field_name"]: cf["values"][0]["value"] for cf in lead.get("custom_fields_values") or []
+              if cf["values"]}
+    fields = {"lead_id": lead_id, "name": lead["name"], "stage": str(lead["status_id"]),
+              "pipeline": str(lead["pipeline_id"]), "responsible_id": responsible or lead["responsible_user_id"],
+              "created_at": created_at or lead["created_at"], "values": values}
     return Event(account=ACCOUNT, source="amocrm", kind="lead.added", entity_id=lead_id, fields=fields,
                  key=event_key("lead.added", lead_id))
 
@@ -156,7 +156,7 @@ def test_a_persons_choice_is_never_overridden(amo, r, stub):
     # A person moved lead a to Борис before our job ran (its webhook came first).
     amo.api("PATCH", f"/api/v4/leads/{a}", json={"responsible_user_id": BORIS})
     ev = Event(account=ACCOUNT, source="amocrm", kind="lead.responsible_changed", entity_id=a,
-               fields={"id": a, "responsible_user_id": BORIS, "old_responsible_user_id": GALINA}, key="x")
+               fields={"lead_id": a, "responsible_id": BORIS, "previous_responsible_id": GALINA}, key="x")
     events.handle_event(ev.to_dict())
     # Lead b was changed in the CRM but its webhook has not come yet: the fresh read sees it.
     amo.api("PATCH", f"/api/v4/leads/{b}", json={"responsible_user_id": VERA})
@@ -166,7 +166,7 @@ def test_a_persons_choice_is_never_overridden(amo, r, stub):
     assert responsible(amo, c) == ANNA and rc["assignment"] == f"assigned to {ANNA}"
     # Our own change's webhook is not taken for a person's.
     ours = Event(account=ACCOUNT, source="amocrm", kind="lead.responsible_changed", entity_id=c,
-                 fields={"id": c, "responsible_user_id": ANNA}, key="y")
+                 fields={"lead_id": c, "responsible_id": ANNA}, key="y")
     assert handler.responsible_changed(ours) == {"changed_by": "us"}
 
 
@@ -217,9 +217,9 @@ def test_lead_called_in_time_never_alerts(amo, r, stub):
     created = datetime.fromtimestamp(amo.lead(lead)["created_at"], timezone.utc)
     due = created + timedelta(hours=4)
     call_at = created + timedelta(minutes=7)
-    note = Event(account=ACCOUNT, source="amocrm", kind="note.added", entity_id=555, key="n", fields={
-        "note_type": "call_out", "parent_type": "lead", "parent_id": lead, "created_by": ANNA,
-        "created_at": int(call_at.timestamp()), "call": {"duration": 0, "phone": "79990000000"}})
+    note = Event(account=ACCOUNT, source="amocrm", kind="call.ended", entity_id=555, key="n", fields={
+        "call_id": "c-555", "direction": "out", "outcome": "not_reached", "duration": 0, "phone": "79990000000",
+        "lead_id": lead, "user_id": ANNA, "at": int(call_at.timestamp()), "ref": None})
     events.handle_event(note.to_dict())
     assert not _timer_job(r, lead)
     for stage, at in ((1, due), (2, due + timedelta(hours=1))):
@@ -240,9 +240,9 @@ def test_a_lost_webhook_is_found_in_the_crm_and_robot_notes_do_not_count(amo, r,
     client.add_call_note("t1", "leads", a, incoming=False, phone="79990000001", duration=40, source="test",
                          call_status=4, created_by=ANNA)
     client.add_note("t2", "leads", b, "Reglament: задача создана")  # the integration's own note
-    mine = Event(account=ACCOUNT, source="amocrm", kind="note.added", entity_id=556, key="m", fields={
-        "note_type": "common", "parent_type": "lead", "parent_id": b, "created_by": GALINA, "created_at": 1})
-    assert handler.note_added(mine) == {"skipped": "not a contact"}
+    mine = Event(account=ACCOUNT, source="amocrm", kind="comment.added", entity_id=556, key="m", fields={
+        "lead_id": b, "text": "Reglament: задача создана", "by": GALINA, "at": 1})
+    assert handler.comment_added(mine) == {"contact": False}
     later = datetime.now(timezone.utc) + timedelta(hours=5)
     assert handler.first_contact_timer(ACCOUNT, a, 1, later.timestamp() - 60, now=later)["outcome"] == "contacted"
     assert handler.first_contact_timer(ACCOUNT, b, 1, later.timestamp() - 60, now=later)["outcome"] == "alert"

@@ -13,6 +13,7 @@ from jobs.rules import first_contact as fc
 from reglament.distribution_settings import DistributionSettings, Manager, parse_spans
 from reglament import keys, shifts
 from reglament.calendar import WorkCalendar
+from reglament.crm import Call, CallDirection, CallStatus, Touch
 
 MSK = ZoneInfo("Europe/Moscow")
 OFFICE = WorkCalendar("Europe/Moscow", {d: "09:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")})
@@ -187,24 +188,38 @@ def test_timer_decision(stage, contacted, now_min, active, outcome):
     assert fc.on_timer(stage, contacted, due + timedelta(minutes=now_min), due, active).outcome == outcome
 
 
-@pytest.mark.parametrize("fields, contact", [
-    ({"note_type": "common", "created_by": 9100001}, True),
-    ({"note_type": "common", "created_by": 9100004}, False),   # the integration's own note
-    ({"note_type": "common", "created_by": 0}, False),         # a robot
-    ({"note_type": "call_out", "created_by": 9100004, "call": {"duration": 0}}, True),
-    ({"note_type": "call_in", "created_by": 0, "call": {"duration": 30, "call_status": 4}}, True),
-    ({"note_type": "call_in", "created_by": 0, "call": {"duration": 0, "call_status": 6}}, False),
-    ({"note_type": "service_message", "created_by": 9100001}, False),
-    ({"note_type": "common", "created_by": 9100001, "parent_type": "contact"}, False),
+def _call(direction, status, duration):
+    return Call(id="c1", direction=direction, status=status, at=datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc),
+                duration=duration)
+
+
+AT = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("touch, contact", [
+    (Touch(kind="comment", at=AT, by=9100001), True),
+    (Touch(kind="comment", at=AT, by=9100004), False),   # the integration's own note
+    (Touch(kind="comment", at=AT, by=0), False),         # a robot
+    (Touch(kind="message", at=AT, by=9100001), True),    # an SMS sent by a person
+    (Touch(kind="call", at=AT, by=9100004, call=_call(CallDirection.OUT, CallStatus.NOT_REACHED, 0)), True),
+    (Touch(kind="call", at=AT, by=0, call=_call(CallDirection.IN, CallStatus.TALKED, 30)), True),
+    (Touch(kind="call", at=AT, by=0, call=_call(CallDirection.IN, CallStatus.NOT_REACHED, 0)), False),
+    (Touch(kind="call", at=AT, by=0, call=None), False),
 ])
-def test_what_counts_as_contact(fields, contact):
-    assert fc.note_is_contact({"parent_type": "lead", **fields}, S, 9100004) is contact
+def test_what_counts_as_contact(touch, contact):
+    assert fc.touch_is_contact(touch, S, 9100004) is contact
+
+
+def test_contact_kinds_setting_narrows_what_counts():
+    s = S.model_copy(update={"contact_kinds": ["outgoing_call"]})
+    assert not fc.touch_is_contact(Touch(kind="comment", at=AT, by=9100001), s, 9100004)
+    assert fc.touch_is_contact(Touch(kind="call", at=AT, call=_call(CallDirection.OUT, CallStatus.BUSY, 0)), s, None)
 
 
 def test_queue_order():
     t0 = datetime(2025, 3, 3, 6, 0, tzinfo=timezone.utc)
     item = lambda i, mins, prio, new: fc.QueueItem(lead_id=i, name=str(i), arrived=t0 + timedelta(minutes=mins),  # noqa: E731
-                                                   source="", priority=prio, is_new=new, responsible_user_id=1)
+                                                   source="", priority=prio, is_new=new, responsible_id=1)
     items = [item(1, 0, 100, True), item(2, 30, 10, True), item(3, 10, 10, True), item(4, -60, 10, False),
              item(5, 5, 20, True)]
     assert [i.lead_id for i in fc.order_queue(items, S)] == [3, 2, 5, 1, 4]

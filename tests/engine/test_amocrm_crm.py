@@ -74,7 +74,7 @@ def test_one_lead_is_one_call_without_tasks_and_two_with(amo, r):
     mark = amo.mark()
     snap = crm.get_lead_snapshot(lead_id)
     assert len(calls(amo, mark)) == 1 and snap.open_tasks == ()
-    assert snap.lead.status == "Клиент" and snap.lead.responsible_user_id == ANNA and snap.lead.closed is None
+    assert snap.lead.status == "Клиент" and snap.lead.responsible_id == ANNA and snap.lead.closed is None
     assert snap.lead.fields == {SUBSCRIPTION_END: end, REDIAL_ATTEMPT: "Н2",
                                 REDIAL_LAST_AT: datetime.fromtimestamp(1_773_000_000, timezone.utc)}
     amo.api("POST", "/api/v4/tasks", json=[{"text": "Продление", "complete_till": 1_900_000_000,
@@ -114,7 +114,7 @@ def test_tasks_and_notes_go_fifty_a_request_once_per_key(amo, r):
     lead_ids = [amo.create_lead("Принимает решение", name=f"Сделка {i}") for i in range(3)]
     due = datetime.now(timezone.utc) + timedelta(days=1)
     tasks = [CreateTask(lead_id=lead_ids[i % 3], text=f"Задача {i}", task_type="Звонок", due=due,
-                        responsible_user_id=ANNA, action_key=f"NEXT_TASK:{i}") for i in range(120)]
+                        responsible_id=ANNA, action_key=f"NEXT_TASK:{i}") for i in range(120)]
     notes = [AddNote(lead_id=lead_ids[i % 3], text=f"Примечание {i}", action_key=f"NOTE:{i}") for i in range(60)]
     crm.names()
     mark = amo.mark()
@@ -142,7 +142,7 @@ def test_a_wrong_name_fails_before_anything_is_sent(amo, r):
 def test_important_tasks_get_the_type_or_the_prefix(amo, r):
     due = datetime.now(timezone.utc) + timedelta(days=1)
     lead_id = amo.create_lead("Просил перезвонить")
-    task = CreateTask(lead_id=lead_id, text="Перезвон", task_type="Звонок", due=due, responsible_user_id=ANNA,
+    task = CreateTask(lead_id=lead_id, text="Перезвон", task_type="Звонок", due=due, responsible_id=ANNA,
                       important=True, action_key="t-imp-1")
     connector(amo, r).apply([task])
     no_type = connector(amo, r, {"important": {"task_type": "Срочный звонок"}})
@@ -151,37 +151,27 @@ def test_important_tasks_get_the_type_or_the_prefix(amo, r):
     assert found == [("Перезвон", 3012001), ("❗ ВАЖНО: Перезвон", 1)]
 
 
-def test_webhook_events_become_rule_events(amo, r):
+def test_neutral_event_fields_become_records(amo, r):
     crm = connector(amo, r)
     lead_id = amo.create_lead("Недозвон")
     note = amo.api("POST", f"/api/v4/leads/{lead_id}/notes", json=[{
         "note_type": "call_out", "params": {"phone": "+79990001122", "uniq": "u-1", "duration": 0,
                                             "source": "pbx", "call_status": 7}}])["_embedded"]["notes"][0]
     # A webhook whose call carries no call_status: the connector reads the note.
-    bare = Event(account=ACCOUNT, source="amocrm", kind="note.added", entity_id=note["id"],
-                 fields={"note_type": "call_out", "parent_type": "lead", "parent_id": lead_id,
-                         "created_at": 1_773_000_000, "call": {"uniq": "u-1", "duration": 0}})
-    ev = crm.rule_event(bare)
-    assert (ev.kind, ev.call.status, ev.call.id, ev.lead_id) == (CALL_FAILED, CallStatus.BUSY, "u-1", lead_id)
-    talked = Event(account=ACCOUNT, source="amocrm", kind="note.added", entity_id=5,
-                   fields={"note_type": "call_in", "parent_type": "lead", "parent_id": lead_id,
-                           "created_at": 1_773_000_000, "call": {"uniq": "u-2", "call_status": 4}})
-    assert crm.rule_event(talked).kind == CALL_TALKED
     mark = amo.mark()
-    common = Event(account=ACCOUNT, source="amocrm", kind="note.added", entity_id=6,
-                   fields={"note_type": "common", "parent_type": "lead", "parent_id": lead_id})
-    open_task = Event(account=ACCOUNT, source="amocrm", kind="task.updated", entity_id=7,
-                      fields={"parent_type": "lead", "parent_id": lead_id, "is_completed": False})
-    on_contact = Event(account=ACCOUNT, source="amocrm", kind="task.updated", entity_id=8,
-                       fields={"parent_type": "contact", "parent_id": 3, "is_completed": True})
-    assert crm.rule_event(common) is crm.rule_event(open_task) is crm.rule_event(on_contact) is None
+    assert crm.call_outcome(f"call_out:{lead_id}:{note['id']}:") is CallStatus.BUSY
+    assert len(calls(amo, mark)) == 1
+    mark = amo.mark()
+    assert crm.call_outcome(f"call_in:{lead_id}:5:4") is CallStatus.TALKED  # carried in the webhook: no call
+    assert crm.call_outcome(None) is CallStatus.OTHER
     assert calls(amo, mark) == []
-    closed = Event(account=ACCOUNT, source="amocrm", kind="task.updated", entity_id=9,
-                   fields={"parent_type": "lead", "parent_id": lead_id, "is_completed": True, "text": "Дозвониться",
-                           "result_text": "не дозвон", "task_type": 1, "updated_at": 1_773_000_000,
-                           "complete_till": 1_772_990_000})
-    ev = crm.rule_event(closed)
-    assert (ev.kind, ev.task.id, ev.task.result, ev.task.task_type) == (TASK_UPDATED, 9, "не дозвон", "Звонок")
+    on_contact = {"task_id": 8, "lead_id": None, "completed": True, "due": 1_772_990_000}
+    assert crm.task_from_event(on_contact) is None
+    closed = {"task_id": 9, "lead_id": lead_id, "completed": True, "text": "Дозвониться", "result": "не дозвон",
+              "task_type": "1", "at": 1_773_000_000, "due": 1_772_990_000, "responsible_id": 5}
+    task = crm.task_from_event(closed)
+    assert (task.id, task.lead_id, task.result, task.task_type, task.is_completed, int(task.due.timestamp())) == \
+        (9, lead_id, "не дозвон", "Звонок", True, 1_772_990_000)
 
 
 def test_the_sweep_reads_pages_of_250(amo, r):

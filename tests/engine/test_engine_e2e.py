@@ -19,8 +19,8 @@ MSK = ZoneInfo("Europe/Moscow")
 def status_event(amo, lead_id: int, kind: str = "lead.status_changed") -> Event:
     """The event a status webhook of this lead becomes (fields as the parser gives them)."""
     lead = amo.lead(lead_id)
-    fields = {"id": lead_id, "status_id": lead["status_id"], "pipeline_id": lead["pipeline_id"],
-              "updated_at": lead["updated_at"], "created_at": lead["created_at"]}
+    fields = {"lead_id": lead_id, "stage": str(lead["status_id"]), "pipeline": str(lead["pipeline_id"]),
+              "at": lead["updated_at"], "created_at": lead["created_at"]}
     return Event(account=ACCOUNT, source="amocrm", kind=kind, entity_id=lead_id, fields=fields,
                  key=event_key(kind, lead_id, lead["updated_at"]))
 
@@ -72,7 +72,7 @@ def test_each_status_gets_exactly_one_right_task(amo, engine, status):
     assert len(tasks) == 1, tasks
     task = tasks[0]
     assert task["text"] == text
-    at = datetime.fromtimestamp(event.fields["updated_at"], timezone.utc)
+    at = datetime.fromtimestamp(event.fields["at"], timezone.utc)
     assert task["complete_till"] == ts(expected_due(at))
     assert task["responsible_user_id"] == BORIS
     assert task["task_type_id"] == type_id
@@ -104,8 +104,8 @@ def test_completing_the_task_brings_the_next_one(amo, engine):
     amo.api("PATCH", "/api/v4/tasks", json=[{"id": first["id"], "is_completed": True,
                                              "result": {"text": "Думает"}}])
     done = Event(account=ACCOUNT, source="amocrm", kind="task.updated", entity_id=first["id"],
-                 fields={"parent_type": "lead", "parent_id": lead_id, "is_completed": True, "text": first["text"],
-                         "result_text": "Думает", "updated_at": ts(now())}, key="t1")
+                 fields={"task_id": first["id"], "lead_id": lead_id, "completed": True, "text": first["text"],
+                         "result": "Думает", "at": ts(now())}, key="t1")
     rule_jobs.task_rules(done)
     rule_jobs.task_rules(done)
     (second,) = amo.open_tasks(lead_id)
@@ -148,7 +148,38 @@ def test_three_runs_of_a_webhook_job_during_a_sweep_leave_one_task(amo, engine):
 
 # --- REDIAL through real calls ----------------------------------------------------------------
 
-def test_seven_failed_calls_end_in_refusal(amo, engine, receiver):
+def _amocrm_call_note(amo, n: int, at: int) -> Event:
+    """A failed call logged in amoCRM, as the sandbox's note webhook delivers it."""
+    seen = len(amo.server.dispatcher.log())
+    amo.api("POST", "/api/v4/calls", json=[{
+        "direction": "outbound", "phone": "89990001122", "duration": 0, "source": "test-pbx",
+        "call_status": 6, "uniq": f"call-{n}", "created_at": at, "responsible_user_id": ANNA}])
+    assert amo.server.wait_webhooks(5)
+    bodies = [d["body"] for d in amo.server.dispatcher.log(seen) if d["ok"]]
+    (call,) = [e for b in bodies for e in parser.parse(b, ACCOUNT).events
+               if e.kind == "call.ended" and e.fields["direction"] == "out"]
+    return call
+
+
+def _zadarma_call(amo, n: int, at: int) -> Event:
+    """The same failed call, as Zadarma's own NOTIFY_OUT_END webhook (no lead id: found by the phone)."""
+    from urllib.parse import urlencode
+
+    from app.telephony import zadarma
+
+    started = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    body = urlencode({"event": "NOTIFY_OUT_END", "call_start": started, "pbx_call_id": f"out_{n}",
+                      "caller_id": "74951234567", "destination": "79990001122", "internal": "102",
+                      "duration": "0", "disposition": "no answer", "status_code": "19", "is_recorded": "0",
+                      "call_id_with_rec": ""}).encode()
+    (call,) = zadarma.parse(body, ACCOUNT).events
+    return call
+
+
+@pytest.mark.parametrize("call_event", [_amocrm_call_note, _zadarma_call], ids=["amocrm-note", "zadarma"])
+def test_seven_failed_calls_end_in_refusal(amo, engine, receiver, call_event):
+    """REDIAL counts a failed call the same whether amoCRM's call note or the telephony
+    provider's own webhook reports it."""
     amo.api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["note_lead"]})
     contact = amo.api("POST", "/api/v4/contacts", json=[{"name": "Пётр Дозвонов", "custom_fields_values": [
         {"field_code": "PHONE", "values": [{"value": "+7 999 000-11-22", "enum_code": "WORK"}]}]}])
@@ -157,18 +188,11 @@ def test_seven_failed_calls_end_in_refusal(amo, engine, receiver):
     amo.api("POST", f"/api/v4/leads/{lead_id}/link",
             json=[{"to_entity_id": contact_id, "to_entity_type": "contacts"}])
     first = ts(now()) - 20 * 3600
-    seen = 0
     for n in range(7):  # two hours apart: each is a new attempt, not the same one
-        amo.api("POST", "/api/v4/calls", json=[{
-            "direction": "outbound", "phone": "89990001122", "duration": 0, "source": "test-pbx",
-            "call_status": 6, "uniq": f"call-{n}", "created_at": first + n * 2 * 3600, "responsible_user_id": ANNA}])
-        assert amo.server.wait_webhooks(5)
-        bodies = [d["body"] for d in amo.server.dispatcher.log(seen) if d["ok"]]
-        seen += len(amo.server.dispatcher.log(seen))
-        calls = [e for b in bodies for e in parser.parse(b, ACCOUNT).events
-                 if e.kind == "note.added" and e.fields.get("note_type") == "call_out"]
-        assert len(calls) == 1
-        events.handle_event(calls[0].to_dict())
+        event = call_event(amo, n, first + n * 2 * 3600)
+        assert event.kind == "call.ended" and event.fields["direction"] == "out"
+        result = events.handle_event(event.to_dict())
+        assert "task_rules" in result["rules"]
         if n < 6:
             assert amo.field(lead_id, "Попытка дозвона") == f"Н{n + 1}"
     lead = amo.lead(lead_id)
@@ -193,7 +217,7 @@ def test_a_real_status_webhook_runs_the_rules(amo, engine, receiver):
     assert "task_rules" in result["rules"]
     (task,) = amo.open_tasks(lead_id)
     assert task["text"] == "Записать" and task["responsible_user_id"] == ANNA
-    assert task["complete_till"] == event.fields["updated_at"] + 86400
+    assert task["complete_till"] == event.fields["at"] + 86400
 
 
 # --- audit and sweep agree ---------------------------------------------------------------------

@@ -34,7 +34,7 @@ class FakeCRM:
         self.slow = 0.0
 
     def add(self, lead_id: int, status: str = "Принимает решение") -> None:
-        self.leads[lead_id] = Lead(id=lead_id, status_id=1, status=status, pipeline_id=1, responsible_user_id=7)
+        self.leads[lead_id] = Lead(id=lead_id, stage="1", status=status, pipeline="1", responsible_id=7)
         self.tasks[lead_id] = []
 
     def get_lead_snapshot(self, lead_id):
@@ -144,7 +144,7 @@ def test_a_deleted_task_opens_a_new_gap(executor, crm):
 def test_complete_raises_last_task_id_from_memory(executor):
     executor.note_tasks({1: 500})
     executor.note_tasks({1: 400})  # marks never go down
-    snap = LeadSnapshot(lead=Lead(id=1, status_id=1, status="Клиент", pipeline_id=1), last_task_id=None)
+    snap = LeadSnapshot(lead=Lead(id=1, stage="1", status="Клиент", pipeline="1"), last_task_id=None)
     (done,) = executor.complete([snap])
     assert done.last_task_id == 500
     (seen,) = executor.complete([replace(snap, last_task_id=900)])

@@ -22,7 +22,7 @@ def test_actions_apply_once(amo, engine, r):
         SetTaskDue(task_id=task_id, lead_id=lead_id, due=due, action_key="NO_POSTPONE:1:due"),
         CompleteTask(task_id=task_id, lead_id=lead_id, result="Поговорили", action_key="MISSED_CALL:1:done"),
         SetResponsible(lead_id=lead_id, user_id=9100003, action_key="DISTRIBUTION:1"),
-        CreateLead(name="Входящий звонок +79990001100", phone="+79990001100", responsible_user_id=9100002,
+        CreateLead(name="Входящий звонок +79990001100", phone="+79990001100", responsible_id=9100002,
                    action_key="MISSED_CALL:new:79990001100"),
     ]
     created = crm.apply(actions)

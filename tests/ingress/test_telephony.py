@@ -31,14 +31,14 @@ def mango_body(name, salt=MANGO_SALT):
 
 
 @pytest.mark.parametrize("name, kind, fields", [
-    ("zadarma_notify_end_missed", "call.incoming_missed", {
-        "call_id": "in_6a2b90c1f1e2d3", "direction": "in", "answered": False, "client_phone": "79011112233",
+    ("zadarma_notify_end_missed", "call.ended", {
+        "call_id": "in_6a2b90c1f1e2d3", "direction": "in", "outcome": "not_reached", "phone": "79011112233",
         "our_number": "74951234567", "extension": "100", "duration": 0, "result": "cancel",
-        "started_at": "2026-11-20 12:15:42"}),
-    ("zadarma_notify_end_answered", "call.incoming_answered", {
-        "answered": True, "duration": 95, "extension": "101", "result": "answered"}),
-    ("zadarma_notify_out_end_busy", "call.outgoing_failed", {
-        "direction": "out", "client_phone": "79022223344", "our_number": "74951234567", "extension": "102",
+        "at": "2026-11-20 12:15:42", "lead_id": None}),
+    ("zadarma_notify_end_answered", "call.ended", {
+        "direction": "in", "outcome": "talked", "duration": 95, "extension": "101", "result": "answered"}),
+    ("zadarma_notify_out_end_busy", "call.ended", {
+        "direction": "out", "outcome": "busy", "phone": "79022223344", "our_number": "74951234567", "extension": "102",
         "result": "busy"}),
 ])
 def test_zadarma_end_events_field_by_field(name, kind, fields):
@@ -50,11 +50,11 @@ def test_zadarma_end_events_field_by_field(name, kind, fields):
 
 
 @pytest.mark.parametrize("name, kind, fields", [
-    ("mango_summary_missed", "call.incoming_missed", {
-        "call_id": "MToxMDA1MjM0NjoxMDE6MjQ5Njg1NjQw", "client_phone": "79011112233", "our_number": "74951234567",
-        "extension": "101", "started_at": 1763630000, "duration": 0, "result": "1110"}),
-    ("mango_summary_outgoing_talked", "call.outgoing_answered", {
-        "client_phone": "79022223344", "extension": "102", "duration": 120, "answered": True}),
+    ("mango_summary_missed", "call.ended", {
+        "call_id": "MToxMDA1MjM0NjoxMDE6MjQ5Njg1NjQw", "phone": "79011112233", "our_number": "74951234567",
+        "extension": "101", "at": 1763630000, "direction": "in", "outcome": "not_reached", "duration": 0, "result": "1110"}),
+    ("mango_summary_outgoing_talked", "call.ended", {
+        "phone": "79022223344", "extension": "102", "duration": 120, "direction": "out", "outcome": "talked"}),
 ])
 def test_mango_summary_field_by_field(name, kind, fields):
     [event] = mango.parse(mango_body(name).encode(), "acme").events
@@ -71,8 +71,8 @@ def test_signed_zadarma_missed_call_becomes_one_job_even_when_posted_twice(clien
     while d.run_once(block_ms=10):
         pass
     [event] = queued_events(r)
-    assert event["kind"] == "call.incoming_missed"
-    assert event["fields"]["client_phone"] == "79011112233"  # the dispatcher parsed the stored body
+    assert event["kind"] == "call.ended" and event["fields"]["outcome"] == "not_reached"
+    assert event["fields"]["phone"] == "79011112233"  # the dispatcher parsed the stored body
 
 
 def test_zadarma_bad_or_missing_signature_is_403_and_kept(client, r):

@@ -28,14 +28,14 @@ def m(y, mo, d, h=0, mi=0) -> datetime:
 
 
 def lead(status="Недозвон", *, closed=None, **fields) -> Lead:
-    return Lead(id=LEAD_ID, name="Иван, футбол 6 лет", status_id=STATUS_IDS.get(status, 99), status=status,
-                pipeline_id=1, responsible_user_id=MANAGER, created_at=m(2026, 3, 1, 10), closed=closed,
+    return Lead(id=LEAD_ID, name="Иван, футбол 6 лет", stage=str(STATUS_IDS.get(status, 99)), status=status,
+                pipeline="1", responsible_id=MANAGER, created_at=m(2026, 3, 1, 10), closed=closed,
                 fields=fields)
 
 
 def task(id=900, text="Дозвониться", *, completed=False, result=None, created_at=None, due=None) -> Task:
     return Task(id=id, lead_id=LEAD_ID, text=text, task_type="Звонок", due=due or m(2026, 3, 16, 11),
-                responsible_user_id=MANAGER, is_completed=completed, result=result, created_at=created_at)
+                responsible_id=MANAGER, is_completed=completed, result=result, created_at=created_at)
 
 
 def snap(the_lead: Lead, open_tasks=(), last_task_id=None) -> LeadSnapshot:
@@ -76,9 +76,9 @@ def applied(snapshot: LeadSnapshot, actions, task_id=None) -> LeadSnapshot:
             status = a.status
         elif isinstance(a, CreateTask):
             tasks.append(Task(id=task_id or 9999, lead_id=a.lead_id, text=a.text, task_type=a.task_type, due=a.due,
-                              responsible_user_id=a.responsible_user_id))
-    new_lead = Lead(id=lead_.id, name=lead_.name, status_id=STATUS_IDS.get(status, 99), status=status,
-                    pipeline_id=lead_.pipeline_id, responsible_user_id=lead_.responsible_user_id,
+                              responsible_id=a.responsible_id))
+    new_lead = Lead(id=lead_.id, name=lead_.name, stage=str(STATUS_IDS.get(status, 99)), status=status,
+                    pipeline=lead_.pipeline, responsible_id=lead_.responsible_id,
                     created_at=lead_.created_at, closed=lead_.closed, fields=fields)
     last = max([t.id for t in tasks] + [snapshot.last_task_id or 0]) or None
     return LeadSnapshot(lead=new_lead, open_tasks=tuple(tasks), last_task_id=last)

@@ -71,7 +71,7 @@ def test_status_task_on_sweep(status, fields, at, due, text, important):
     created = only(actions, CreateTask)
     assert (created.text, created.due, created.important) == (text, due, important)
     assert created.task_type == "Звонок"
-    assert created.responsible_user_id == MANAGER
+    assert created.responsible_id == MANAGER
     assert created.due.tzinfo is not None
     note = only(actions, AddNote)
     assert note.text.startswith("Reglament (NEXT_TASK): у сделки не было открытой задачи")

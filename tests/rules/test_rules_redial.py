@@ -53,7 +53,7 @@ def test_failed_call_follows_cadence(before, at, label, due, status):
     actions = decide(call_event(at, status), snap(nedozvon(before)))
     created = only(actions, CreateTask)
     assert (created.text, created.due, created.task_type) == ("Дозвониться", due, "Звонок")
-    assert created.responsible_user_id == MANAGER and not created.important
+    assert created.responsible_id == MANAGER and not created.important
     assert field_values(actions) == {REDIAL_ATTEMPT: label, REDIAL_LAST_AT: at}
     assert of(actions, SetLeadStatus) == []
     assert only(actions, AddNote).text == \

@@ -13,7 +13,7 @@ import requests
 from connectors.amocrm import AmoCRMClient, AuthError
 from sandbox.amocrm.oauth import Integration
 from reglament import keys
-from reglament.config import AmoCRM, OAuth
+from reglament.config import AmoCRMSettings, OAuth
 
 INTEGRATION = Integration()  # the sandbox's default client_id, client_secret, redirect_uri
 ACCOUNT = "acme"
@@ -80,7 +80,7 @@ def refused(r: requests.Response, hint: str) -> bool:
 def oauth_client(amo, r, **oauth) -> AmoCRMClient:
     config = {"client_id": INTEGRATION.client_id, "client_secret": INTEGRATION.client_secret,
               "redirect_uri": INTEGRATION.redirect_uri, **oauth}
-    settings = AmoCRM(base_url=amo.url, rate_limit=1000, oauth=OAuth(**config))
+    settings = AmoCRMSettings(base_url=amo.url, rate_limit=1000, oauth=OAuth(**config))
     return AmoCRMClient(ACCOUNT, settings, r, backoff_base=0.001, backoff_max=0.004, max_attempts=3)
 
 
