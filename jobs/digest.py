@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from jobs import context
 from jobs.handlers.distribution import first_contact_stats
 from jobs.rules.first_contact import duration_text
-from reglament.rule_settings import same_name
+from reglament.names import same_name
 from reglament import violations
 from reglament.calendar import WorkCalendar
 from reglament.violations import Violation

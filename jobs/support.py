@@ -54,7 +54,7 @@ def person(account: str, user_id: int | None) -> dict | None:
 
 def head_of(account: str, manager_name: str | None) -> dict | None:
     """The head of the department whose managers include this manager (by CRM user name)."""
-    from reglament.rule_settings import same_name
+    from reglament.names import same_name
 
     for dept in context.account(account).departments:
         if manager_name and any(same_name(m, manager_name) for m in dept.managers):

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Literal, Protocol, Union
 
+from reglament.names import same_name
+
 # Custom lead values the rules read or write, by logical name. The account's
 # configuration maps each to a CRM field; a value the lead does not have is absent
 # (or None) in Lead.fields.
@@ -64,11 +66,8 @@ class Lead:
         """A custom value by the CRM's field name (as configured, case and spaces aside); None if empty."""
         if not field_name:
             return None
-        wanted = " ".join(field_name.split()).casefold()
-        for name, v in self.custom.items():
-            if " ".join(str(name).split()).casefold() == wanted and v not in ("", None):
-                return v
-        return None
+        return next((v for name, v in self.custom.items() if same_name(str(name), field_name) and v not in ("", None)),
+                    None)
 
 
 @dataclass(frozen=True, kw_only=True)

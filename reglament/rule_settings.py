@@ -22,6 +22,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from reglament.names import norm, same_name
 from reglament.calls_settings import CallsSettings
 from reglament.discipline_settings import DisciplineSettings
 from reglament.distribution_settings import DistributionSettings
@@ -69,15 +70,6 @@ def _check_time(v: str | None) -> str | None:
 Step = Annotated[str, AfterValidator(_check_step)]
 Offset = Annotated[str, AfterValidator(_check_offset)]      # m, h or d — a step back in time
 LocalTime = Annotated[str | None, AfterValidator(_check_time)]
-
-
-def norm(name: str) -> str:
-    """How names are compared: «Принимает  Решение» == «принимает решение»."""
-    return " ".join(name.casefold().replace("ё", "е").split())
-
-
-def same_name(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and norm(a) == norm(b)
 
 
 class Model(BaseModel):

@@ -23,12 +23,9 @@ from zoneinfo import ZoneInfo
 import redis
 
 from reglament import keys
+from reglament.names import norm
 
 PICK_TTL = 45 * 86400
-
-
-def norm(name: str) -> str:
-    return " ".join(name.casefold().replace("ё", "е").split())
 
 
 # --------------------------------------------------------------------------- schedules

@@ -16,7 +16,7 @@ COLORS = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e3
 
 
 def _same(a: str | None, b: str | None) -> bool:
-    from reglament.rule_settings import same_name
+    from reglament.names import same_name
 
     return same_name(a, b)
 

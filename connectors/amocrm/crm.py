@@ -34,7 +34,8 @@ import redis
 
 from connectors.amocrm.client import PAGE, AmoCRMClient
 from reglament import rule_settings
-from reglament.rule_settings import RuleSettings, same_name
+from reglament.rule_settings import RuleSettings
+from reglament.names import same_name
 from reglament import keys
 from reglament.config import Account
 from reglament.crm import (CALLBACK_AT, REDIAL_LAST_AT, SUBSCRIPTION_END, TRIAL_AT, Action, AddNote, Call,

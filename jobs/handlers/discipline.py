@@ -28,7 +28,6 @@ from jobs import context, queues
 from jobs.router import on
 from jobs.rules import comment_codes, incubator, no_postpone, overdue, task_name, task_result, unpaid_invoice
 from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
-from reglament.rule_settings import norm
 from jobs.scheduler import PERIODIC
 from jobs.support import head_of, messenger_for, person
 from reglament import keys, metrics, violations
@@ -309,4 +308,4 @@ def register_periodic(settings: Settings) -> None:
             PERIODIC.append((digest_tick, 300, {"account": acc.id}))
 
 
-__all__ = ["carry_out", "check_comment_code", "digest_tick", "status_changed", "sweep", "sweep_job", "tasks", "norm"]
+__all__ = ["carry_out", "check_comment_code", "digest_tick", "status_changed", "sweep", "sweep_job", "tasks"]

@@ -37,6 +37,7 @@ from jobs.scheduler import PERIODIC
 from jobs.support import alert, call_of, head_of, messenger_for, person
 from jobs.support import moment as _moment
 from jobs.support import phone_digits as _digits
+from reglament.names import norm
 from reglament import keys, metrics, shifts, violations
 from reglament.crm import Touch
 from reglament.distribution_settings import DistributionSettings
@@ -414,7 +415,7 @@ def shift_start_job(account: str, now: datetime | None = None) -> dict:
         start = shifts.schedule_for(m, cal).shift_start(now)
         if start is None or shifts.is_absent(absent, m.name, now):
             continue
-        mark = _k(account, "shift", shifts.norm(m.name))
+        mark = _k(account, "shift", norm(m.name))
         if r.getset(mark, start.timestamp()) == str(start.timestamp()).encode() \
                 or (now - start).total_seconds() > SHIFT_MESSAGE_WINDOW:
             continue

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
-from reglament.rule_settings import norm, same_name
+from reglament.names import norm, same_name
 from reglament.violations import Violation
 
 RULE = "COMMENT_CODES"

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from reglament.names import norm
 from reglament.distribution_settings import DistributionSettings, Manager
 from reglament import shifts
 from reglament.crm import SetResponsible, action_key
@@ -25,14 +26,14 @@ def on_duty(managers: list[Manager], calendar, absent: Mapping[str, shifts.Absen
 
 def eligible_ids(managers: list[Manager], users: Mapping[int, str]) -> list[tuple[int, int]]:
     """(user id, weight) of the managers whose names the CRM knows (unknown names are skipped)."""
-    by_name = {shifts.norm(n): i for i, n in users.items()}
-    return [(by_name[shifts.norm(m.name)], m.weight) for m in managers if shifts.norm(m.name) in by_name]
+    by_name = {norm(n): i for i, n in users.items()}
+    return [(by_name[norm(m.name)], m.weight) for m in managers if norm(m.name) in by_name]
 
 
 def user_id(users: Mapping[int, str], name: str | None) -> int | None:
     if not name:
         return None
-    return next((i for i, n in users.items() if shifts.norm(n) == shifts.norm(name)), None)
+    return next((i for i, n in users.items() if norm(n) == norm(name)), None)
 
 
 @dataclass(frozen=True)

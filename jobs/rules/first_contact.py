@@ -13,7 +13,7 @@ from typing import Any
 
 from reglament.crm import CallDirection, CallStatus, Touch
 from reglament.distribution_settings import DistributionSettings, Source, parse_duration
-from reglament.shifts import norm
+from reglament.names import norm
 
 RULE = "FIRST_CONTACT_SLA"
 ALERT, ESCALATE = 1, 2

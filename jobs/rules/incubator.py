@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from reglament.discipline_settings import DisciplineSettings, Outcome
-from reglament.rule_settings import same_name
+from reglament.names import same_name
 from reglament.crm import AddNote, LeadSnapshot, SetLeadStatus
 from reglament.violations import Violation
 

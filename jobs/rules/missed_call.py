@@ -54,7 +54,7 @@ class MissedPlan:
 
 
 def is_callback_task(task: Task, settings: MissedCall) -> bool:
-    from reglament.rule_settings import norm
+    from reglament.names import norm
 
     return not task.is_completed and norm(task.text).startswith(norm(settings.task_text))
 

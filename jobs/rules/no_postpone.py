@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 
 from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
-from reglament.rule_settings import same_name
+from reglament.names import same_name
 from reglament.crm import SetTaskDue, Task
 from reglament.violations import Violation
 

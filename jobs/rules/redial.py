@@ -35,7 +35,8 @@ from functools import partial
 
 from jobs.rules.due import after_step, moment, not_before
 from jobs.rules.notes import note, when
-from reglament.rule_settings import RuleSettings, norm, same_name, step_delta
+from reglament.rule_settings import RuleSettings, step_delta
+from reglament.names import norm, same_name
 from jobs.rules.terminal import is_terminal
 from reglament.calendar import WorkCalendar
 from reglament.crm import (CALL_FAILED, CALL_TALKED, LEAD_ADDED, LEAD_STATUS_CHANGED, REDIAL_ATTEMPT,

@@ -6,7 +6,7 @@ import re
 from datetime import datetime
 
 from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
-from reglament.rule_settings import norm
+from reglament.names import norm
 from reglament.crm import Task
 from reglament.violations import Violation
 

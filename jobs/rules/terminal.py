@@ -5,7 +5,8 @@ This rule has no actions of its own; it is the guard the other task rules check 
 
 from __future__ import annotations
 
-from reglament.rule_settings import RuleSettings, same_name
+from reglament.rule_settings import RuleSettings
+from reglament.names import same_name
 from reglament.crm import Lead
 
 RULE = "TERMINAL"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from reglament.discipline_settings import DisciplineSettings, Outcome
-from reglament.rule_settings import same_name
+from reglament.names import same_name
 from reglament.calendar import WorkCalendar
 from reglament.crm import CreateTask
 from reglament.violations import Violation

@@ -9,6 +9,7 @@ import click
 
 from shell.commands.common import ACCOUNT_OPTION as ACCOUNT
 from shell.commands.common import CONFIG_OPTION as CONFIG
+from reglament.names import norm
 from shell.commands.common import job_context
 
 
@@ -51,7 +52,7 @@ def absent(config_path, account_id, manager, start, until, clear, show):
         return
     if manager is None:
         raise click.UsageError("give a manager (or --list)")
-    known = next((m.name for m in group if shifts.norm(m.name) == shifts.norm(manager)), None)
+    known = next((m.name for m in group if norm(m.name) == norm(manager)), None)
     if known is None:
         raise click.UsageError(f"«{manager}» is not in rules.distribution.managers; the group: "
                                + (", ".join(m.name for m in group) or "(empty)"))
@@ -82,7 +83,7 @@ def _list(absent, group, tz) -> None:
     if not absent:
         click.echo("Отсутствий нет.")
         return
-    names = {shifts.norm(m.name): m.name for m in group}
+    names = {norm(m.name): m.name for m in group}
     now = datetime.now(timezone.utc)
     for key, a in sorted(absent.items(), key=lambda kv: kv[1]):
         # A manager since removed from the group still shows, by the normalised name.

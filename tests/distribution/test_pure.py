@@ -10,6 +10,7 @@ import pytest
 
 from jobs.rules import distribution as dist
 from jobs.rules import first_contact as fc
+from reglament.names import norm
 from reglament.distribution_settings import DistributionSettings, Manager, parse_spans
 from reglament import keys, shifts
 from reglament.calendar import WorkCalendar
@@ -68,7 +69,7 @@ def test_bad_spans_are_refused():
 def test_on_duty(at, expected):
     managers = [Manager(name="Анна"), Manager(name="Борис", shifts={"mon": "09:00-18:00"}),
                 Manager(name="Вера", shifts={d: "10:00-22:00" for d in ("mon", "sat")})]
-    absent = {shifts.norm("борис"): shifts.Absence(msk(2025, 3, 3, 8, 0), msk(2025, 3, 3, 12, 30))}
+    absent = {norm("борис"): shifts.Absence(msk(2025, 3, 3, 8, 0), msk(2025, 3, 3, 12, 30))}
     assert [m.name for m in dist.on_duty(managers, OFFICE, absent, at)] == expected
 
 

@@ -8,10 +8,9 @@ import pytest
 
 from connectors.amocrm.crm import CALL_STATUSES, AmoCRM, UnknownName, call_status
 from reglament import rule_settings
-from reglament.crm import (CALL_FAILED, CALL_TALKED, REDIAL_ATTEMPT, REDIAL_LAST_AT, SUBSCRIPTION_END, TASK_UPDATED,
-                           AddNote, CallStatus, CreateTask, SetLeadField, SetLeadStatus)
-from reglament.events import Event
-from tests.engine.conftest import ACCOUNT, ANNA, STATUS, engine_settings
+from reglament.crm import (REDIAL_ATTEMPT, REDIAL_LAST_AT, SUBSCRIPTION_END, AddNote, CallStatus, CreateTask,
+                           SetLeadField, SetLeadStatus)
+from tests.engine.conftest import ANNA, STATUS, engine_settings
 
 
 def connector(amo, r, rules: dict | None = None) -> AmoCRM:
@@ -197,3 +196,21 @@ def test_the_sweep_reads_pages_of_250(amo, r):
     assert all(lead.lead.closed is None and lead.lead.status not in ("Отказ", "Завершил") for lead in leads)
     by_id = {s.lead.id: s for s in leads}
     assert all(len(by_id[i].open_tasks) == len(amo.open_tasks(i)) for i in list(by_id)[:30])
+
+
+@pytest.mark.parametrize("kind, fields, matters", [
+    ("lead.status_changed", {"lead_id": 1}, True),
+    ("lead.added", {"lead_id": 1}, True),
+    ("call.ended", {"lead_id": None, "phone": "79990001122"}, True),
+    ("task.updated", {"lead_id": 1, "completed": False}, False),  # an open task moved: NEXT_TASK waits
+    ("task.updated", {"lead_id": None, "completed": True}, False),  # a task on a contact
+    ("task.updated", {"lead_id": 1, "completed": True}, True),
+    ("task.deleted", {"lead_id": 1}, True),
+    ("task.added", {"lead_id": 1}, False),  # our own writes echo back as these
+    ("comment.added", {"lead_id": 1}, False),
+])
+def test_which_events_reach_the_task_rules_without_a_crm_call(kind, fields, matters):
+    from jobs.rule_jobs import may_matter
+    from reglament.events import Event
+
+    assert may_matter(Event(account="demo", source="amocrm", kind=kind, entity_id=1, fields=fields)) is matters
