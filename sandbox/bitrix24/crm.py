@@ -10,7 +10,7 @@ VALUE deletes it), an item without one is appended.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,7 +42,6 @@ class EntityType:
     readonly: frozenset = frozenset()
     multifields: tuple[str, ...] = ()
     label: str = ""                 # default title: "<label> #<id>"
-    derived: dict = field(default_factory=dict)
 
 
 DEAL = EntityType("deal", 2, "CRM_DEAL", "ONCRMDEAL", {
@@ -132,7 +131,7 @@ def _multifield(portal: Portal, current: list[dict], given: Any, type_id: str) -
     return out
 
 
-def _apply_fields(portal: Portal, et: EntityType, record: dict, fields: dict, *, adding: bool) -> None:
+def _apply_fields(portal: Portal, et: EntityType, record: dict, fields: dict) -> None:
     all_kinds = kinds(portal, et)
     for name, value in fields.items():
         key = str(name).upper()
@@ -238,7 +237,7 @@ def add(portal: Portal, et: EntityType, fields: Any, caller: Caller, *, silent: 
             if category not in portal.categories:
                 raise BadParams(f"Category {category} is not found.")
         record = _blank(portal, et, caller, now, category)
-        _apply_fields(portal, et, record, fields, adding=True)
+        _apply_fields(portal, et, record, fields)
         _move_stage(portal, et, record, fields, caller, now, adding=True)
         if et is DEAL and _field(fields, "CONTACT_IDS"):
             first = _field(fields, "CONTACT_IDS")
@@ -276,7 +275,7 @@ def update(portal: Portal, et: EntityType, entity_id: Any, fields: Any, caller: 
         record = existing(portal, et, entity_id)
         changed = copy.deepcopy(record)
         now = portal.iso()
-        _apply_fields(portal, et, changed, fields, adding=False)
+        _apply_fields(portal, et, changed, fields)
         _move_stage(portal, et, changed, fields, caller, now, adding=False)
         changed["DATE_MODIFY"], changed["MODIFY_BY_ID"] = now, str(caller.user_id)
         record.clear()
