@@ -1,0 +1,234 @@
+"""Outgoing events: handlers bound with event.bind or set up as outgoing webhooks, and their delivery.
+
+Each change the portal announces goes to every handler of that event as one
+application/x-www-form-urlencoded POST (CONFIRMED): `event`, `event_handler_id`,
+`data[...]`, `ts`, then `auth[...]`. A handler bound by the application gets the full
+auth block with an access token of the user who made the change; an outgoing webhook
+gets only domain, client_endpoint, server_endpoint, member_id and its own
+application_token (CONFIRMED). Events carry only ids, except the telephony ones.
+A delivery is tried once and never again, whatever the answer (CONFIRMED). Each handler
+URL has its own sender thread, so one slow handler does not hold up another and a
+handler sees its events in order; the REST answer never waits for a delivery.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import requests
+
+from .auth import ACCESS_TTL, SCOPE, Auth
+from .errors import ApiError
+from .portal import Caller, Portal
+
+SERVER_ENDPOINT = "https://oauth.bitrix.info/rest/"
+USER_AGENT = "Bitrix24 Webhook Engine"   # UNCONFIRMED
+# Events this sandbox fires; event.bind also accepts the other names below (never fired here).
+FIRED = {"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE", "ONCRMLEADADD", "ONCRMLEADUPDATE",
+         "ONCRMLEADDELETE", "ONCRMCONTACTADD", "ONCRMCONTACTUPDATE", "ONCRMCONTACTDELETE", "ONCRMACTIVITYADD",
+         "ONCRMACTIVITYUPDATE", "ONCRMACTIVITYDELETE", "ONTASKADD", "ONTASKUPDATE", "ONTASKDELETE",
+         "ONVOXIMPLANTCALLEND"}
+KNOWN = FIRED | {"ONCRMCOMPANYADD", "ONCRMCOMPANYUPDATE", "ONCRMCOMPANYDELETE", "ONVOXIMPLANTCALLINIT",
+                 "ONVOXIMPLANTCALLSTART", "ONCRMTIMELINECOMMENTADD", "ONCRMTIMELINECOMMENTUPDATE",
+                 "ONCRMTIMELINECOMMENTDELETE", "ONTASKCOMMENTADD", "ONAPPINSTALL", "ONAPPUNINSTALL",
+                 "ONCRMDEALMOVETOCATEGORY", "ONUSERADD", "ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART"}
+
+
+@dataclass
+class Handler:
+    id: int
+    event: str                   # upper case
+    url: str
+    kind: str                    # "app" (event.bind) | "webhook" (an outgoing webhook)
+    application_token: str
+    auth_type: int = 0
+    webhook_id: int | None = None
+
+
+def flatten(prefix: str, value, out: list[tuple[str, str]]) -> None:
+    """PHP-style form pairs: data[FIELDS][ID]=7 (what http_build_query writes)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            flatten(f"{prefix}[{k}]", v, out)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            flatten(f"{prefix}[{i}]", v, out)
+    else:
+        out.append((prefix, "" if value is None else str(value)))
+
+
+class Events:
+    def __init__(self, portal: Portal, auth: Auth, timeout: float = 5.0, log_limit: int = 10000):
+        self.portal = portal
+        self.auth = auth
+        self.timeout = timeout
+        self.log_limit = log_limit
+        self.handlers: list[Handler] = []
+        self.webhooks: dict[int, dict] = {}   # outgoing webhooks: id -> {handler, events, application_token}
+        self._ids = 0
+        self._lock = threading.Condition()
+        self._senders: dict[str, _Sender] = {}
+        self._log: list[dict] = []
+        self._offset = 0
+        self._pending = 0
+        self._stopped = False
+        portal.add_listener(self.publish)
+
+    # ------------------------------------------------------------------ bindings
+    def _next_id(self) -> int:
+        self._ids += 1
+        return self.portal.ids.get("handler", 100) + self._ids
+
+    def bind(self, event: str, url: str, auth_type: int = 0) -> None:
+        name = str(event or "").strip().upper()
+        if name not in KNOWN:
+            raise ApiError(400, "ERROR_EVENT_NOT_FOUND", "Event not found")
+        if not str(url or "").startswith(("http://", "https://")):
+            raise ApiError(400, "ERROR_HANDLER_URL_MISMATCH", "Handler URL is not valid")
+        with self._lock:
+            if any(h.kind == "app" and h.event == name and h.url == url for h in self.handlers):
+                raise ApiError(400, "ERROR_HANDLER_ALREADY_EXIST", "Handler already exists!")
+            self.handlers.append(Handler(self._next_id(), name, url, "app",
+                                         self.auth.credentials.application_token, auth_type))
+
+    def unbind(self, event: str, url: str | None, auth_type: int | None = None) -> int:
+        name = str(event or "").strip().upper()
+        with self._lock:
+            gone = [h for h in self.handlers if h.kind == "app" and h.event == name and (not url or h.url == url)
+                    and (auth_type is None or h.auth_type == auth_type)]
+            self.handlers = [h for h in self.handlers if h not in gone]
+            return len(gone)
+
+    def bound(self) -> list[dict]:
+        with self._lock:
+            return [{"event": h.event, "handler": h.url, "auth_type": str(h.auth_type), "offline": 0}
+                    for h in self.handlers if h.kind == "app"]
+
+    def add_webhook(self, url: str, events: list[str], application_token: str | None = None) -> dict:
+        """An outgoing webhook as an admin sets one up on the portal's page; its token is shown once."""
+        names = [str(e).strip().upper() for e in events]
+        unknown = [n for n in names if n not in KNOWN]
+        if unknown or not names:
+            raise ValueError(f"unknown events: {', '.join(unknown) or 'none given'}")
+        if not str(url).startswith(("http://", "https://")):
+            raise ValueError("handler must be an http(s) URL")
+        token = application_token or secrets.token_hex(16)
+        with self._lock:
+            webhook_id = self._next_id()
+            self.webhooks[webhook_id] = {"id": webhook_id, "handler": url, "events": names}
+            for n in names:
+                self.handlers.append(Handler(self._next_id(), n, url, "webhook", token, 0, webhook_id))
+        return {"id": webhook_id, "handler": url, "events": names, "application_token": token}
+
+    def remove_webhook(self, webhook_id: int) -> bool:
+        with self._lock:
+            if self.webhooks.pop(webhook_id, None) is None:
+                return False
+            self.handlers = [h for h in self.handlers if h.webhook_id != webhook_id]
+            return True
+
+    # ------------------------------------------------------------------ sending
+    def body(self, handler: Handler, event: str, data: dict, caller: Caller) -> str:
+        p = self.portal
+        pairs: list[tuple[str, str]] = [("event", event), ("event_handler_id", str(handler.id))]
+        flatten("data", data, pairs)
+        pairs.append(("ts", str(int(p.now()))))
+        if handler.kind == "app":
+            auth = {"access_token": self.auth.event_token(caller.user_id), "expires_in": str(ACCESS_TTL),
+                    "scope": SCOPE, "domain": p.domain, "server_endpoint": SERVER_ENDPOINT, "status": "L",
+                    "client_endpoint": p.client_endpoint, "member_id": p.info["member_id"],
+                    "application_token": handler.application_token}
+        else:
+            auth = {"domain": p.domain, "client_endpoint": p.client_endpoint, "server_endpoint": SERVER_ENDPOINT,
+                    "member_id": p.info["member_id"], "application_token": handler.application_token}
+        flatten("auth", auth, pairs)
+        return urlencode(pairs)
+
+    def publish(self, event: str, data: dict, caller: Caller) -> None:
+        with self._lock:
+            chosen = [h for h in self.handlers if h.event == event]
+        for handler in chosen:
+            self._enqueue(handler, event, self.body(handler, event, data, caller))
+
+    def _enqueue(self, handler: Handler, event: str, body: str) -> None:
+        with self._lock:
+            if self._stopped:
+                return
+            self._pending += 1
+            sender = self._senders.get(handler.url)
+            if sender is None:
+                sender = self._senders[handler.url] = _Sender(self, handler.url)
+                sender.start()
+        sender.jobs.put((handler, event, body))
+
+    def _send(self, session: requests.Session, handler: Handler, event: str, body: str) -> None:
+        status, error = None, None
+        try:
+            answer = session.post(handler.url, data=body.encode("ascii"), timeout=self.timeout, allow_redirects=False,
+                                  headers={"Content-Type": "application/x-www-form-urlencoded",
+                                           "User-Agent": USER_AGENT})
+            status = answer.status_code
+        except requests.RequestException as e:
+            error = f"{type(e).__name__}: {e}"
+        with self._lock:   # never retried, whatever happened
+            self._log.append({"index": self._offset + len(self._log), "time": time.time(), "event": event,
+                              "handler": handler.url, "event_handler_id": handler.id, "kind": handler.kind,
+                              "status": status, "ok": status is not None and 200 <= status < 300, "error": error,
+                              "body": body})
+            if len(self._log) > self.log_limit:
+                drop = len(self._log) - self.log_limit
+                del self._log[:drop]
+                self._offset += drop
+            self._pending -= 1
+            self._lock.notify_all()
+
+    # ------------------------------------------------------------------ inspecting
+    def log(self, since: int = 0) -> list[dict]:
+        with self._lock:
+            return [dict(e) for e in self._log if e["index"] >= since]
+
+    def clear_log(self) -> None:
+        with self._lock:
+            self._offset += len(self._log)
+            self._log.clear()
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Block until every queued delivery is done; False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while self._pending > 0:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._lock.wait(left)
+            return True
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            senders = list(self._senders.values())
+        self.portal.remove_listener(self.publish)
+        for s in senders:
+            s.jobs.put(None)
+        for s in senders:
+            s.join(timeout=self.timeout + 1)
+
+
+class _Sender(threading.Thread):
+    def __init__(self, events: Events, url: str):
+        super().__init__(name=f"b24-sandbox-events {url}", daemon=True)
+        self.events = events
+        self.jobs: queue.Queue = queue.Queue()
+
+    def run(self) -> None:
+        with requests.Session() as session:
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                self.events._send(session, *job)
