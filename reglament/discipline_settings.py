@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -178,8 +178,9 @@ class DisciplineSettings(BaseModel):
     ignore_users: list[int] = Field(default_factory=list,
                                     description="CRM user ids whose actions are never violations (robots, "
                                                 "integrations); user 0 (amoCRM's robot) is always ignored.")
-    fallback_task: bool = Field(True, description="When no channel (Telegram, e-mail) reaches a manager, the "
-                                                  "reminder becomes a task for them on the lead.")
+    fallback_note: bool = Field(True, description="When no channel (Telegram, e-mail) reaches a manager, the "
+                                                  "reminder goes to the outbox and a short note on the lead — "
+                                                  "never a task: the lead keeps its one current task.")
     retention_days: int = Field(90, ge=1, description="How long violations are kept.")
     rule_titles: dict[str, str] = Field(default_factory=lambda: dict(RULE_TITLES),
                                         description="Short Russian titles of the rule codes in digests.")
@@ -191,6 +192,15 @@ class DisciplineSettings(BaseModel):
     incubator: Incubator = Field(default_factory=Incubator, description="INCUBATOR.")
     unpaid_invoice: UnpaidInvoice = Field(default_factory=UnpaidInvoice, description="UNPAID_INVOICE.")
     digest: Digest = Field(default_factory=Digest, description="DIGEST: the heads' digest.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed(cls, data: Any) -> Any:
+        # `fallback_task` made a reminder into a second open task; files written before keep working.
+        if isinstance(data, dict) and "fallback_task" in data:
+            data = {k: v for k, v in data.items() if k != "fallback_task"} | {
+                "fallback_note": data.get("fallback_note", data["fallback_task"])}
+        return data
 
     @model_validator(mode="after")
     def _texts(self) -> "DisciplineSettings":

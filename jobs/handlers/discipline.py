@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from rq import Queue
 
 from connectors import registry
-from jobs import context, queues
+from jobs import context, queues, support
 from jobs.router import on
 from jobs.rules import comment_codes, incubator, no_postpone, overdue, task_name, task_result, unpaid_invoice
 from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
@@ -32,7 +32,7 @@ from jobs.scheduler import PERIODIC
 from jobs.support import head_of, messenger_for, person
 from reglament import keys, metrics, violations
 from reglament.config import Settings
-from reglament.crm import CreateTask, LeadSnapshot, Task
+from reglament.crm import LeadSnapshot, Task
 from reglament.events import Event
 
 log = logging.getLogger("reglament.discipline")
@@ -113,14 +113,11 @@ def _send_alert(account: str, alert: Alert) -> int:
         return 1
     if not alert.user_id:
         return 0
-    result = messenger_for(account).alert_person(person(account, alert.user_id), alert.subject, alert.text,
-                                                 action_key=alert.key)
-    if not result.delivered and alert.lead_id and dsettings(account).fallback_task:
-        ex = context.executor_for(account)
-        ex.apply(ex.unapplied([CreateTask(
-            lead_id=alert.lead_id, text=f"{alert.subject}: {alert.text}", task_type=None,
-            due=context.calendar(account).next_opening(_now()), responsible_id=alert.user_id,
-            action_key=f"{alert.key}:task")]))
+    # Undelivered (no channel: the outbox has it), the reminder is also a short note on the
+    # lead, never a task: the lead keeps its one current task.
+    note = f"{alert.subject}: {alert.text}" if dsettings(account).fallback_note else None
+    support.alert(account, messenger_for(account), person(account, alert.user_id), alert.subject, alert.text,
+                  action_key=alert.key, lead_id=alert.lead_id, note=note)
     return 1
 
 

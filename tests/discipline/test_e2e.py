@@ -75,9 +75,13 @@ def test_vague_name_then_postponed_then_closed_without_result(amo, disc, receive
     assert deliver(amo, mark, {"task.updated"})
     assert len(found(r, "TASK_RESULT", lead_id)) == 1 and len(found(r, "NO_POSTPONE", lead_id)) == 1
     assert len(alerts(r, "Задача закрыта без результата")) == 1
-    # No channel reached Анна: each reminder became one task for her on the lead.
-    texts = [t["text"] for t in amo.open_tasks(lead_id) if t["responsible_user_id"] == ANNA]
-    assert sum(t.startswith("Перенос срока задачи") for t in texts) == 1
+    # No channel reached Анна: each reminder went to the outbox and became one short note on the
+    # lead, never a task (the lead keeps its one current task).
+    assert not any(t["text"].startswith(("Перенос срока задачи", "Задача закрыта")) for t in amo.open_tasks(lead_id))
+    notes = [n["params"]["text"] for n in
+             amo.api("GET", f"/api/v4/leads/{lead_id}/notes").get("_embedded", {}).get("notes", [])]
+    assert sum(t.startswith("Перенос срока задачи") for t in notes) == 1
+    assert sum(t.startswith("Задача закрыта без результата") for t in notes) == 1
 
 
 def test_postponed_task_we_never_saw_is_found_in_the_events_api_and_reverted(amo, r, receiver):
