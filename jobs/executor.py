@@ -31,6 +31,7 @@ from reglament.crm import CRM, Action, AddNote, CreateTask, LeadSnapshot, RuleEv
 log = logging.getLogger("reglament.rules")
 
 APPLIED_TTL = 45 * 86400  # longer than any gap between a decision and its retry
+OWN_KEEP = 400 * 86400    # how long a task we made is remembered as ours
 LOCK_TTL = 120            # seconds a lock outlives a holder that died
 LOCK_WAIT = 30            # seconds a webhook job waits for a busy lead before it is retried
 TOUCHED_KEEP = 86400      # stamps older than this cannot matter to a running sweep
@@ -88,16 +89,37 @@ class Executor:
         if task_ids:
             self.r.zadd(self._key("rules", "last_task"), {str(lead): task for lead, task in task_ids.items()}, gt=True)
 
+    def remember_own(self, task_ids: Iterable[int]) -> None:
+        """Tasks Reglament made: ours to close or replace; a person's task is never touched."""
+        ids = [str(i) for i in task_ids]
+        if ids:
+            now = self.redis_time()
+            key = self._key("rules", "own_tasks")
+            with self.r.pipeline(transaction=False) as p:
+                p.zadd(key, {i: now for i in ids})
+                p.zremrangebyscore(key, "-inf", now - OWN_KEEP)
+                p.execute()
+
+    def own(self, task_ids: Iterable[int]) -> frozenset[int]:
+        """Which of these tasks Reglament made."""
+        ids = list(dict.fromkeys(task_ids))
+        scores = self.r.zmscore(self._key("rules", "own_tasks"), [str(i) for i in ids]) if ids else []
+        return frozenset(i for i, s in zip(ids, scores) if s is not None)
+
     def _scores(self, name: str, lead_ids: Sequence[int]) -> list[float | None]:
         return self.r.zmscore(self._key("rules", name), [str(i) for i in lead_ids]) if lead_ids else []
 
     def complete(self, snapshots: Sequence[LeadSnapshot]) -> list[LeadSnapshot]:
-        """Snapshots with last_task_id raised to what we remember, and our memory raised to theirs."""
+        """Snapshots with last_task_id raised to what we remember, and our memory raised to
+        theirs; which open tasks are ours."""
         marks = self._scores("last_task", [s.lead.id for s in snapshots])
+        own = self.own(t.id for s in snapshots for t in s.open_tasks)
         done = []
         for s, mark in zip(snapshots, marks):
             last = max(s.last_task_id or 0, int(mark or 0)) or None
-            done.append(s if last == s.last_task_id else replace(s, last_task_id=last))
+            ours = frozenset(t.id for t in s.open_tasks if t.id in own)
+            done.append(s if (last, ours) == (s.last_task_id, s.own_task_ids)
+                        else replace(s, last_task_id=last, own_task_ids=ours))
         self.note_tasks({s.lead.id: s.last_task_id for s in snapshots if s.last_task_id})
         return done
 
@@ -141,8 +163,10 @@ class Executor:
         if not actions:
             return
         created = self.crm.apply(actions)
-        self.note_tasks({a.lead_id: created[a.action_key] for a in actions
-                         if isinstance(a, CreateTask) and a.action_key in created})
+        made = [(a.lead_id, created[a.action_key]) for a in actions
+                if isinstance(a, CreateTask) and a.action_key in created]
+        self.note_tasks(dict(made))
+        self.remember_own(task_id for _, task_id in made)
         with self.r.pipeline(transaction=False) as p:
             for a in actions:
                 p.set(self._key("applied", a.action_key), "1", ex=APPLIED_TTL)

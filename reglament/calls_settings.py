@@ -67,6 +67,9 @@ class MissedCall(_Model):
                             description="Text of the alert.")
     close_result: str = Field("Разговор состоялся",
                               description="Result the callback task is closed with after a conversation.")
+    replaced_result: str = Field(
+        "Заменена задачей «Перезвонить»: пропущенный звонок клиента",
+        description="Result Reglament's own open task is closed with when the callback becomes the lead's one task.")
     note_text: str = Field(
         "Reglament (MISSED_CALL): пропущенный звонок — не удалось доставить уведомление менеджеру {manager}.",
         description="Note left in the lead when no channel could alert the manager.")

@@ -127,6 +127,11 @@ class LeadSnapshot:
     # "gap without a task" we are in, so a key can repeat within a gap and not across gaps.
     last_task_id: int | None = None
     calls: tuple[Call, ...] = ()     # recent calls, oldest first; optional, no rule needs them yet
+    own_task_ids: frozenset[int] = frozenset()  # the open tasks Reglament made (it may close or replace them)
+
+    def people_tasks(self) -> tuple[Task, ...]:
+        """The open tasks a person made (Reglament leaves them alone)."""
+        return tuple(t for t in self.open_tasks if t.id not in self.own_task_ids)
 
 
 # --- events ---------------------------------------------------------------------------

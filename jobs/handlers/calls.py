@@ -109,13 +109,14 @@ def handle_missed(account: str, call_id: str, phone: str | None, at: datetime, *
         raise LeadBusy(f"lead {lead_id} of {account} stayed locked")
     try:
         lead = crm.get_lead(lead_id)
+        open_tasks = crm.open_tasks(lead_id)
         responsible = (lead.responsible_id if lead else None) or (client or {}).get("responsible_id")
         window_key = keys.key(account, "calls", "client_msg", phone or "-")
         ref = missed_call.call_ref(call_id)
         previous = r.get(window_key) if phone else None
         facts = missed_call.MissedFacts(
             call_id=call_id, phone=phone, at=at, lead_id=lead_id, responsible_id=responsible,
-            open_tasks=crm.open_tasks(lead_id),
+            open_tasks=open_tasks, own_task_ids=ex.own(t.id for t in open_tasks),
             client_messaged_recently=previous is not None and previous.decode() != ref)
         plan = missed_call.decide(facts, settings, cal, now)
         actions = ex.unapplied(plan.actions)

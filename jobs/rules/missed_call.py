@@ -14,6 +14,7 @@ from datetime import datetime
 
 from reglament.calls_settings import MissedCall
 from reglament.calendar import WorkCalendar
+from jobs.rules.one_task import replace_own
 from reglament.crm import Action, CompleteTask, CreateLead, CreateTask, Task, action_key
 
 RULE = "MISSED_CALL"
@@ -33,6 +34,7 @@ class MissedFacts:
     responsible_id: int | None = None  # the lead's (or, with no lead, the contact's) responsible user
     contact_id: int | None = None         # with no open lead: the contact that has the number, if any
     open_tasks: tuple[Task, ...] = ()     # the lead's open tasks
+    own_task_ids: frozenset[int] = frozenset()  # which of them Reglament made
     client_messaged_recently: bool = False  # a missed-call message went to this client within the window
 
 
@@ -73,10 +75,16 @@ def decide(facts: MissedFacts, settings: MissedCall, calendar: WorkCalendar, now
         return MissedPlan(why="no lead for this number")
     actions: list[Action] = []
     due = calendar.next_opening(now)
+    why = ""
     if not any(is_callback_task(t, settings) for t in facts.open_tasks):
-        actions.append(CreateTask(lead_id=facts.lead_id, text=settings.task_text, task_type=settings.task_type,
-                                  due=due, responsible_id=facts.responsible_id,
-                                  action_key=action_key(RULE, facts.lead_id, ref, "task")))
+        # The callback becomes the lead's one current task; a manager's own task stays, and
+        # the alert (or its note) tells them to call back.
+        callback = CreateTask(lead_id=facts.lead_id, text=settings.task_text, task_type=settings.task_type,
+                              due=due, responsible_id=facts.responsible_id,
+                              action_key=action_key(RULE, facts.lead_id, ref, "task"))
+        replaced = replace_own(callback, facts.open_tasks, facts.own_task_ids, settings.replaced_result)
+        actions += replaced or []
+        why = "" if replaced is not None else "the manager's own task stays the lead's one task"
     message = None
     if settings.message_client and facts.phone and not facts.client_messaged_recently:
         message = ClientMessage(phone=facts.phone, action_key=f"{RULE}:{ref}:client",
@@ -84,7 +92,8 @@ def decide(facts: MissedFacts, settings: MissedCall, calendar: WorkCalendar, now
     # At night the manager's alert waits for the shift too: the callback is due then, and
     # nobody should be woken for it.
     alert = action_key(RULE, facts.lead_id, ref, "alert") if settings.alert_manager else None
-    return MissedPlan(actions=tuple(actions), message=message, alert_key=alert, alert_at=due if alert else None)
+    return MissedPlan(actions=tuple(actions), message=message, alert_key=alert, alert_at=due if alert else None,
+                      why=why)
 
 
 def close_callbacks(lead_id: int, open_tasks: tuple[Task, ...], call_id: str, settings: MissedCall) -> list[Action]:

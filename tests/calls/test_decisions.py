@@ -61,11 +61,21 @@ def test_same_call_same_keys_other_call_other_keys():
     assert a.message.action_key != c.message.action_key and a.alert_key != c.alert_key
 
 
-def test_open_callback_task_is_not_doubled_but_others_do_not_count():
+def test_open_callback_task_is_not_doubled():
     plan = mc.decide(facts(open_tasks=(task("Перезвонить"),)), MissedCall(), CAL, MON_NOON)
     assert plan.actions == () and plan.message is not None and plan.alert_key
+
+
+def test_the_callback_replaces_our_own_task_and_leaves_a_managers_task_alone():
+    ours = task("Продать")
+    plan = mc.decide(facts(open_tasks=(ours,), own_task_ids=frozenset({ours.id})), MissedCall(), CAL, MON_NOON)
+    closed, created = plan.actions
+    assert isinstance(closed, CompleteTask) and closed.task_id == ours.id and "Перезвонить" in closed.result
+    assert isinstance(created, CreateTask) and created.text == "Перезвонить"
+    # A task a person made stays the one current task: no second one, the alert tells the manager.
     plan = mc.decide(facts(open_tasks=(task("Продать"),)), MissedCall(), CAL, MON_NOON)
-    assert [a.text for a in plan.actions] == ["Перезвонить"]
+    assert plan.actions == () and plan.alert_key and plan.message is not None
+    assert "manager's own task" in plan.why
 
 
 def test_one_message_per_client_within_the_window():
