@@ -149,6 +149,12 @@ class UnpaidInvoice(_Model):
     task: str = Field("Напомнить клиенту об оплате счёта", description="The reminder task for the manager.")
     task_type: str | None = Field("Звонок", description="Type of the reminder task.")
     task_due_hours: float = Field(2, gt=0, description="The task is due this many working hours later.")
+    replaced_result: str = Field("Заменена напоминанием об оплате счёта",
+                                 description="Result Reglament's own open task is closed with when the reminder "
+                                             "becomes the lead's one task.")
+    alert_subject: str = Field("Счёт не оплачен", description="Alert when a manager's own task stays the one task.")
+    alert_text: str = Field("Клиент не оплатил счёт ({what} {date}). Напомните об оплате: {link}",
+                            description="Alert text. Placeholders: {what} {date} {link}.")
 
 
 class Digest(_Model):
@@ -206,6 +212,7 @@ class DisciplineSettings(BaseModel):
     def _texts(self) -> "DisciplineSettings":
         _check_placeholders(self.no_postpone, {"text": {"task", "before", "after", "link"}})
         _check_placeholders(self.task_result, {"text": {"task", "link"}})
+        _check_placeholders(self.unpaid_invoice, {"alert_text": {"what", "date", "link"}})
         _check_placeholders(self.overdue, {"text": {"task", "due", "link"},
                                            "escalation_text": {"manager", "task", "due", "link"}})
         _check_placeholders(self.task_name, {"text": {"task", "link"}})

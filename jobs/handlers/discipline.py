@@ -234,6 +234,7 @@ def sweep(account: str, now: datetime | None = None) -> dict:
         return totals
     terminal = context.rules(account).terminal_statuses
     ex = context.executor_for(account)
+    own = ex.own(t.id for tasks in by_lead.values() for t in tasks)
     for lead in crm.active_leads():
         totals["leads"] += 1
         url = link(account, lead.id)
@@ -243,7 +244,7 @@ def sweep(account: str, now: datetime | None = None) -> dict:
         outcome += unpaid_invoice.decide(
             lead.id, lead.responsible_id, lead.custom_value(u.status_field),
             _date(lead.custom_value(u.due_field), zone), _date(lead.custom_value(u.promised_field), zone),
-            s, cal, now, now.astimezone(zone).date(), url)
+            s, cal, now, now.astimezone(zone).date(), url, snapshot.open_tasks, own)
         if not outcome:
             continue
         lock = ex.lock(lead.id)

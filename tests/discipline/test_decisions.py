@@ -131,6 +131,21 @@ def test_unpaid_invoice(status, due, promised, key):
         assert isinstance(t, CreateTask) and t.action_key == f"{key}:task" and t.responsible_id == ANNA
 
 
+def test_unpaid_invoice_keeps_one_current_task():
+    late = ("Выставлен", date(2026, 3, 1), None)
+    ours, persons = task("Продать", tid=1), task("Позвонить насчёт договора", tid=2)
+    out = unpaid_invoice.decide(10, ANNA, *late, S, CAL, NOW, TODAY, "", (ours,), frozenset({1}))
+    closed, created = out.actions
+    assert closed.task_id == 1 and "оплате" in closed.result and created.text == S.unpaid_invoice.task
+    # A person's task stays the one task: the manager is alerted instead.
+    out = unpaid_invoice.decide(10, ANNA, *late, S, CAL, NOW, TODAY, "L", (persons,), frozenset({1}))
+    (alert,) = out.alerts
+    assert out.actions == () and alert.user_id == ANNA and "01.03.2026" in alert.text and len(out.violations) == 1
+    # The reminder is already the lead's task: nothing more.
+    reminder = task(S.unpaid_invoice.task, tid=3)
+    assert unpaid_invoice.decide(10, ANNA, *late, S, CAL, NOW, TODAY, "", (reminder,), frozenset()).actions == ()
+
+
 def test_settings_defaults_placeholders_and_rules_file():
     s = rule_settings.load({}).discipline
     assert "Связаться" in s.task_name.vague_names and "Не звонить" in s.comment_codes.refusal_codes
