@@ -18,7 +18,7 @@ from jobs import sweep
 from jobs.executor import Executor, Planned
 from jobs.rules.notes import when
 from reglament.rule_settings import RuleSettings
-from reglament.crm import CRM, AddNote, CreateTask, SetLeadField, SetLeadStatus
+from reglament.crm import CRM, AddNote, CreateTask, LeadSnapshot, SetLeadField, SetLeadStatus
 
 FORMATS = ("table", "csv", "json")
 HEADERS = {"lead_id": "Сделка", "name": "Название", "status": "Статус", "responsible": "Ответственный",
@@ -48,7 +48,8 @@ def run(executor: Executor, crm, now: datetime | None = None) -> Audit:
     """Changes nothing. `crm` is the account's CRM interface (names and links come from it)."""
     counted = sweep.SweepResult()
     plans = list(sweep.plan(executor, crm, now, counted))
-    return Audit(counted.checked, plans, [finding(p, executor.settings, executor, crm) for p in plans])
+    return Audit(counted.checked, plans, [finding(p, executor.settings, executor, crm) for p in plans]
+                 + [crowded(s, crm) for s in counted.crowded])
 
 
 def apply(executor: Executor, audit: Audit) -> sweep.SweepResult:
@@ -74,6 +75,15 @@ def finding(p: Planned, settings: RuleSettings, executor: Executor, crm: CRM) ->
     return Finding(lead_id=lead.id, name=lead.name, status=lead.status, responsible=user(lead.responsible_id),
                    rules=", ".join(rules_of(p, settings)), problem=problem,
                    fix="; ".join(describe(a, settings, executor, user) for a in p.actions), url=url(lead.id))
+
+
+def crowded(snapshot: LeadSnapshot, crm: CRM) -> Finding:
+    """A lead with two or more open tasks made by people: listed, never changed."""
+    lead, tasks = snapshot.lead, snapshot.people_tasks()
+    return Finding(lead_id=lead.id, name=lead.name, status=lead.status, responsible=crm.user_name(lead.responsible_id),
+                   rules="NEXT_TASK", problem=f"{len(tasks)} открытых задачи вместо одной: "
+                                             + ", ".join(f"«{t.text}»" for t in tasks),
+                   fix="ничего: задачи менеджеров не трогаем, нарушение записано", url=crm.lead_url(lead.id))
 
 
 def describe(a, settings: RuleSettings, executor: Executor, user) -> str:

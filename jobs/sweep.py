@@ -17,14 +17,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from connectors import registry
 from jobs import context
 from jobs.executor import Executor, Planned
-from connectors import registry
-from reglament import rule_settings
+from jobs.rules import next_task
 from jobs.scheduler import PERIODIC
-from reglament import keys, metrics
+from reglament import keys, metrics, rule_settings
 from reglament.config import Settings
-from reglament.crm import CRM, SWEEP, RuleEvent
+from reglament.crm import CRM, SWEEP, LeadSnapshot, RuleEvent
 
 log = logging.getLogger("reglament.sweep")
 
@@ -36,6 +36,7 @@ class SweepResult:
     checked: int = 0                                   # active leads looked at
     fixed: list[Planned] = field(default_factory=list)
     skipped: list[Planned] = field(default_factory=list)  # busy, or changed since read: left to their job
+    crowded: list[LeadSnapshot] = field(default_factory=list)  # two or more open tasks made by people
     seconds: float = 0.0
 
     def summary(self) -> dict:
@@ -54,6 +55,8 @@ def plan(executor: Executor, crm: CRM, now: datetime | None = None, counted: Swe
         if counted is not None:
             counted.checked += len(page.snapshots)
         for snapshot in executor.complete(page.snapshots):
+            if counted is not None and next_task.crowded(snapshot):
+                counted.crowded.append(snapshot)
             actions = executor.decide(RuleEvent(kind=SWEEP, lead_id=snapshot.lead.id, at=now), snapshot, now)
             if actions:
                 yield Planned(snapshot, tuple(actions), read_at)

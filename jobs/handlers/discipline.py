@@ -26,13 +26,14 @@ from rq import Queue
 from connectors import registry
 from jobs import context, queues, support
 from jobs.router import on
-from jobs.rules import comment_codes, incubator, no_postpone, overdue, task_name, task_result, unpaid_invoice
+from jobs.rules import (comment_codes, incubator, next_task, no_postpone, overdue, task_name, task_result,
+                        unpaid_invoice)
 from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
 from jobs.scheduler import PERIODIC
 from jobs.support import head_of, messenger_for, person
 from reglament import keys, metrics, violations
 from reglament.config import Settings
-from reglament.crm import LeadSnapshot, Task
+from reglament.crm import Lead, LeadSnapshot, Task
 from reglament.events import Event
 
 log = logging.getLogger("reglament.discipline")
@@ -230,11 +231,17 @@ def sweep(account: str, now: datetime | None = None) -> dict:
         if outcome:
             add(carry_out(account, outcome, alerts=working))
 
+    own = context.executor_for(account).own(t.id for tasks in by_lead.values() for t in tasks)
+    for lead_id, tasks in by_lead.items():
+        many = next_task.crowding(LeadSnapshot(lead=Lead(id=lead_id, stage="", status="",
+                                                         responsible_id=tasks[0].responsible_id),
+                                               open_tasks=tuple(tasks), own_task_ids=own), now, link(account, lead_id))
+        if many is not None:
+            add(carry_out(account, Outcome(violations=(many,))))
     if not (s.incubator.enabled or s.unpaid_invoice.enabled):
         return totals
     terminal = context.rules(account).terminal_statuses
     ex = context.executor_for(account)
-    own = ex.own(t.id for tasks in by_lead.values() for t in tasks)
     for lead in crm.active_leads():
         totals["leads"] += 1
         url = link(account, lead.id)

@@ -27,6 +27,7 @@ from jobs.rules.terminal import is_terminal
 from reglament.calendar import WorkCalendar
 from reglament.crm import (LEAD_ADDED, LEAD_STATUS_CHANGED, SWEEP, TASK_DELETED, TASK_UPDATED, Action,
                            CreateTask, LeadSnapshot, RuleEvent, action_key)
+from reglament.violations import Violation
 
 RULE = "NEXT_TASK"
 KINDS = frozenset({LEAD_ADDED, LEAD_STATUS_CHANGED, TASK_UPDATED, TASK_DELETED, SWEEP})
@@ -65,3 +66,21 @@ def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, cal
     else:
         actions += note(settings, lead.id, key("note"), ("next_task", values))
     return actions
+
+
+def crowded(snapshot: LeadSnapshot) -> bool:
+    """Two or more open tasks made by people: the lead has no one current task (seed 003).
+    Reglament never closes a person's task; it reports them."""
+    return len(snapshot.people_tasks()) >= 2
+
+
+def crowding(snapshot: LeadSnapshot, now: datetime, link: str = "") -> Violation | None:
+    """The NEXT_TASK violation of a crowded lead, once per set of open tasks."""
+    if not crowded(snapshot):
+        return None
+    tasks = sorted(snapshot.people_tasks(), key=lambda t: t.id)
+    names = ", ".join(f"«{t.text}»" for t in tasks)
+    return Violation(rule=RULE, key=f"{RULE}:{snapshot.lead.id}:many:{'-'.join(str(t.id) for t in tasks)}",
+                     at=now.timestamp(), manager_id=snapshot.lead.responsible_id or tasks[-1].responsible_id,
+                     lead_id=snapshot.lead.id, link=link or None,
+                     details=f"У сделки {len(tasks)} открытых задачи вместо одной текущей: {names}")

@@ -155,3 +155,21 @@ def test_sweep_overdue_incubator_and_unpaid_invoice(amo, disc, r):
     reminders = [t for t in amo.open_tasks(invoice) if t["text"] == "Напомнить клиенту об оплате счёта"]
     assert len(reminders) == 1 and len(amo.open_tasks(invoice)) == 1
     assert len(found(r, "UNPAID_INVOICE", invoice)) == 2
+
+
+def test_two_open_tasks_made_by_people_are_one_violation_and_listed_by_the_audit(amo, disc, r):
+    from jobs import audit, context
+
+    lead_id = amo.create_lead("Принимает решение")
+    for text in ("Позвонить насчёт оплаты", "Отправить договор"):
+        amo.api("POST", "/api/v4/tasks", headers=AS_ANNA, json=[{
+            "text": text, "complete_till": now_ts() + 86400, "entity_type": "leads", "entity_id": lead_id,
+            "responsible_user_id": ANNA}])
+    for _ in range(2):
+        discipline.sweep(ACCOUNT)
+    (v,) = found(r, "NEXT_TASK", lead_id)
+    assert v.manager_id == ANNA and "2 открытых задачи" in v.details
+    listed = [f for f in audit.run(context.executor_for(ACCOUNT), context.crm_for(ACCOUNT)).findings
+              if f.lead_id == lead_id]
+    assert [(f.rules, f.problem.split(":")[0]) for f in listed] == [("NEXT_TASK", "2 открытых задачи вместо одной")]
+    assert len(amo.open_tasks(lead_id)) == 2  # a person's tasks are never closed by Reglament
