@@ -26,7 +26,9 @@ from jobs.rules import decide_all
 from reglament.rule_settings import RuleSettings
 from reglament import keys, metrics
 from reglament.calendar import WorkCalendar
-from reglament.crm import CRM, Action, AddNote, CreateTask, LeadSnapshot, RuleEvent, SetLeadField, SetLeadStatus
+from jobs import timers
+from reglament.crm import (CRM, Action, AddNote, CreateTask, LeadSnapshot, RecheckAt, RuleEvent, SetLeadField,
+                           SetLeadStatus)
 
 log = logging.getLogger("reglament.rules")
 
@@ -162,7 +164,12 @@ class Executor:
         retry decides again, and the CRM's creates are idempotent by key)."""
         if not actions:
             return
-        created = self.crm.apply(actions)
+        rechecks = [a for a in actions if isinstance(a, RecheckAt)]
+        created = self.crm.apply([a for a in actions if not isinstance(a, RecheckAt)])
+        for a in rechecks:
+            timers.schedule(self.r, f"recheck-{self.account}-{a.lead_id}-{int(a.at.timestamp())}", a.at,
+                            "jobs.rule_jobs.recheck", {"account": self.account, "lead_id": a.lead_id},
+                            account=self.account, kind="recheck")
         made = [(a.lead_id, created[a.action_key]) for a in actions
                 if isinstance(a, CreateTask) and a.action_key in created]
         self.note_tasks(dict(made))

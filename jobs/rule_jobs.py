@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 from jobs import clients, context
 from jobs.router import on
 from jobs.support import call_of, moment
-from reglament.crm import (CRM, LEAD_ADDED, LEAD_STATUS_CHANGED, TASK_DELETED, TASK_UPDATED, Action, RuleEvent,
-                           Task)
+from reglament.crm import (CRM, LEAD_ADDED, LEAD_STATUS_CHANGED, SWEEP, TASK_DELETED, TASK_UPDATED, Action,
+                           RuleEvent, Task)
 from reglament.events import Event
 
 KINDS = ("lead.added", "lead.status_changed", "task.updated", "task.deleted", "call.ended")
@@ -67,3 +67,10 @@ def task_rules(event: Event) -> list[Action]:
     if found is None:
         return []
     return context.executor_for(event.account).handle(found)
+
+
+def recheck(account: str, lead_id: int) -> list[Action]:
+    """A timer a rule set for a deadline it waits for (RecheckAt): the rules look at the lead
+    again, as the sweep would."""
+    event = RuleEvent(kind=SWEEP, lead_id=lead_id, at=datetime.now(timezone.utc))
+    return context.executor_for(account).handle(event)

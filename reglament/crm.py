@@ -260,8 +260,17 @@ class CreateLead(_Keyed):
     action_key: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class RecheckAt(_Keyed):
+    """Run the rules for this lead again at `at` (a deadline a rule waits for, such as the end of
+    REDIAL's last wait). Not a change in the CRM: the executor sets a timer."""
+    lead_id: int
+    at: datetime
+    action_key: str
+
+
 Action = Union[CreateTask, SetLeadStatus, SetLeadField, AddNote, CompleteTask, SetTaskDue, SetResponsible,
-               CreateLead]
+               CreateLead, RecheckAt]
 
 
 def _key_part(p: Any) -> str:

@@ -110,7 +110,20 @@ class HoursDue(Model):
     hours: float = Field(gt=0)
 
 
-DueRule = Annotated[Union[CadenceDue, FieldDue, BeforeFieldDue, DaysDue, HoursDue], Field(discriminator="kind")]
+class AfterDue(Model):
+    """Due one step after the trigger: "30d" calendar days (rolled to a working date), "2wd"
+    working days, "3h" working hours."""
+    kind: Literal["after"]
+    step: Step
+
+
+class FirstContactDue(Model):
+    """Due at the lead's FIRST_CONTACT_SLA deadline (by its source, in working time from its arrival)."""
+    kind: Literal["first_contact"]
+
+
+DueRule = Annotated[Union[CadenceDue, FieldDue, BeforeFieldDue, DaysDue, HoursDue, AfterDue, FirstContactDue],
+                    Field(discriminator="kind")]
 Fallback = Annotated[Union[DaysDue, HoursDue], Field(discriminator="kind")]
 
 
@@ -156,10 +169,15 @@ class Redial(Model):
     cadence: list[Step] = Field(
         default_factory=lambda: ["1h", "3h", "1d", "7d", "3h", "30d", "3h"],
         description="Wait after failed attempt Н1, Н2, … before the next call, counted from that attempt.")
-    max_failures: int = Field(7, ge=1, description="The failed attempt that ends the cadence with final_status.")
+    max_failures: int = Field(7, ge=1, description="The failed attempt after whose wait (the last cadence step) "
+                                                   "the lead goes to final_status, unless a call got through.")
     final_status: str = Field("Отказ", description="Status after the last failed attempt (must be terminal).")
     loss_reason: str | None = Field("Не дозвонились 7 раз", description="Loss reason set with final_status.")
     attempt_format: str = Field("Н{n}", description="How the attempt number is written in the lead (Cyrillic Н).")
+    early_tolerance: Offset = Field(
+        "10m",
+        description="A failed call this much before the current step's task is due still counts as the next "
+                    "attempt; an earlier one is noted in the lead but does not advance Н.")
     same_attempt_within: Offset = Field(
         "30m",
         description="Failure signals this close to the last counted one are the same attempt "
@@ -172,6 +190,7 @@ class Redial(Model):
 
     @model_validator(mode="after")
     def _lengths(self) -> "Redial":
+        # The wait after the last attempt is the last step: a list one shorter repeats it.
         if len(self.cadence) < self.max_failures - 1:
             raise ValueError(f"cadence needs at least max_failures - 1 = {self.max_failures - 1} steps")
         if "{n}" not in self.attempt_format:
@@ -196,6 +215,8 @@ NOTE_FIELDS = {
     "redial_counted": {"rule", "attempt"},
     "redial_moved": {"rule", "status"},
     "redial_final": {"rule", "attempt", "status", "reason"},
+    "redial_last": {"rule", "attempt", "task", "due", "status"},
+    "redial_early": {"rule", "attempt", "due"},
     "redial_reset": {"rule", "attempt"},
 }
 
@@ -209,6 +230,10 @@ class NoteTexts(Model):
                            "у сделки уже есть открытая задача.")
     redial_moved: str = "Сделка переведена в статус «{status}»."
     redial_final: str = "Reglament ({rule}): недозвон {attempt} — сделка переведена в «{status}», причина «{reason}»."
+    redial_last: str = ("Reglament ({rule}): недозвон {attempt} — последняя попытка «{task}» до {due}; "
+                        "если не дозвониться, сделка перейдёт в «{status}».")
+    redial_early: str = ("Reglament ({rule}): недозвон раньше срока следующей попытки ({due}) — не засчитан, "
+                         "счётчик остаётся {attempt}.")
     redial_reset: str = "Reglament ({rule}): разговор состоялся — счётчик недозвонов ({attempt}) сброшен."
 
     @model_validator(mode="after")
@@ -246,6 +271,7 @@ assert set(LeadFields.model_fields) == set(LOGICAL_FIELDS), "LeadFields must nam
 def _default_statuses() -> dict[str, TaskTemplate]:
     t = TaskTemplate.model_validate
     return {
+        "Новая заявка": t({"task": "Связаться: первый контакт", "due": {"kind": "first_contact"}}),
         "Недозвон": t({"task": "Дозвониться", "due": {"kind": "cadence"}}),
         "Просил перезвонить": t({"task": "Перезвон", "important": True,
                                  "due": {"kind": "field", "field": CALLBACK_AT}}),
@@ -256,6 +282,8 @@ def _default_statuses() -> dict[str, TaskTemplate]:
         "Принимает решение": t({"task": "Продать", "due": {"kind": "days", "days": 2}}),
         "Клиент": t({"task": "Продление",
                      "due": {"kind": "before_field", "field": SUBSCRIPTION_END, "offset": "7d"}}),
+        # Seed 003's «Презент» code: the incubated client is offered something again in a month.
+        "Инкубатор": t({"task": "Презент", "due": {"kind": "after", "step": "30d"}}),
     }
 
 
@@ -271,12 +299,14 @@ class RuleSettings(Model):
         default_factory=_default_statuses,
         description="STATUS_TASKS: status name → the next task. due.kind: cadence (redial steps) | "
                     "field (at the time in a lead field) | before_field (offset before it) | "
-                    "days (n working days later, optional at: HH:MM) | hours (working hours later). "
+                    "days (n working days later, optional at: HH:MM) | hours (working hours later) | "
+                    "after (a step: 30d, 2wd, 3h) | first_contact (the FIRST_CONTACT_SLA deadline). "
                     "fallback: used when the due field is empty or past.")
     default_task: TaskTemplate | None = Field(
-        None,
-        description="Task for active statuses missing from the table; null = none. "
-                    "Example: {task: Записать на пробное, due: {kind: hours, hours: 4}}")
+        default_factory=lambda: TaskTemplate.model_validate(
+            {"task": "Договориться о следующем шаге", "due": {"kind": "days", "days": 1}}),
+        description="Task for active statuses missing from the table (every active lead has one current "
+                    "task); null = none, and `reglament check` warns about each such status.")
     terminal_statuses: list[str] = Field(
         default_factory=lambda: ["Отказ", "Расторгнут договор", "Завершил"],
         description="TERMINAL: leads here need no task; their open tasks are left alone.")

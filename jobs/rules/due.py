@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from reglament.rule_settings import (BeforeFieldDue, DaysDue, FieldDue, HoursDue, RuleSettings, TaskTemplate,
-                                 parse_step, step_delta)
+from reglament.rule_settings import (AfterDue, BeforeFieldDue, DaysDue, FieldDue, FirstContactDue, HoursDue,
+                                     RuleSettings, TaskTemplate, parse_step, step_delta)
+from jobs.rules import first_contact as fc
 from reglament.calendar import WorkCalendar
 from reglament.crm import Lead
 
@@ -55,6 +56,14 @@ def template_due(template: TaskTemplate, lead: Lead, settings: RuleSettings, cal
         return Due(not_before(calendar.add_days(base, rule.days, rule.at), calendar, now))
     if isinstance(rule, HoursDue):
         return Due(not_before(calendar.add_working(base, timedelta(hours=rule.hours)), calendar, now))
+    if isinstance(rule, AfterDue):
+        return Due(not_before(after_step(calendar, base, rule.step), calendar, now))
+    if isinstance(rule, FirstContactDue):
+        d = settings.distribution
+        _, source = fc.resolve_source([fc.field_value(lead.custom, d.source_field),
+                                       fc.field_value(lead.custom, d.utm_field)], d)
+        arrived = lead.created_at or base
+        return Due(not_before(fc.deadline(arrived, fc.sla_minutes(source, d), calendar), calendar, now))
     if isinstance(rule, (FieldDue, BeforeFieldDue)):
         value, date_only = moment(lead.value(rule.field), calendar)
         if value is not None and value > now:

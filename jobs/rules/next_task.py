@@ -40,7 +40,7 @@ def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, cal
     lead = snapshot.lead
     if is_terminal(lead, settings) or snapshot.open_tasks:
         return []
-    if redial.claims(event, snapshot, settings):
+    if redial.claims(event, snapshot, settings) or redial.finishing(snapshot, settings, calendar, now):
         return []
     template = settings.template_for(lead.status)
     if template is None:

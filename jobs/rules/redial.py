@@ -1,5 +1,11 @@
 """REDIAL: failed calls follow the cadence 1 h, 3 h, 1 d, 7 d, 3 h, 30 d, 3 h after the last
-attempt; after the 7th failure the lead goes to «Отказ» with «Не дозвонились 7 раз».
+attempt; at the end of the wait after the 7th failure the lead goes to «Отказ» with «Не
+дозвонились 7 раз», unless a call got through.
+
+The cadence is followed, not advisory: a failure before the current step is due (less
+`early_tolerance`) is noted in the lead but not counted, so seven dials in one afternoon
+are not seven attempts. The 7th failure gets a last «Дозвониться» task and a timer
+(RecheckAt) for the end of its wait; the timer or the sweep then makes the final move.
 
 State lives in the lead: REDIAL_ATTEMPT («Н3» = three failures counted) and REDIAL_LAST_AT
 (when the last counted failure happened).
@@ -40,11 +46,11 @@ from reglament.names import norm, same_name
 from jobs.rules.terminal import is_terminal
 from reglament.calendar import WorkCalendar
 from reglament.crm import (CALL_FAILED, CALL_TALKED, LEAD_ADDED, LEAD_STATUS_CHANGED, REDIAL_ATTEMPT,
-                           REDIAL_LAST_AT, TASK_UPDATED, Action, CallStatus, CreateTask, Lead, LeadSnapshot,
-                           RuleEvent, SetLeadField, SetLeadStatus, action_key)
+                           REDIAL_LAST_AT, SWEEP, TASK_UPDATED, Action, CallStatus, CompleteTask, CreateTask, Lead,
+                           LeadSnapshot, RecheckAt, RuleEvent, SetLeadField, SetLeadStatus, action_key)
 
 RULE = "REDIAL"
-KINDS = frozenset({CALL_FAILED, CALL_TALKED, TASK_UPDATED, LEAD_STATUS_CHANGED, LEAD_ADDED})
+KINDS = frozenset({CALL_FAILED, CALL_TALKED, TASK_UPDATED, LEAD_STATUS_CHANGED, LEAD_ADDED, SWEEP})
 _CODE = re.compile(r"^[нh]\s?\d+\b")  # «Н3» written as the result (Cyrillic or Latin)
 
 
@@ -102,6 +108,15 @@ def cadence_due(lead: Lead, settings: RuleSettings, calendar: WorkCalendar, base
     return not_before(after_step(calendar, since, settings.redial.step_after(n)), calendar, now)
 
 
+def final_due(lead: Lead, settings: RuleSettings, calendar: WorkCalendar) -> datetime | None:
+    """When a lead at the last attempt goes to final_status: the end of the last wait."""
+    r = settings.redial
+    last_at = last_attempt_at(lead, calendar)
+    if attempt_of(lead) < r.max_failures or last_at is None:
+        return None
+    return after_step(calendar, _minute(last_at), r.step_after(r.max_failures))
+
+
 def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, calendar: WorkCalendar,
            now: datetime) -> list[Action]:
     if event.kind not in KINDS:
@@ -111,6 +126,8 @@ def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, cal
         return []
     if event.kind == CALL_TALKED:
         return _reset(event, lead, settings, calendar)
+    if event.kind == SWEEP:
+        return _finish(snapshot, settings, calendar, now)
     t = failure_at(event, snapshot, settings)
     if t is None:
         return []
@@ -124,6 +141,10 @@ def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, cal
     covered = counted >= 1 and last_at is not None and (
         t <= last_at + step_delta(r.same_attempt_within)
         or (event.kind == TASK_UPDATED and event.task.created_at is not None and event.task.created_at <= last_at))
+    if not covered and counted >= 1 and last_at is not None:
+        next_due = after_step(calendar, last_at, r.step_after(counted))
+        if t < next_due - step_delta(r.early_tolerance):
+            return _early(event, snapshot, settings, calendar, t, next_due, now)
     n, at = (counted, last_at) if covered else (counted + 1, t)
     label = r.attempt_label(n)
     key = partial(action_key, RULE, lead.id, label, at)
@@ -134,13 +155,9 @@ def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, cal
     if last_at != at:
         fields.append(SetLeadField(lead_id=lead.id, field=REDIAL_LAST_AT, value=at, action_key=key("last_at")))
 
-    if n >= r.max_failures:
-        return [*fields,
-                SetLeadStatus(lead_id=lead.id, status=r.final_status, loss_reason=r.loss_reason,
-                              action_key=key("final")),
-                *note(settings, lead.id, key("final-note"),
-                      ("redial_final", dict(rule=RULE, attempt=label, status=r.final_status,
-                                            reason=r.loss_reason or "")))]
+    due = after_step(calendar, at, r.step_after(n))
+    if n > r.max_failures or (n == r.max_failures and due <= now):
+        return [*fields, *_final(snapshot, settings, label, key)]
 
     # Lead changes first (the executor should send them in one request), then the task:
     # a retry after a partial apply then sees the attempt as counted and completes it.
@@ -148,11 +165,15 @@ def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, cal
     texts: list[tuple[str, dict]] = []
     if not same_name(lead.status, r.status):
         actions.append(SetLeadStatus(lead_id=lead.id, status=r.status, action_key=key("status")))
+    last = n == r.max_failures
+    if last:  # the last wait: the lead goes to final_status at its end unless a call gets through
+        actions.append(RecheckAt(lead_id=lead.id, at=due, action_key=key("recheck")))
     if not snapshot.open_tasks:
-        due = not_before(after_step(calendar, at, r.step_after(n)), calendar, now)
-        actions.append(CreateTask(lead_id=lead.id, text=r.task, task_type=r.type, due=due,
+        task_due = not_before(due, calendar, now)
+        actions.append(CreateTask(lead_id=lead.id, text=r.task, task_type=r.type, due=task_due,
                                   responsible_id=lead.responsible_id, action_key=key("task")))
-        texts.append(("redial_next", dict(rule=RULE, attempt=label, task=r.task, due=when(due, calendar))))
+        values = dict(rule=RULE, attempt=label, task=r.task, due=when(task_due, calendar))
+        texts.append(("redial_last", values | {"status": r.final_status}) if last else ("redial_next", values))
         note_key = key("note-task")
     else:
         if not covered:
@@ -163,6 +184,55 @@ def decide(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, cal
     if texts:
         actions += note(settings, lead.id, note_key, *texts)
     return actions
+
+
+def _early(event: RuleEvent, snapshot: LeadSnapshot, settings: RuleSettings, calendar: WorkCalendar,
+           t: datetime, next_due: datetime, now: datetime) -> list[Action]:
+    """A failure before the current step is due: noted, not counted. A redial task closed
+    for it is opened again for the step's time, so the lead keeps its one task."""
+    lead, r = snapshot.lead, settings.redial
+    if event.kind not in (CALL_FAILED, TASK_UPDATED):
+        return []  # a status change back into the redial status inside a wait: nothing to say
+    label = r.attempt_label(attempt_of(lead))
+    key = partial(action_key, RULE, lead.id, "early", t)
+    actions: list[Action] = []
+    if not snapshot.open_tasks:
+        actions.append(CreateTask(lead_id=lead.id, text=r.task, task_type=r.type,
+                                  due=not_before(next_due, calendar, now), responsible_id=lead.responsible_id,
+                                  action_key=key("task")))
+    return actions + note(settings, lead.id, key("note"),
+                          ("redial_early", dict(rule=RULE, attempt=label, due=when(next_due, calendar))))
+
+
+def _final(snapshot: LeadSnapshot, settings: RuleSettings, label: str, key) -> list[Action]:
+    """The end of the cadence: final_status with its loss reason; Reglament's own open redial
+    task is closed with the reason, so nothing is left open on a closed lead."""
+    lead, r = snapshot.lead, settings.redial
+    closes = [CompleteTask(task_id=t.id, lead_id=lead.id, result=r.loss_reason or r.final_status,
+                           action_key=key(f"close-{t.id}"))
+              for t in snapshot.open_tasks
+              if t.id in snapshot.own_task_ids and same_name(settings.important.strip(t.text), r.task)]
+    return [SetLeadStatus(lead_id=lead.id, status=r.final_status, loss_reason=r.loss_reason, action_key=key("final")),
+            *closes,
+            *note(settings, lead.id, key("final-note"),
+                  ("redial_final", dict(rule=RULE, attempt=label, status=r.final_status, reason=r.loss_reason or "")))]
+
+
+def finishing(snapshot: LeadSnapshot, settings: RuleSettings, calendar: WorkCalendar, now: datetime) -> bool:
+    """The lead's last wait is over: REDIAL moves it to final_status now (NEXT_TASK stays out)."""
+    due = final_due(snapshot.lead, settings, calendar)
+    return due is not None and due <= now and same_name(snapshot.lead.status, settings.redial.status)
+
+
+def _finish(snapshot: LeadSnapshot, settings: RuleSettings, calendar: WorkCalendar, now: datetime) -> list[Action]:
+    """The sweep, or the timer at the end of the last wait: a lead still at the last attempt
+    goes to final_status."""
+    if not finishing(snapshot, settings, calendar, now):
+        return []
+    lead = snapshot.lead
+    label = settings.redial.attempt_label(attempt_of(lead))
+    key = partial(action_key, RULE, lead.id, label, _minute(last_attempt_at(lead, calendar)))
+    return _final(snapshot, settings, label, key)
 
 
 def _minute(dt: datetime) -> datetime:

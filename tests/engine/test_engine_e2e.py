@@ -280,7 +280,7 @@ def test_the_sweep_is_registered_per_account(amo, r):
         context.set_settings(engine_settings(amo.server.url, rules={"sweep_interval_minutes": 5}), r)
         assert [e for e in PERIODIC if e[0] is sweep.sweep_job] == [(sweep.sweep_job, 300, {"account": ACCOUNT})]
         result = sweep.sweep_job(ACCOUNT)
-        assert result["fixed"] == 1  # Наталья Лебедева
+        assert result["fixed"] == 2  # Наталья Лебедева, and Иван Кузнецов in «Новая заявка»
         assert sweep.sweep_job(ACCOUNT)["fixed"] == 0
     finally:
         PERIODIC[:] = before

@@ -27,10 +27,10 @@ def m(y, mo, d, h=0, mi=0) -> datetime:
     return datetime(y, mo, d, h, mi, tzinfo=MSK)
 
 
-def lead(status="Недозвон", *, closed=None, **fields) -> Lead:
+def lead(status="Недозвон", *, closed=None, created=None, source=None, **fields) -> Lead:
     return Lead(id=LEAD_ID, name="Иван, футбол 6 лет", stage=str(STATUS_IDS.get(status, 99)), status=status,
-                pipeline="1", responsible_id=MANAGER, created_at=m(2026, 3, 1, 10), closed=closed,
-                fields=fields)
+                pipeline="1", responsible_id=MANAGER, created_at=created or m(2026, 3, 1, 10), closed=closed,
+                fields=fields, custom={"Источник": source} if source else {})
 
 
 def task(id=900, text="Дозвониться", *, completed=False, result=None, created_at=None, due=None) -> Task:

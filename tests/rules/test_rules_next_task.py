@@ -126,16 +126,32 @@ def test_crm_won_lost_can_be_made_non_terminal():
 
 
 @pytest.mark.parametrize("settings, expected", [
-    pytest.param(SETTINGS, None, id="no-default-nothing"),
+    pytest.param(RuleSettings(default_task=None), None, id="no-default-nothing"),
     pytest.param(RuleSettings(default_task={"task": "Записать на пробное", "due": {"kind": "hours", "hours": 4}}),
                  m(2026, 3, 16, 10, 0), id="default-task-4-working-hours"),
+    pytest.param(SETTINGS, m(2026, 3, 16, 15, 0), id="the-default-default-next-working-day"),
 ])
 def test_status_without_template(settings, expected):
-    actions = decide(event(LEAD_ADDED, FRI_15), snap(lead("Новая заявка")), settings)
+    actions = decide(event(LEAD_ADDED, FRI_15), snap(lead("Пробный урок перенесён")), settings)
     if expected is None:
         assert actions == []
     else:
         assert only(actions, CreateTask).due == expected
+
+
+def test_a_new_lead_is_due_for_first_contact_by_its_source():
+    """«Новая заявка» gets «Связаться: первый контакт» due at the FIRST_CONTACT_SLA deadline."""
+    site = decide(event(LEAD_ADDED, FRI_15), snap(lead("Новая заявка", created=FRI_15)), SETTINGS)
+    assert only(site, CreateTask).text == "Связаться: первый контакт"
+    assert only(site, CreateTask).due == m(2026, 3, 16, 10, 0)  # 4 working hours: 3 on Friday, 1 on Monday
+    ads = decide(event(LEAD_ADDED, FRI_15), snap(lead("Новая заявка", created=FRI_15, source="Яндекс.Директ")),
+                 SETTINGS)
+    assert only(ads, CreateTask).due == m(2026, 3, 13, 15, 15)  # paid ads: 15 minutes
+
+
+def test_an_incubated_lead_gets_a_present_in_a_month():
+    actions = decide(event(LEAD_STATUS_CHANGED, FRI_15), snap(lead("Инкубатор")), SETTINGS)
+    assert only(actions, CreateTask).text == "Презент" and only(actions, CreateTask).due == m(2026, 4, 13, 15, 0)
 
 
 def test_notes_can_be_switched_off():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from jobs.rules import decide_all, redial
 from reglament.rule_settings import RuleSettings
 from reglament.crm import (LEAD_STATUS_CHANGED, REDIAL_ATTEMPT, REDIAL_LAST_AT, SWEEP, TASK_UPDATED, CallDirection,
-                           CallStatus)
+                           CallStatus, CompleteTask, RecheckAt)
 from tests.rules.rule_factory import (CAL, MANAGER, SETTINGS, AddNote, CreateTask, SetLeadField, SetLeadStatus, applied,
                           call_event, event, lead, m, of, only, snap, task)
 
@@ -62,21 +63,87 @@ def test_failed_call_follows_cadence(before, at, label, due, status):
 
 
 @pytest.mark.parametrize("open_tasks", [(), (task(),)], ids=["no-task", "with-open-task"])
-def test_seventh_failure_ends_with_otkaz(open_tasks):
-    at = m(2026, 4, 23, 17)
+def test_seventh_failure_starts_the_last_wait(open_tasks):
+    at, end = m(2026, 4, 23, 17), m(2026, 4, 24, 11)  # the seventh wait: 3 working hours
     actions = decide(call_event(at), snap(nedozvon(6), open_tasks))
-    assert of(actions, CreateTask) == []
+    assert of(actions, SetLeadStatus) == []
+    assert field_values(actions) == {REDIAL_ATTEMPT: "Н7", REDIAL_LAST_AT: at}
+    assert only(actions, RecheckAt).at == end
+    if open_tasks:
+        assert of(actions, CreateTask) == []
+    else:
+        assert (only(actions, CreateTask).text, only(actions, CreateTask).due) == ("Дозвониться", end)
+        assert only(actions, AddNote).text == ("Reglament (REDIAL): недозвон Н7 — последняя попытка «Дозвониться» "
+                                               "до 24.04 11:00; если не дозвониться, сделка перейдёт в «Отказ».")
+
+
+def test_at_the_end_of_the_last_wait_the_lead_goes_to_otkaz_and_our_task_is_closed():
+    at = m(2026, 4, 23, 17)
+    started = snap(nedozvon(6))
+    waiting = applied(started, decide(call_event(at), started), task_id=950)
+    waiting = replace(waiting, own_task_ids=frozenset({950}))
+    assert decide(event(SWEEP, m(2026, 4, 24, 10, 59)), waiting) == []  # not yet
+    actions = decide(event(SWEEP, m(2026, 4, 24, 11)), waiting)
     final = only(actions, SetLeadStatus)
     assert (final.status, final.loss_reason) == ("Отказ", "Не дозвонились 7 раз")
-    assert field_values(actions) == {REDIAL_ATTEMPT: "Н7", REDIAL_LAST_AT: at}
+    assert only(actions, CompleteTask).task_id == 950 and only(actions, CompleteTask).result == "Не дозвонились 7 раз"
     assert only(actions, AddNote).text == ("Reglament (REDIAL): недозвон Н7 — сделка переведена в «Отказ», "
                                            "причина «Не дозвонились 7 раз».")
+    # NEXT_TASK stays out: no new «Дозвониться» for a lead that is leaving the cadence.
+    both = decide_all(event(SWEEP, m(2026, 4, 24, 11)), waiting, SETTINGS, CAL, m(2026, 4, 24, 11))
+    assert of(both, CreateTask) == []
+
+
+def test_a_call_that_got_through_in_the_last_wait_keeps_the_lead():
+    at = m(2026, 4, 23, 17)
+    waiting = applied(snap(nedozvon(6)), decide(call_event(at), snap(nedozvon(6))))
+    talked = applied(waiting, decide(call_event(m(2026, 4, 24, 10), CallStatus.TALKED), waiting))
+    assert decide(event(SWEEP, m(2026, 4, 24, 12)), talked) == []
+
+
+def test_an_eighth_failure_after_the_last_wait_ends_at_once():
+    done = decide(call_event(m(2026, 4, 24, 12)), snap(nedozvon(7, m(2026, 4, 23, 17))))
+    assert only(done, SetLeadStatus).status == "Отказ"
 
 
 def test_after_otkaz_lead_is_terminal():
-    done = applied(snap(nedozvon(6)), decide(call_event(m(2026, 4, 23, 17)), snap(nedozvon(6))))
+    at = m(2026, 4, 23, 17)
+    waiting = applied(snap(nedozvon(6)), decide(call_event(at), snap(nedozvon(6))))
+    done = applied(waiting, decide(event(SWEEP, m(2026, 4, 24, 11)), waiting))
     assert done.lead.status == "Отказ"
-    assert decide_all(event(SWEEP, m(2026, 4, 24, 10)), done, SETTINGS, CAL, m(2026, 4, 24, 10)) == []
+    assert decide_all(event(SWEEP, m(2026, 4, 24, 12)), done, SETTINGS, CAL, m(2026, 4, 24, 12)) == []
+
+
+@pytest.mark.parametrize("minutes_after, counted", [(5, "Н1"), (20, "Н1"), (49, "Н1"), (50, "Н2"), (65, "Н2")])
+def test_a_failure_before_the_step_is_due_is_noted_not_counted(minutes_after, counted):
+    """Н1 at 10:00: the next attempt is due at 11:00 (the 1 h wait), 10 minutes early still counts."""
+    first = m(2026, 3, 16, 10)
+    base = snap(nedozvon(1, first), [task()])
+    actions = decide(call_event(first + timedelta(minutes=minutes_after)), base)
+    if counted == "Н1":
+        assert of(actions, SetLeadField) == [] and of(actions, CreateTask) == []
+        if minutes_after > 30:  # within 30 minutes it is the same attempt, nothing to say
+            assert "не засчитан" in only(actions, AddNote).text and "16.03 11:00" in only(actions, AddNote).text
+    else:
+        assert field_values(actions)[REDIAL_ATTEMPT] == "Н2"
+
+
+def test_seven_failed_calls_in_one_hour_are_at_most_two_attempts():
+    snapshot = snap(lead("Недозвон"))
+    start = m(2026, 3, 16, 10)
+    for i in range(7):
+        snapshot = applied(snapshot, decide(call_event(start + timedelta(minutes=9 * i)), snapshot))
+    assert snapshot.lead.status == "Недозвон"
+    assert snapshot.lead.fields[REDIAL_ATTEMPT] in ("Н1", "Н2")
+    assert len(snapshot.open_tasks) == 1
+
+
+def test_a_redial_task_closed_early_is_opened_again_for_its_time():
+    first = m(2026, 3, 16, 10)
+    closed = task(completed=True, result="не дозвонился", created_at=m(2026, 3, 16, 10, 1))
+    actions = decide(event(TASK_UPDATED, m(2026, 3, 16, 10, 40), task=closed), snap(nedozvon(1, first)))
+    assert of(actions, SetLeadField) == []
+    assert (only(actions, CreateTask).text, only(actions, CreateTask).due) == ("Дозвониться", m(2026, 3, 16, 11))
 
 
 def test_open_task_counts_but_never_a_second_task():

@@ -20,7 +20,10 @@ def test_defaults_follow_the_regulations():
         "Пришел на пробное": ("Продать", "days", False),
         "Принимает решение": ("Продать", "days", False),
         "Клиент": ("Продление", "before_field", False),
+        "Новая заявка": ("Связаться: первый контакт", "first_contact", False),
+        "Инкубатор": ("Презент", "after", False),
     }
+    assert s.default_task.task == "Договориться о следующем шаге"  # every active status has a next step
     assert s.redial.cadence == ["1h", "3h", "1d", "7d", "3h", "30d", "3h"]
     assert (s.redial.task, s.redial.final_status, s.redial.loss_reason, s.redial.max_failures) == \
         ("Дозвониться", "Отказ", "Не дозвонились 7 раз", 7)
