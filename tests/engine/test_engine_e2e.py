@@ -187,9 +187,12 @@ def test_seven_failed_calls_end_in_refusal(amo, engine, receiver, call_event):
     lead_id = amo.create_lead("Недозвон", responsible=ANNA)
     amo.api("POST", f"/api/v4/leads/{lead_id}/link",
             json=[{"to_entity_id": contact_id, "to_entity_type": "contacts"}])
-    first = ts(now()) - 20 * 3600
-    for n in range(7):  # two hours apart: each is a new attempt, not the same one
-        event = call_event(amo, n, first + n * 2 * 3600)
+    # Each call when the cadence says (1 h, 3 h, 1 d, 7 d, 3 h, 30 d after the one before, on this
+    # account's round-the-clock calendar), the seventh's 3 h wait over long ago.
+    waits = [0, 3600, 3 * 3600, 86400, 7 * 86400, 3 * 3600, 30 * 86400]
+    first = ts(now()) - 40 * 86400
+    for n in range(7):
+        event = call_event(amo, n, first + sum(waits[:n + 1]))
         assert event.kind == "call.ended" and event.fields["direction"] == "out"
         result = events.handle_event(event.to_dict())
         assert "task_rules" in result["rules"]
@@ -199,8 +202,12 @@ def test_seven_failed_calls_end_in_refusal(amo, engine, receiver, call_event):
     assert lead["status_id"] == STATUS["Отказ"]
     assert lead["loss_reason_id"] == 5300001  # «Не дозвонились 7 раз»
     assert amo.field(lead_id, "Попытка дозвона") == "Н7"
-    # One «Дозвониться» task was made for the first failure, and no other.
-    assert [t["text"] for t in amo.open_tasks(lead_id)] == ["Дозвониться"]
+    # One «Дозвониться» task was made for the first failure, and no other; the end of the
+    # cadence closed it with the reason, so the closed lead keeps nothing open.
+    assert amo.open_tasks(lead_id) == []
+    made = [t for t in amo.api("GET", "/api/v4/tasks", params={"filter[entity_type]": "leads", "filter[entity_id][]": lead_id})["_embedded"]["tasks"]
+            if t["text"] == "Дозвониться"]
+    assert [(t["is_completed"], t["result"]["text"]) for t in made] == [(True, "Не дозвонились 7 раз")]
 
 
 # --- the sandbox's own webhook, parsed and run as the event job ---------------------------------
