@@ -133,8 +133,14 @@ class Incubator(_Model):
         description="Leads in these statuses have had their meeting and stay.")
     meeting_field: str | None = Field("Дата пробного", description="A date in this lead field means a meeting "
                                                                    "is scheduled.")
+    skip_running_cadence: bool = Field(
+        True, description="A lead whose redial cadence runs (in the redial status with attempts counted) is left "
+                          "to REDIAL, which ends it in its final status; INCUBATOR never undoes it.")
     note: str = Field("Reglament (INCUBATOR): за {days} дней встреча не назначена — сделка переведена в «{status}».",
                       description="Note written into the lead. Placeholders: {days} {status}.")
+    closed_result: str = Field("Сделка переведена в «Инкубатор»",
+                               description="Result Reglament's own open task is closed with when the lead moves; "
+                                           "the status's next step (e.g. «Презент») follows.")
     violation: bool = Field(True, description="Also record a violation against the responsible manager.")
 
 

@@ -26,7 +26,7 @@ from rq import Queue
 from connectors import registry
 from jobs import context, queues, support
 from jobs.router import on
-from jobs.rules import (comment_codes, incubator, next_task, no_postpone, overdue, task_name, task_result,
+from jobs.rules import (comment_codes, incubator, next_task, no_postpone, overdue, redial, task_name, task_result,
                         unpaid_invoice)
 from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
 from jobs.scheduler import PERIODIC
@@ -240,13 +240,15 @@ def sweep(account: str, now: datetime | None = None) -> dict:
             add(carry_out(account, Outcome(violations=(many,))))
     if not (s.incubator.enabled or s.unpaid_invoice.enabled):
         return totals
-    terminal = context.rules(account).terminal_statuses
+    rules = context.rules(account)
+    terminal = rules.terminal_statuses
     ex = context.executor_for(account)
     for lead in crm.active_leads():
         totals["leads"] += 1
         url = link(account, lead.id)
-        snapshot = LeadSnapshot(lead=lead, open_tasks=tuple(by_lead.get(lead.id, ())))
-        outcome = incubator.decide(snapshot, lead.custom_value(s.incubator.meeting_field), terminal, s, now, url)
+        snapshot = LeadSnapshot(lead=lead, open_tasks=tuple(by_lead.get(lead.id, ())), own_task_ids=own)
+        outcome = incubator.decide(snapshot, lead.custom_value(s.incubator.meeting_field), terminal, s, now, url,
+                                   redial.running(lead, rules))
         u = s.unpaid_invoice
         outcome += unpaid_invoice.decide(
             lead.id, lead.responsible_id, lead.custom_value(u.status_field),

@@ -67,6 +67,11 @@ def last_attempt_at(lead: Lead, calendar: WorkCalendar) -> datetime | None:
     return moment(lead.value(REDIAL_LAST_AT), calendar)[0]
 
 
+def running(lead: Lead, settings: RuleSettings) -> bool:
+    """The lead's cadence runs: in the redial status with attempts counted (INCUBATOR leaves it alone)."""
+    return same_name(lead.status, settings.redial.status) and attempt_of(lead) >= 1
+
+
 def in_scope(lead: Lead, settings: RuleSettings) -> bool:
     r = settings.redial
     return same_name(lead.status, r.status) or any(same_name(lead.status, s) for s in r.entry_statuses)

@@ -111,7 +111,19 @@ def test_incubator(status, days, tasks, meeting, moved):
     assert bool(out.actions) is moved and len(out.violations) == int(moved)
     if moved:
         assert isinstance(out.actions[0], SetLeadStatus) and out.actions[0].status == "Инкубатор"
-        assert isinstance(out.actions[1], AddNote) and "30 дней" in out.actions[1].text
+        assert isinstance(out.actions[-1], AddNote) and "30 дней" in out.actions[-1].text
+
+
+def test_incubator_leaves_a_running_cadence_to_redial_and_closes_only_our_task():
+    ours = Task(id=2, lead_id=10, text="Дозвониться", task_type="Звонок", due=NOW)
+    running = LeadSnapshot(lead=lead("Недозвон", 35), open_tasks=(ours,), own_task_ids=frozenset({2}))
+    assert not incubator.decide(running, None, ["Отказ"], S, NOW, cadence_running=True)
+    out = incubator.decide(running, None, ["Отказ"], S, NOW, cadence_running=False)
+    status, close, note = out.actions
+    assert (status.status, close.task_id, close.result) == ("Инкубатор", 2, "Сделка переведена в «Инкубатор»")
+    persons = LeadSnapshot(lead=lead("Новая заявка", 35), open_tasks=(ours,))
+    assert [type(a).__name__ for a in incubator.decide(persons, None, ["Отказ"], S, NOW).actions] == \
+        ["SetLeadStatus", "AddNote"]
 
 
 TODAY = date(2026, 3, 4)
