@@ -105,6 +105,11 @@ class CommentCodes(_Model):
     callback_codes: list[str] = Field(default_factory=_callback_codes,
                                       description="Codes for a callback (seed 003). A reason may continue after "
                                                   "the code («Другое: уехал на дачу», «пн 18:00»).")
+    present_codes: list[str] = Field(default_factory=lambda: ["Презент"],
+                                     description="Callback codes that mean «call again in present_days».")
+    present_days: int = Field(30, ge=1, description="«Презент»: the callback is due this many days later.")
+    at_once_codes: list[str] = Field(default_factory=lambda: ["Скидывает"],
+                                     description="Callback codes that mean «call back at once» (seed 003).")
     callback_field: str | None = Field(
         "Причина перезвона",
         description="Lead field (by name) with the callback reason; when null or absent from the account, the "

@@ -33,7 +33,7 @@ from jobs.scheduler import PERIODIC
 from jobs.support import head_of, messenger_for, person
 from reglament import keys, metrics, violations
 from reglament.config import Settings
-from reglament.crm import Lead, LeadSnapshot, Task
+from reglament.crm import Lead, LeadSnapshot, SetTaskDue, Task
 from reglament.events import Event
 
 log = logging.getLogger("reglament.discipline")
@@ -186,9 +186,21 @@ def check_comment_code(account: str, lead_id: int, stage: str, changed_at: int, 
         reason = lead.custom_value(s.comment_codes.callback_field)
     else:
         reason = crm.latest_comment(lead_id)
+    changed = _moment(changed_at) or _now()
     outcome = comment_codes.decide(lead_id, lead.status or "Закрыто и не реализовано", lost,
                                    None if reason is None else str(reason), by or lead.responsible_id,
-                                   _moment(changed_at) or _now(), s, link(account, lead_id))
+                                   changed, s, link(account, lead_id))
+    at = comment_codes.callback_time(None if reason is None else str(reason), changed, context.calendar(account), s)
+    if kind == "callback" and at is not None:
+        open_tasks = crm.open_tasks(lead_id)
+        ex = context.executor_for(account)
+        snapshot = LeadSnapshot(lead=lead, open_tasks=open_tasks, own_task_ids=ex.own(t.id for t in open_tasks))
+        moves = comment_codes.schedule_callback(snapshot, at, context.rules(account),
+                                                f"{comment_codes.RULE}:{lead_id}:{changed_at}:time")
+        for a in moves:
+            if isinstance(a, SetTaskDue):
+                remember_due(account, a.task_id, a.due)  # our own move is no NO_POSTPONE breach
+        outcome += Outcome(actions=tuple(moves))
     return carry_out(account, outcome)
 
 

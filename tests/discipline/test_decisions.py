@@ -74,6 +74,9 @@ def test_task_name(text, by, breach):
     ("Просил перезвонить", False, "Другое: уехали на дачу", False), ("Просил перезвонить", False, "пн 18:00", False),
     ("Просил перезвонить", False, "перезвоните потом", True), ("Просил перезвонить", False, None, True),
     ("Просил перезвонить", False, "Думаете", True),                  # a code must end where a word ends
+    ("Просил перезвонить", False, "15.03 18:00", False),              # seed 003: a specific date and time
+    ("Просил перезвонить", False, "15.03.2026 в 18:00", False), ("Просил перезвонить", False, "Вых.", False),
+    ("Просил перезвонить", False, "Будни", False), ("Просил перезвонить", False, "15.03", True),
     ("Отказ", False, "Дубль", False), ("Отказ", False, "Больше 7", False), ("Отказ", False, "Не удобно", True),
     ("Закрыто и не реализовано", True, "дорого", True), ("Недозвон", False, "что угодно", False)])
 def test_comment_codes(status, lost, reason, breach):
@@ -168,3 +171,26 @@ def test_settings_defaults_placeholders_and_rules_file():
         rule_settings.load({"discipline": {"unknown": 1}})
     for name, f in DisciplineSettings.model_fields.items():
         assert f.description, name
+
+
+@pytest.mark.parametrize("reason, due", [
+    ("15.03 18:00", datetime(2026, 3, 15, 18, 0, tzinfo=MSK)),          # that moment, even on a Sunday evening
+    ("15.03.2027 в 10:30", datetime(2027, 3, 15, 10, 30, tzinfo=MSK)),
+    ("Презент", datetime(2026, 4, 3, 15, 0, tzinfo=MSK)),               # a month later
+    ("Скидывает", datetime(2026, 3, 4, 15, 0, tzinfo=MSK)),             # at once (NOW is Wednesday 15:00 MSK)
+    ("пн 18:00", datetime(2026, 3, 9, 18, 0, tzinfo=MSK)),
+    ("Думает", None), ("Другое: уехали", None)])
+def test_a_callback_code_says_when_to_call(reason, due):
+    assert comment_codes.callback_time(reason, NOW, CAL, S) == due
+
+
+def test_the_code_s_time_goes_into_the_field_and_onto_our_own_callback_task():
+    from reglament.crm import CALLBACK_AT, SetLeadField, SetTaskDue
+
+    rules = rule_settings.load({})
+    at = datetime(2026, 3, 15, 18, 0, tzinfo=MSK)
+    ours, persons = task("Перезвон", tid=1), task("❗ ВАЖНО: Перезвон", tid=2)
+    snap = LeadSnapshot(lead=lead("Просил перезвонить"), open_tasks=(ours, persons), own_task_ids=frozenset({1}))
+    field, move = comment_codes.schedule_callback(snap, at, rules, "K")
+    assert isinstance(field, SetLeadField) and (field.field, field.value) == (CALLBACK_AT, at)
+    assert isinstance(move, SetTaskDue) and (move.task_id, move.due) == (1, at)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from app.amocrm import parser
 from connectors.outbox import Outbox
@@ -14,6 +15,7 @@ from reglament import violations
 from tests.engine.conftest import ACCOUNT, ANNA, STATUS
 
 AS_ANNA = {"X-Sandbox-User": str(ANNA)}
+MSK = ZoneInfo("Europe/Moscow")
 
 
 def now_ts() -> int:
@@ -119,6 +121,27 @@ def test_comment_codes_from_notes_and_loss_reasons(amo, disc, receiver, r):
     assert sorted(v.lead_id for v in found(r, "COMMENT_CODES")) == sorted([bad, refused])
     assert {v.extra["reason"] for v in found(r, "COMMENT_CODES")} == {"перезвоните потом", "Не удобно"}
     assert len(alerts(r, "Причина не по кодам")) == 2
+
+
+def test_a_callback_code_sets_the_callback_time_on_the_one_task(amo, disc, receiver, r):
+    subscribe(amo, receiver)
+    lead_id = amo.create_lead("Новая заявка")
+    amo.api("POST", "/api/v4/leads/notes", headers=AS_ANNA, json=[{
+        "entity_id": lead_id, "note_type": "common", "params": {"text": "15.03 18:00"}}])
+    mark = hook_mark(amo)
+    amo.api("PATCH", "/api/v4/leads", headers=AS_ANNA, json=[
+        {"id": lead_id, "status_id": STATUS["Просил перезвонить"], "pipeline_id": 7700001}])
+    deliver(amo, mark, {"lead.status_changed"})
+    assert not found(r, "COMMENT_CODES", lead_id)  # a specific date and time is a code
+    (callback,) = amo.open_tasks(lead_id)
+    year = datetime.now(timezone.utc).year
+    at = datetime(year, 3, 15, 18, 0, tzinfo=MSK)
+    if at < datetime.now(timezone.utc) - timedelta(days=1):
+        at = at.replace(year=year + 1)
+    assert callback["complete_till"] == int(at.timestamp())
+    assert amo.field(lead_id, "Дата перезвона") == int(at.timestamp())
+    deliver(amo, hook_mark(amo) - 1, {"task.updated"})  # our own move is no NO_POSTPONE breach
+    assert not found(r, "NO_POSTPONE", lead_id)
 
 
 def test_sweep_overdue_incubator_and_unpaid_invoice(amo, disc, r):
