@@ -227,7 +227,21 @@ def handle_failed(account: str, call_id: str, phone: str | None, *, lead_id: int
                 if settings.wazzup_template else None)
     channel = send_client_message(account, phone, render(settings.client_message, **values), plan.action_key,
                                   template)
+    # A failed call followed by our message to the client is contact (FIRST_CONTACT_SLA, seed 002).
+    r.set(_messaged_key(account, call_id), channel, ex=MESSAGED_KEEP)
     return {"message": channel}
+
+
+MESSAGED_KEEP = 7 * 86400
+
+
+def _messaged_key(account: str, call_id: str) -> str:
+    return keys.key(account, "calls", "failed_messaged", missed_call.call_ref(call_id))
+
+
+def messaged_after_failure(account: str, call_id: str) -> bool:
+    """Whether the client got FAILED_CALL_MESSAGE's message after this failed call."""
+    return bool(context.redis_client().exists(_messaged_key(account, call_id)))
 
 
 # ---------------------------------------------------------------- WhatsApp SLA

@@ -31,6 +31,7 @@ from datetime import datetime, timedelta, timezone
 from connectors import registry
 from jobs import clients, context, timers
 from jobs.router import on
+from jobs.handlers import calls
 from jobs.rules import distribution as dist
 from jobs.rules import first_contact as fc
 from jobs.scheduler import PERIODIC
@@ -210,9 +211,14 @@ def record_contact(account: str, lead_id: int, at: datetime, by: int | None = No
     return True
 
 
+def _is_contact(account: str, touch: Touch, me: int | None) -> bool:
+    messaged = touch.call is not None and calls.messaged_after_failure(account, touch.call.id)
+    return fc.touch_is_contact(touch, dsettings(account), me if touch.kind != "call" else None, messaged)
+
+
 def _record_touch(account: str, lead_id: int, touch: Touch, how: str) -> bool:
     me = integration_user(account) if touch.kind != "call" else None
-    if not fc.touch_is_contact(touch, dsettings(account), me):
+    if not _is_contact(account, touch, me):
         return False
     author = touch.by if touch.by and touch.by != me else None
     return record_contact(account, lead_id, touch.at, author, how)
@@ -270,10 +276,9 @@ def call_ended(event: Event) -> dict:
 
 def _contact_in_crm(account: str, lead_id: int, arrived: datetime) -> datetime | None:
     """The earliest contact on the lead since it arrived (a webhook may have been lost)."""
-    s = dsettings(account)
     me = integration_user(account)
     found = [t for t in context.crm_for(account).touches(lead_id, arrived - timedelta(seconds=1))
-             if fc.touch_is_contact(t, s, me if t.kind != "call" else None)]
+             if _is_contact(account, t, me)]
     if not found:
         return None
     first = min(found, key=lambda t: t.at)

@@ -82,17 +82,21 @@ def on_timer(stage: int, contacted: bool, now: datetime, due: datetime, lead_act
 
 # --------------------------------------------------------------------------- what is contact
 
-def touch_is_contact(touch: Touch, s: DistributionSettings, integration_user: int | None) -> bool:
-    """Contact with the client, by a person of ours: a comment or message they wrote, a call
-    out, a talked call in (seed 002). Comments and messages of the integration's own user
-    (Reglament's notes) and of robots (author 0) do not count; calls count whoever logged them."""
+def touch_is_contact(touch: Touch, s: DistributionSettings, integration_user: int | None,
+                     messaged_after_failure: bool = False) -> bool:
+    """Contact with the client, by a person of ours (seed 002): a conversation (a call that
+    talked, either way), a comment or message they wrote, or a failed call followed by our
+    message to the client. A dial that did not get through is not contact by itself.
+    Comments and messages of the integration's own user (Reglament's notes) and of robots
+    (author 0) do not count; calls count whoever logged them."""
     if touch.kind == "call":
         call = touch.call
         if call is None:
             return False
+        talked = call.status is CallStatus.TALKED and call.duration > 0
         if call.direction is CallDirection.IN:
-            return "incoming_call" in s.contact_kinds and call.status is CallStatus.TALKED and call.duration > 0
-        return "outgoing_call" in s.contact_kinds
+            return "incoming_call" in s.contact_kinds and talked
+        return "outgoing_call" in s.contact_kinds and (talked or messaged_after_failure)
     if touch.kind not in s.contact_kinds:
         return False
     return bool(touch.by) and touch.by != integration_user

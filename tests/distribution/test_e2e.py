@@ -43,8 +43,8 @@ def stub(monkeypatch):
     return s
 
 
-def setup(amo, r, **dist):
-    rules = {"distribution": {"managers": [{"name": "Анна Смирнова", "shifts": ALL_WEEK},
+def setup(amo, r, calls: dict | None = None, **dist):
+    rules = {"calls": calls or {}, "distribution": {"managers": [{"name": "Анна Смирнова", "shifts": ALL_WEEK},
                                            {"name": "Борис Иванов", "shifts": ALL_WEEK},
                                            {"name": "Вера Петрова", "shifts": ALL_WEEK},
                                            {"name": "Галина Орлова", "shifts": ALL_WEEK}],
@@ -210,7 +210,21 @@ def test_uncontacted_lead_alerts_at_its_deadline_and_not_before(amo, r, stub):
     assert [i.lead_id for i in handler.untouched(ACCOUNT)[manager]] == [lead]
 
 
+def test_a_dial_that_did_not_get_through_is_not_contact(amo, r, stub):
+    setup(amo, r, calls={"failed_call_message": {"enabled": False}})
+    (lead,) = create_leads(amo, 1)
+    handler.lead_added(added(amo, lead))
+    created = datetime.fromtimestamp(amo.lead(lead)["created_at"], timezone.utc)
+    dial = Event(account=ACCOUNT, source="amocrm", kind="call.ended", entity_id=554, key="d", fields={
+        "call_id": "c-554", "direction": "out", "outcome": "not_reached", "duration": 0, "phone": "79990000000",
+        "lead_id": lead, "user_id": ANNA, "at": int(created.timestamp()) + 60, "ref": None})
+    events.handle_event(dial.to_dict())
+    assert _timer_job(r, lead)  # still waiting for first contact
+    assert [i.lead_id for i in handler.untouched(ACCOUNT).get(ANNA, [])] == [lead]
+
+
 def test_lead_called_in_time_never_alerts(amo, r, stub):
+    """A failed call followed by our message to the client (FAILED_CALL_MESSAGE) is contact."""
     setup(amo, r)
     (lead,) = create_leads(amo, 1)
     handler.lead_added(added(amo, lead))

@@ -202,7 +202,9 @@ AT = datetime(2025, 3, 3, 9, 0, tzinfo=timezone.utc)
     (Touch(kind="comment", at=AT, by=9100004), False),   # the integration's own note
     (Touch(kind="comment", at=AT, by=0), False),         # a robot
     (Touch(kind="message", at=AT, by=9100001), True),    # an SMS sent by a person
-    (Touch(kind="call", at=AT, by=9100004, call=_call(CallDirection.OUT, CallStatus.NOT_REACHED, 0)), True),
+    (Touch(kind="call", at=AT, by=9100004, call=_call(CallDirection.OUT, CallStatus.NOT_REACHED, 0)), False),
+    (Touch(kind="call", at=AT, by=9100004, call=_call(CallDirection.OUT, CallStatus.TALKED, 0)), False),  # 0 s
+    (Touch(kind="call", at=AT, by=9100004, call=_call(CallDirection.OUT, CallStatus.TALKED, 40)), True),
     (Touch(kind="call", at=AT, by=0, call=_call(CallDirection.IN, CallStatus.TALKED, 30)), True),
     (Touch(kind="call", at=AT, by=0, call=_call(CallDirection.IN, CallStatus.NOT_REACHED, 0)), False),
     (Touch(kind="call", at=AT, by=0, call=None), False),
@@ -211,10 +213,16 @@ def test_what_counts_as_contact(touch, contact):
     assert fc.touch_is_contact(touch, S, 9100004) is contact
 
 
+def test_a_failed_call_followed_by_our_message_is_contact():
+    failed = Touch(kind="call", at=AT, call=_call(CallDirection.OUT, CallStatus.BUSY, 0))
+    assert not fc.touch_is_contact(failed, S, None)
+    assert fc.touch_is_contact(failed, S, None, messaged_after_failure=True)
+
+
 def test_contact_kinds_setting_narrows_what_counts():
     s = S.model_copy(update={"contact_kinds": ["outgoing_call"]})
     assert not fc.touch_is_contact(Touch(kind="comment", at=AT, by=9100001), s, 9100004)
-    assert fc.touch_is_contact(Touch(kind="call", at=AT, call=_call(CallDirection.OUT, CallStatus.BUSY, 0)), s, None)
+    assert fc.touch_is_contact(Touch(kind="call", at=AT, call=_call(CallDirection.OUT, CallStatus.TALKED, 9)), s, None)
 
 
 def test_queue_order():
