@@ -24,6 +24,9 @@ class CountingLimiter:
     def acquire(self):
         self.acquired += 1
 
+    def recovered(self):
+        pass
+
 
 @pytest.fixture
 def limiter():
