@@ -16,15 +16,19 @@ def slow_marker(folder: str) -> str:
 
 def queued_events(r, queue: str | None = None) -> list[dict]:
     """The events waiting in a queue (by default the chats' and then the other events'), in
-    order, out of the batch jobs that carry them."""
+    order, out of the batch jobs that carry them: those in the queue, then those an account's
+    concurrency limit holds back (queues.in_flight)."""
     from rq import Queue
+    from rq.rate_limit import RateLimitRegistry
 
     from jobs import queues
 
     found = []
     for name in [queue] if queue else [queues.CHATS, queues.EVENTS]:
         q = Queue(name, connection=r)
-        found += [c["kwargs"]["data"] for i in q.job_ids for c in q.fetch_job(i).args[0]]
+        ids = q.job_ids + [i for reg in RateLimitRegistry.all(r) for i in reg.get_rate_limited_job_ids()]
+        jobs = [q.fetch_job(i) for i in ids]
+        found += [c["kwargs"]["data"] for j in jobs if j is not None and j.origin == name for c in j.args[0]]
     return found
 
 
