@@ -42,3 +42,16 @@ def mark(url: str, name: str) -> str:
 
 def fail(name: str) -> None:
     raise RuntimeError(f"{name} failed")
+
+
+def over_limit_while_closed(url: str, name: str) -> str:
+    """A call whose account is stopped (429) while the key test:closed exists, else a mark."""
+    import redis
+
+    from connectors.ratelimit import OverLimit
+
+    r = redis.Redis.from_url(url)
+    if r.exists("test:closed"):
+        raise OverLimit("rg:acme:amocrm:ratelimit", 0.2, "429")
+    r.rpush("test:marks", name)
+    return name
