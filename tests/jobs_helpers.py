@@ -55,3 +55,9 @@ def over_limit_while_closed(url: str, name: str) -> str:
         raise OverLimit("rg:acme:amocrm:ratelimit", 0.2, "429")
     r.rpush("test:marks", name)
     return name
+
+
+def token_refused() -> None:
+    from connectors.amocrm.errors import AuthError
+
+    raise AuthError("amoCRM answered 401 Unauthorized even with a freshly refreshed token")

@@ -83,3 +83,20 @@ def test_an_account_has_at_most_two_jobs_in_flight_and_the_rest_wait_in_order(r)
     held = [Job.fetch(i, connection=r).args[0][0]["kwargs"]["data"]["entity_id"]
             for i in waiting.get_rate_limited_job_ids()]
     assert held == [2, 3, 4]
+
+
+def test_a_refused_token_stops_only_its_account_and_its_events_wait_for_a_person(r):
+    from connectors import ratelimit
+    from connectors.amocrm.client import budget_key
+    from jobs import deferral
+
+    context.set_settings(make_settings(), r)
+    q = Queue(queues.EVENTS, connection=r)
+    batch.enqueue(q, [batch.job_data([batch.call("tests.jobs_helpers:token_refused")], queues.EVENTS,
+                                     job_id="ev-acme-2", meta={"account": "acme"})])
+    _work(r)
+    (deferred,) = ScheduledJobRegistry(queue=q).get_job_ids()
+    assert deferred == "ev-acme-2-d1" and Job.fetch(deferred, connection=r).meta["deferred"] == "auth"
+    stopped = ratelimit.state(r, budget_key("acme"))
+    assert stopped.reason == "auth" and deferral.STOPPED_PAUSE - 5 < stopped.wait <= deferral.STOPPED_PAUSE
+    assert ratelimit.state(r, budget_key("other")).reason == ""
