@@ -100,15 +100,25 @@ def one_round(tmp: Path, workers: int, args, env: dict) -> dict:
         while not drained(r, accounts) and time.monotonic() < deadline:
             time.sleep(0.2)
         finished = time.time()
+        worker_cpu = sum(cpu_seconds(p.pid) for p in procs[-workers:])
+        sandbox_cpu = cpu_seconds(procs[0].pid)
         times = handled_times(logs)
         lo, hi = times[len(times) // 10], times[len(times) * 9 // 10]
         calls = len(__import__("requests").get(f"{amo_url}/_sandbox/requests").json())
         return {"workers": workers, "accepted": accepted, "refused": refused, "handled": len(times),
                 "rate": (len(times) * 8 // 10) / max(hi - lo, 1e-9), "wall": finished - started,
-                "calls_per_event": calls / max(len(times), 1), "redis_cpu": redis_cpu(r)}
+                "calls_per_event": calls / max(len(times), 1), "redis_cpu": redis_cpu(r),
+                "worker_cpu": worker_cpu, "sandbox_cpu": sandbox_cpu}
     finally:
         stop(procs)
         redis_server.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time a process has used so far (Linux /proc: user + system)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def redis_cpu(r: redis.Redis) -> float:
@@ -134,7 +144,10 @@ def main() -> None:
             results.append(res)
             print(f"{n} worker process(es): {res['handled']}/{res['accepted']} events handled, "
                   f"{res['rate']:.0f} events/s (10th-90th percentile), all done in {res['wall']:.1f} s; "
-                  f"{res['calls_per_event']:.2f} API calls per event; Redis used {res['redis_cpu']:.1f} s of CPU; "
+                  f"{res['calls_per_event']:.2f} API calls per event; CPU: workers {res['worker_cpu']:.1f} s "
+                  f"({res['worker_cpu'] * 1000 / max(res['handled'], 1):.1f} ms per event), sandbox "
+                  f"{res['sandbox_cpu']:.1f} s, Redis {res['redis_cpu']:.1f} s "
+                  f"({res['redis_cpu'] * 1000 / max(res['handled'], 1):.2f} ms per event, webhook intake included); "
                   f"load average {os.getloadavg()[0]:.1f}")
         base = results[0]["rate"]
         print("scale-out: " + ", ".join(f"{r['workers']} worker(s) {r['rate']:.0f} events/s ({r['rate'] / base:.2f}x)"
