@@ -81,8 +81,9 @@ class Quiet:
         at = time.perf_counter()
         with self.lock:
             for c in changes:
-                if c.setting == "add_task" and c.entity.entity_id in self.wanted and c.entity.entity_id not in self.done:
-                    self.done[c.entity.entity_id] = at
+                lead_id = c.entity.entity_id
+                if c.setting == "add_task" and lead_id in self.wanted and lead_id not in self.done:
+                    self.done[lead_id] = at
 
     def leads(self, n: int) -> list[int]:
         """Leads in «Новая заявка» with the fields the status table reads, made before our webhook is subscribed."""
@@ -209,7 +210,8 @@ def main() -> None:
               f"in flight {quiet_health.in_flight}, waiting {quiet_health.waiting}")
         target = y <= 2.0 and y <= 3 * max(x, 0.3)
         print(f"target Y <= 2 s and Y <= 3 x max(X, 0.3 s) = {3 * max(x, 0.3):.2f} s: {'met' if target else 'NOT met'}")
-        print(f"fairness: quiet account p99 {x:.2f} s alone, {y:.2f} s during a {accepted}-event burst in another account")
+        print(f"fairness: quiet account p99 {x:.2f} s alone, {y:.2f} s during a {accepted}-event burst "
+              "in another account")
     finally:
         stop(procs)
         redis_server.stop()

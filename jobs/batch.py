@@ -23,10 +23,9 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
+from datetime import datetime
 from importlib import import_module
 from typing import Any
-
-from datetime import datetime
 
 from rq import Queue
 from rq.job import Job
@@ -65,7 +64,8 @@ def job_data(calls: list[dict], queue: str, *, job_id: str | None = None, descri
              meta: dict | None = None, result_ttl: int | None = None):
     """What Queue.enqueue_many takes for a job running `calls` (to be enqueued on `queue`)."""
     return Queue.prepare_data(
-        run, args=(calls,), kwargs={"queue": queue}, job_id=job_id, description=description, result_ttl=result_ttl,
+        run, args=(calls,), kwargs={"queue": queue}, job_id=job_id, description=description,
+        result_ttl=result_ttl,
         # A hang guard per call: a batch waits out the same rate limits its calls would.
         timeout=queues.JOB_TIMEOUT * len(calls), retry=queues.RETRY, failure_ttl=7 * 24 * 3600,
         meta=meta or {},
@@ -74,17 +74,19 @@ def job_data(calls: list[dict], queue: str, *, job_id: str | None = None, descri
 
 def _job(q: Queue, data) -> Job:
     return q.create_job(data.func, args=data.args, kwargs=data.kwargs, timeout=data.timeout,
-                        result_ttl=data.result_ttl, failure_ttl=data.failure_ttl, description=data.description, job_id=data.job_id,
-                        meta=data.meta, retry=data.retry,
+                        result_ttl=data.result_ttl, failure_ttl=data.failure_ttl, description=data.description,
+                        job_id=data.job_id, meta=data.meta, retry=data.retry,
                         rate_limit=queues.in_flight(q.name, (data.meta or {}).get("account")))
 
 
 def enqueue(q: Queue, datas: list, pipeline=None) -> None:
     """Enqueue job_data()s on q (inside `pipeline` when given, as one transaction with the caller's writes)."""
-    limited = [d for d in datas if queues.in_flight(q.name, (d.meta or {}).get("account"))]
+    limited, free = [], []
+    for d in datas:
+        (limited if queues.in_flight(q.name, (d.meta or {}).get("account")) else free).append(d)
     pipe = pipeline if pipeline is not None else q.connection.pipeline()
-    if len(limited) < len(datas):
-        q.enqueue_many([d for d in datas if d not in limited], pipeline=pipe)
+    if free:
+        q.enqueue_many(free, pipeline=pipe)
     for data in limited:
         # RQ's public enqueue refuses a pipeline for a limited job, only because a caller that
         # saved the returned job again on it would undo its promotion; RQ's scheduler uses

@@ -44,8 +44,7 @@ def job_datas(events: list[Event], queue: str, id_suffix: str = "", spread: int 
     second in the order of their ids. A replay, which may hold one event twice, passes a
     suffix and the chunks are numbered."""
     datas = []
-    firsts = batch.chunks(list(range(len(events))), queues.MAX_BATCH[queue], spread=spread)
-    for n, indexes in enumerate(firsts):
+    for n, indexes in enumerate(batch.chunks(list(range(len(events))), queues.MAX_BATCH[queue], spread=spread)):
         chunk = [events[i] for i in indexes]
         first, more = chunk[0], len(chunk) - 1
         kinds = {e.kind for e in chunk}

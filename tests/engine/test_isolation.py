@@ -72,7 +72,8 @@ def _tasks_made(amo: Amo) -> dict[int, float]:
 
 
 def test_a_429_window_in_one_account_delays_no_other_account_and_loses_none_of_its_events(r):
-    with SandboxServer(token=TOKEN, rate_limit=0) as loud_server, SandboxServer(token=TOKEN, rate_limit=0) as calm_server:
+    with (SandboxServer(token=TOKEN, rate_limit=0) as loud_server,
+          SandboxServer(token=TOKEN, rate_limit=0) as calm_server):
         loud, calm = Amo(loud_server), Amo(calm_server)
         context.set_settings(make_settings(accounts=[_account("loud", loud_server.url),
                                                      _account("calm", calm_server.url)]), r)
