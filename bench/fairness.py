@@ -81,9 +81,8 @@ class Quiet:
         at = time.perf_counter()
         with self.lock:
             for c in changes:
-                lead_id = c.entity.entity_id
-                if c.setting == "add_task" and lead_id in self.wanted and lead_id not in self.done:
-                    self.done[lead_id] = at
+                if c.setting == "add_task" and c.entity.entity_id in self.wanted:
+                    self.done.setdefault(c.entity.entity_id, at)
 
     def leads(self, n: int) -> list[int]:
         """Leads in «Новая заявка» with the fields the status table reads, made before our webhook is subscribed."""
