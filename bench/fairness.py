@@ -44,10 +44,10 @@ import yaml  # noqa: E402
 
 from bench.service import ALL_DAY, WORKER, clean_up, post_all, status_bodies, stop, wait_http  # noqa: E402
 from connectors.amocrm import AmoCRMClient  # noqa: E402
-from connectors.amocrm.sandbox import SandboxAccount, SandboxServer  # noqa: E402
 from connectors.amocrm.webhooks import register  # noqa: E402
-from reglament.config import AmoCRM  # noqa: E402
-from reglament.redis_server import RedisServer, free_port  # noqa: E402
+from reglament.config import AmoCRMSettings  # noqa: E402
+from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
+from shell.redis_server import RedisServer, free_port  # noqa: E402
 
 QUIET_TOKEN, NOISY_TOKEN = "bench-fair-quiet-token", "bench-fair-noisy-token"
 QUIET_SECRET, NOISY_SECRET = "bench-fair-quiet-secret-0123", "bench-fair-noisy-secret-0123"
@@ -139,7 +139,7 @@ def main() -> None:
     try:
         noisy_port = free_port()
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "reglament.cli", "sandbox", "--port", str(noisy_port), "--token", NOISY_TOKEN,
+            [sys.executable, "-m", "shell.cli", "sandbox", "--port", str(noisy_port), "--token", NOISY_TOKEN,
              "--rate-limit", str(args.rate_limit), "--generate", str(args.burst)],
             env=env, stdout=open(tmp / "noisy-sandbox.log", "w"), stderr=subprocess.STDOUT))
         noisy_url = f"http://127.0.0.1:{noisy_port}"
@@ -154,7 +154,7 @@ def main() -> None:
                          for account, secret, url, token in (("quiet", QUIET_SECRET, quiet.server.url, QUIET_TOKEN),
                                                              ("noisy", NOISY_SECRET, noisy_url, NOISY_TOKEN))]},
                                      allow_unicode=True), encoding="utf-8")
-        procs.append(subprocess.Popen([sys.executable, "-m", "reglament.cli", "web", "--config", str(cfg),
+        procs.append(subprocess.Popen([sys.executable, "-m", "shell.cli", "web", "--config", str(cfg),
                                        "--port", str(port), "--workers", "2"],
                                       env=env, stderr=open(tmp / "web.log", "w")))
         for k in range(args.workers):
@@ -165,7 +165,7 @@ def main() -> None:
 
         bodies = status_bodies(redis_server.url, noisy_url, NOISY_TOKEN, args.burst, args.rate_limit * 0.9)
         alone_ids, during_ids = quiet.leads(args.changes), quiet.leads(args.changes)
-        register(AmoCRMClient("bench-setup-quiet", AmoCRM(base_url=quiet.server.url, long_lived_token=QUIET_TOKEN),
+        register(AmoCRMClient("bench-setup-quiet", AmoCRMSettings(base_url=quiet.server.url, long_lived_token=QUIET_TOKEN),
                               r), f"http://127.0.0.1:{port}/hooks/amocrm/{QUIET_SECRET}")
         time.sleep(2.0)  # the workers' dispatchers start reading
         load_before = os.getloadavg()

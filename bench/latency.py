@@ -33,9 +33,9 @@ import yaml  # noqa: E402
 
 from bench.service import WORKER, clean_up, stop, wait_http  # noqa: E402
 from connectors.amocrm import AmoCRMClient  # noqa: E402
-from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
 from connectors.amocrm.webhooks import register  # noqa: E402
 from reglament.config import AmoCRMSettings  # noqa: E402
+from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
 from shell.redis_server import RedisServer, free_port  # noqa: E402
 
 ID = re.compile(r"/\d+")
@@ -43,6 +43,8 @@ TOKEN = "bench-latency-token"
 SECRET = "bench-latency-secret-0123456"
 STATUSES = ["Недозвон", "Просил перезвонить", "Записался на пробное", "Не пришел на пробное", "Пришел на пробное",
             "Принимает решение", "Клиент"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--changes", type=int, default=200)

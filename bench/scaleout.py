@@ -34,7 +34,7 @@ from rq.registry import StartedJobRegistry  # noqa: E402
 from bench.service import ALL_DAY, WORKER, clean_up, post_all, status_bodies, stop, wait_http  # noqa: E402
 from jobs import account_health, queues  # noqa: E402
 from reglament import keys  # noqa: E402
-from reglament.redis_server import RedisServer, free_port  # noqa: E402
+from shell.redis_server import RedisServer, free_port  # noqa: E402
 
 TOKEN = "bench-scaleout-token"
 
@@ -68,7 +68,7 @@ def one_round(tmp: Path, workers: int, args, env: dict) -> dict:
     try:
         amo_port = free_port()
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "reglament.cli", "sandbox", "--port", str(amo_port), "--token", TOKEN,
+            [sys.executable, "-m", "shell.cli", "sandbox", "--port", str(amo_port), "--token", TOKEN,
              "--rate-limit", "0", "--generate", str(args.events)],
             env=env, stdout=open(tmp / f"sandbox-{workers}.log", "w"), stderr=subprocess.STDOUT))
         amo_url = f"http://127.0.0.1:{amo_port}"
@@ -80,7 +80,7 @@ def one_round(tmp: Path, workers: int, args, env: dict) -> dict:
             "accounts": [{"id": a, "webhook_secret": f"{a}-bench-scaleout-secret",
                           "amocrm": {"base_url": amo_url, "long_lived_token": TOKEN, "rate_limit": 10_000},
                           "working_hours": ALL_DAY, "holidays_country": None} for a in accounts]}), encoding="utf-8")
-        procs.append(subprocess.Popen([sys.executable, "-m", "reglament.cli", "web", "--config", str(cfg),
+        procs.append(subprocess.Popen([sys.executable, "-m", "shell.cli", "web", "--config", str(cfg),
                                        "--port", str(port), "--workers", "2"],
                                       env=env, stderr=open(tmp / f"web-{workers}.log", "w")))
         wait_http(f"http://127.0.0.1:{port}/healthz")

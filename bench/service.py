@@ -16,7 +16,7 @@ import redis
 import requests
 
 from connectors.amocrm import AmoCRMClient
-from reglament.config import AmoCRM
+from reglament.config import AmoCRMSettings
 
 WORKER = """
 import sys
@@ -47,7 +47,7 @@ def status_bodies(redis_url: str, sandbox_url: str, token: str, n: int, rate_lim
     """Real-format status webhooks (`leads[status][0][...]`, reference §4.3) moving n leads of
     the sandbox to their next status; the leads are read once through its API, under a budget
     key of their own (not the service's)."""
-    client = AmoCRMClient("bench-setup", AmoCRM(base_url=sandbox_url, long_lived_token=token, rate_limit=rate_limit),
+    client = AmoCRMClient("bench-setup", AmoCRMSettings(base_url=sandbox_url, long_lived_token=token, rate_limit=rate_limit),
                           redis.Redis.from_url(redis_url))
     leads = client.leads()[:n]
     statuses = [s["id"] for p in client.pipelines() for s in (p.get("_embedded") or {}).get("statuses", [])

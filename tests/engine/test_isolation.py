@@ -17,11 +17,11 @@ import time
 from rq import Queue, SimpleWorker
 from rq.scheduler import RQScheduler
 
-from connectors.amocrm.sandbox import SandboxServer
 from jobs import context, queues
 from jobs.dispatcher import enqueue
 from reglament import keys, metrics
 from reglament.events import Event, event_key
+from sandbox.amocrm import SandboxServer
 from tests.conftest import make_settings
 from tests.engine.conftest import ALL_DAY, STATUS, TOKEN, Amo
 
