@@ -51,11 +51,22 @@ def stopped(exc: Exception, account: str | None) -> tuple[float, str] | None:
     """(seconds until the account can go on, why) when exc stops the account, else None."""
     if isinstance(exc, ratelimit.OverLimit):
         return exc.retry_in, exc.reason
-    if account and isinstance(exc, (AuthError, ForbiddenError, UnknownName)):
+    if account and (isinstance(exc, (AuthError, ForbiddenError)) or _settings_wrong(exc, account)):
         reason = "config" if isinstance(exc, UnknownName) else "auth"
         log.error("account %s stopped (%s): %s; its events wait", account, reason, exc, extra={"account": account})
         return ratelimit.pause(context.redis_client(), budget_key(account), reason, STOPPED_PAUSE), reason
     return None
+
+
+def _settings_wrong(exc: Exception, account: str) -> bool:
+    """Whether exc comes from settings that name what the account's CRM lacks. A lead that
+    is gone raises UnknownName too, and that stops nothing: the names are checked again."""
+    if not isinstance(exc, UnknownName):
+        return False
+    try:
+        return bool(context.crm_for(account).resolve_problems())
+    except Exception:  # noqa: BLE001 — cannot tell: the job fails as any other would
+        return False
 
 
 def defer_if_stopped(exc: Exception, calls: list[dict], queue: str) -> bool:

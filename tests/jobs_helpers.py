@@ -61,3 +61,9 @@ def token_refused() -> None:
     from connectors.amocrm.errors import AuthError
 
     raise AuthError("amoCRM answered 401 Unauthorized even with a freshly refreshed token")
+
+
+def name_unknown() -> None:
+    from connectors.amocrm.crm import UnknownName
+
+    raise UnknownName("status «Недозвон» not found in pipeline «Продажи»")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.rate_limit import RateLimitRegistry
@@ -100,3 +101,20 @@ def test_a_refused_token_stops_only_its_account_and_its_events_wait_for_a_person
     stopped = ratelimit.state(r, budget_key("acme"))
     assert stopped.reason == "auth" and deferral.STOPPED_PAUSE - 5 < stopped.wait <= deferral.STOPPED_PAUSE
     assert ratelimit.state(r, budget_key("other")).reason == ""
+
+
+@pytest.mark.parametrize("problems, stops", [(["status «Недозвон» not found"], True), ([], False)],
+                         ids=["settings-wrong", "lead-gone"])
+def test_an_unknown_name_stops_the_account_only_when_its_settings_are_wrong(r, monkeypatch, problems, stops):
+    from connectors import ratelimit
+    from connectors.amocrm.client import budget_key
+
+    context.set_settings(make_settings(), r)
+    monkeypatch.setattr(context, "crm_for", lambda account: type("CRM", (), {"resolve_problems": lambda s: problems})())
+    q = Queue(queues.EVENTS, connection=r)
+    batch.enqueue(q, [batch.job_data([batch.call("tests.jobs_helpers:name_unknown")], queues.EVENTS,
+                                     job_id="ev-acme-3", meta={"account": "acme"})])
+    _work(r)
+    assert (ratelimit.state(r, budget_key("acme")).reason == "config") is stops
+    # Stopped: deferred, no retry used up. Otherwise: failed as any error, and RQ retries it.
+    assert ScheduledJobRegistry(queue=q).get_job_ids() == ["ev-acme-3-d1" if stops else "ev-acme-3"]
