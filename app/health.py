@@ -34,7 +34,7 @@ def readyz():
 
 @bp.get("/metrics")
 def metrics_view():
-    from jobs import timers
+    from jobs import account_health, timers
     from jobs.queues import QUEUES
 
     ctx = current_app.extensions["reglament"]
@@ -43,9 +43,11 @@ def metrics_view():
         depth = [({"queue": name}, Queue(name, connection=r).count) for name in QUEUES]
         failed = [({"queue": name}, FailedJobRegistry(name, connection=r).count) for name in QUEUES]
         waiting, late = timers.lag(r)
-        body = metrics.render(r, [a.id for a in ctx.settings.accounts],
+        accounts = [a.id for a in ctx.settings.accounts]
+        body = metrics.render(r, accounts,
                               {"queue_depth": depth, "failed_jobs": failed,
-                               "timers_waiting": [({}, waiting)], "timers_overdue_seconds": [({}, late)]})
+                               "timers_waiting": [({}, waiting)], "timers_overdue_seconds": [({}, late)],
+                               **account_health.gauges(r, accounts)})
     except redis.RedisError:
         return jsonify({"error": "Redis is unreachable"}), 503
     return Response(body, mimetype="text/plain; version=0.0.4")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -32,10 +31,11 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 import yaml  # noqa: E402
 
+from bench.service import WORKER, clean_up, stop, wait_http  # noqa: E402
 from connectors.amocrm import AmoCRMClient  # noqa: E402
-from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
 from connectors.amocrm.webhooks import register  # noqa: E402
 from reglament.config import AmoCRMSettings  # noqa: E402
+from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
 from shell.redis_server import RedisServer, free_port  # noqa: E402
 
 ID = re.compile(r"/\d+")
@@ -43,28 +43,6 @@ TOKEN = "bench-latency-token"
 SECRET = "bench-latency-secret-0123456"
 STATUSES = ["Недозвон", "Просил перезвонить", "Записался на пробное", "Не пришел на пробное", "Пришел на пробное",
             "Принимает решение", "Клиент"]
-WORKER = """
-import sys
-from jobs import context
-from jobs.worker import run
-from reglament import runtime
-
-settings, r = runtime.start(sys.argv[1])
-context.set_settings(settings, r)   # what the worker must do at start
-run(r, [a.id for a in settings.accounts])
-"""
-
-
-def wait_http(url: str, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(url, timeout=1).status_code < 500:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not come up")
 
 
 def main() -> None:
@@ -158,19 +136,10 @@ def main() -> None:
         print("  by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
         print(f"leads with exactly one open task: {sum(1 for n in tasks_per_lead if n == 1)}/{len(lead_ids)}")
     finally:
-        for p in (worker, web):
-            p.terminate()
-        for p in (worker, web):
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop([worker, web])
         amo.stop()
         redis_server.stop()
-        if os.environ.get("BENCH_KEEP"):
-            print(f"logs kept in {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        clean_up(tmp)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import redis
 import requests
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from connectors.ratelimit import RateLimiter
+from connectors.ratelimit import OverLimit, RateLimiter, wait_allowed
 from connectors.redact import redact
 from reglament import metrics
 
@@ -175,14 +175,14 @@ class HttpClient:
         )
         try:
             return retrying(self._attempt, method, url, path,
-                            dict(params=params, json=json, data=data, headers=headers))
+                            dict(params=params, json=json, data=data, headers=headers), idempotent)
         except _Retry as exc:
             last = self.redact(exc.description)
             if exc.ambiguous and not idempotent:
                 raise AmbiguousFailure(self.system, method, path, last) from None
             raise GaveUp(self.system, method, path, self.max_attempts, last) from None
 
-    def _attempt(self, method: str, url: str, path: str, kwargs: dict) -> requests.Response:
+    def _attempt(self, method: str, url: str, path: str, kwargs: dict, idempotent: bool) -> requests.Response:
         if self.limiter is not None:
             self.limiter.acquire()
         started = time.monotonic()
@@ -191,20 +191,35 @@ class HttpClient:
         except requests.ConnectTimeout:
             # No connection was made, so the server cannot have seen the request.
             self._count("error")
-            raise _Retry("connect timeout", ambiguous=False) from None
+            self._trouble(_Retry("connect timeout", ambiguous=False), "network", idempotent)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-            # `from None`: the original exception's text holds the full URL, which may carry a secret.
+            # `from None` (in _trouble): the original exception's text holds the full URL, which may carry a secret.
             self._count("error")
-            raise _Retry(f"{type(exc).__name__}: {self.redact(str(exc))[:300]}", ambiguous=True) from None
+            self._trouble(_Retry(f"{type(exc).__name__}: {self.redact(str(exc))[:300]}", ambiguous=True),
+                          "network", idempotent)
         self._count(resp.status_code)
         log.debug("%s %s %s -> %d (%.2f s)", self.system, method, path, resp.status_code, time.monotonic() - started)
         if resp.status_code == 429:
-            raise _Retry("HTTP 429 Too Many Requests", ambiguous=False,
-                         retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+            self._trouble(_Retry("HTTP 429 Too Many Requests", ambiguous=False,
+                                 retry_after=parse_retry_after(resp.headers.get("Retry-After"))), "429", idempotent)
         if resp.status_code >= 500:
-            raise _Retry(f"HTTP {resp.status_code} {resp.reason or ''}".strip(), ambiguous=True,
-                         retry_after=parse_retry_after(resp.headers.get("Retry-After")))
+            self._trouble(_Retry(f"HTTP {resp.status_code} {resp.reason or ''}".strip(), ambiguous=True,
+                                 retry_after=parse_retry_after(resp.headers.get("Retry-After"))), "5xx", idempotent)
+        if self.limiter is not None:
+            self.limiter.recovered()
         return resp
+
+    def _trouble(self, failure: _Retry, reason: str, idempotent: bool):
+        """A failed attempt. Inside a job (ratelimit.waiting_at_most) the whole account pauses
+        and the job goes back (OverLimit) rather than sleeping out the backoff here; a request
+        that may have landed and must not be repeated still raises as such, for the caller to
+        look for what it did. Elsewhere: retried here, as before."""
+        if self.limiter is not None and wait_allowed() is not None:
+            paused = self.limiter.pause(reason, at_least=min(failure.retry_after or 0.0, self.retry_after_max))
+            log.warning("%s: %s; the account pauses %.1f s", self.system, failure.description, paused)
+            if idempotent or not failure.ambiguous:
+                raise OverLimit(self.limiter.key, paused, reason) from None
+        raise failure from None
 
     def _count(self, status: int | str) -> None:
         metrics.incr(self.r, self.account, "api_calls_total", system=self.system, status=status)

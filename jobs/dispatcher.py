@@ -36,30 +36,46 @@ def _text(v) -> str:
     return v.decode() if isinstance(v, bytes) else v
 
 
-def job_datas(events: list[Event], queue: str, id_suffix: str = "", spread: int = batch.SPREAD) -> list:
+def job_datas(events: list[Event], queue: str, id_suffix: str = "", spread: int = batch.SPREAD,
+              order: list[str] | None = None) -> list:
     """The batch jobs, for `queue`, of events of one account read together. Job ids follow
-    the first event's key (new events are unique by key); a replay, which may hold one event
-    twice, passes a suffix and the chunks are numbered."""
+    the first event's key (new events are unique by key), after its `order` (sortable, from
+    its inbox entry id) when given: RQ promotes an account's limited jobs queued in the same
+    second in the order of their ids. A replay, which may hold one event twice, passes a
+    suffix and the chunks are numbered."""
     datas = []
-    for n, chunk in enumerate(batch.chunks(events, queues.MAX_BATCH[queue], spread=spread)):
+    for n, indexes in enumerate(batch.chunks(list(range(len(events))), queues.MAX_BATCH[queue], spread=spread)):
+        chunk = [events[i] for i in indexes]
         first, more = chunk[0], len(chunk) - 1
         kinds = {e.kind for e in chunk}
+        job_id = first.job_id if order is None else f"ev-{first.account}-{order[indexes[0]]}-{first.key}"
         datas.append(batch.job_data(
             [batch.call(handle_event, data=e.to_dict()) for e in chunk], queue,
-            job_id=f"{first.job_id}{f'-and-{more}' if more else ''}" + (f"{id_suffix}-{n}" if id_suffix else ""),
+            job_id=f"{job_id}{f'-and-{more}' if more else ''}" + (f"{id_suffix}-{n}" if id_suffix else ""),
             description=f"{first.account} {first.kind} {first.entity_id}{f' and {more} more' if more else ''}",
             meta={"account": first.account, "kind": kinds.pop() if len(kinds) == 1 else "events"}))
     return datas
 
 
-def enqueue(r: redis.Redis, events: list[Event], pipeline=None, id_suffix: str = "") -> None:
-    """Enqueue events of one account, each on its kind's queue (queues.for_event)."""
-    by_queue: dict[str, list[Event]] = {}
-    for e in events:
-        by_queue.setdefault(queues.for_event(e.kind), []).append(e)
-    for name, some in by_queue.items():
+def sort_key(entry_id: str) -> str:
+    """An inbox entry id ("1712345678901-3") as a string that sorts like it."""
+    ms, _, seq = entry_id.partition("-")
+    return f"{int(ms):013d}{int(seq or 0):06d}"
+
+
+def enqueue(r: redis.Redis, events: list[Event], pipeline=None, id_suffix: str = "",
+            order: list[str] | None = None) -> None:
+    """Enqueue events of one account, each on its kind's queue (queues.for_event); `order`,
+    when given, holds each event's sort_key."""
+    by_queue: dict[str, tuple[list[Event], list[str]]] = {}
+    for i, e in enumerate(events):
+        some, sorts = by_queue.setdefault(queues.for_event(e.kind), ([], []))
+        some.append(e)
+        sorts.append(order[i] if order else "")
+    for name, (some, sorts) in by_queue.items():
         q = Queue(name, connection=r)
-        q.enqueue_many(job_datas(some, name, id_suffix, spread=batch.spread(q)), pipeline=pipeline)
+        batch.enqueue(q, job_datas(some, name, id_suffix, spread=batch.spread(q), order=sorts if order else None),
+                      pipeline=pipeline)
 
 
 class Dispatcher:
@@ -131,11 +147,11 @@ class Dispatcher:
                 log.info("webhook event", extra={"account": account, "source": source, "kind": e.kind,
                                                  "entity_id": e.entity_id,
                                                  "outcome": "accepted" if flag == "1" else "duplicate"})
-            fresh += [e for e, flag in zip(events, flags) if flag == "1"]
+            fresh += [(sort_key(entry_id), e) for e, flag in zip(events, flags) if flag == "1"]
         if not entries:
             return 0
         with self.r.pipeline(transaction=True) as pipe:
-            enqueue(self.r, fresh, pipeline=pipe)
+            enqueue(self.r, [e for _, e in fresh], pipeline=pipe, order=[k for k, _ in fresh])
             pipe.xack(keys.inbox(account), GROUP, *(entry_id for entry_id, _ in entries))
             pipe.execute()
         return len(fresh)

@@ -1,6 +1,7 @@
-"""Queue names and the retry policy every job gets."""
+"""Queue names, the retry policy every job gets, and how one account's work is kept from
+crowding out the others'."""
 
-from rq import Retry
+from rq import RateLimit, Retry
 
 TIMERS = "timers"      # SLA deadlines and messages held for the shift: due at a moment, so first
 CHATS = "chats"        # Wazzup chat events: what stops or starts an SLA clock, each a few Redis calls
@@ -23,3 +24,20 @@ def for_event(kind: str) -> str:
 # A job whose worker died mid-run, or that raised, runs again: rules are idempotent.
 RETRY = Retry(max=5, interval=[5, 30, 120, 600, 1800])
 JOB_TIMEOUT = 120
+
+# Fairness between accounts. An account's CRM events go to `events` at most IN_FLIGHT batch
+# jobs at a time (RQ's concurrency limit: the rest wait in RQ's per-key set and are promoted
+# oldest first as slots free), so a bulk import in one account occupies IN_FLIGHT workers and
+# no more, while the others' events find a free worker. IN_FLIGHT jobs of one account
+# together use its whole request budget: they spend their time on its rate limit anyway.
+IN_FLIGHT = 2
+# Inside a batch job a call waits at most this long for its account's request budget; past
+# that it goes back to RQ, deferred to when the budget allows (jobs/deferral.py).
+MAX_WAIT = 1.0
+
+
+def in_flight(queue: str, account: str | None) -> RateLimit | None:
+    """RQ's concurrency limit for the jobs of `account` on `queue` (only `events` has one)."""
+    if queue != EVENTS or not account:
+        return None
+    return RateLimit(key=f"reglament-{account}-{EVENTS}", concurrency=IN_FLIGHT)

@@ -23,6 +23,7 @@ HELP = {
     "rule_actions_total": "Actions the rules applied in the CRM, by rule and action",
     "sweep_runs_total": "Sweeps run",
     "sweep_leads_fixed_total": "Leads the sweep gave their missing task",
+    "deferrals_total": "Calls that went back to RQ instead of waiting, by reason (budget, 429, 5xx, network, auth, config)",
     "messages_total": "Outgoing messages, by provider and outcome (sent, duplicate, unknown, failed, stored)",
 }
 

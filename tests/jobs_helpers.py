@@ -16,15 +16,19 @@ def slow_marker(folder: str) -> str:
 
 def queued_events(r, queue: str | None = None) -> list[dict]:
     """The events waiting in a queue (by default the chats' and then the other events'), in
-    order, out of the batch jobs that carry them."""
+    order, out of the batch jobs that carry them: those in the queue, then those an account's
+    concurrency limit holds back (queues.in_flight)."""
     from rq import Queue
+    from rq.rate_limit import RateLimitRegistry
 
     from jobs import queues
 
     found = []
     for name in [queue] if queue else [queues.CHATS, queues.EVENTS]:
         q = Queue(name, connection=r)
-        found += [c["kwargs"]["data"] for i in q.job_ids for c in q.fetch_job(i).args[0]]
+        ids = q.job_ids + [i for reg in RateLimitRegistry.all(r) for i in reg.get_rate_limited_job_ids()]
+        jobs = [q.fetch_job(i) for i in ids]
+        found += [c["kwargs"]["data"] for j in jobs if j is not None and j.origin == name for c in j.args[0]]
     return found
 
 
@@ -38,3 +42,28 @@ def mark(url: str, name: str) -> str:
 
 def fail(name: str) -> None:
     raise RuntimeError(f"{name} failed")
+
+
+def over_limit_while_closed(url: str, name: str) -> str:
+    """A call whose account is stopped (429) while the key test:closed exists, else a mark."""
+    import redis
+
+    from connectors.ratelimit import OverLimit
+
+    r = redis.Redis.from_url(url)
+    if r.exists("test:closed"):
+        raise OverLimit("rg:acme:amocrm:ratelimit", 0.2, "429")
+    r.rpush("test:marks", name)
+    return name
+
+
+def token_refused() -> None:
+    from connectors.amocrm.errors import AuthError
+
+    raise AuthError("amoCRM answered 401 Unauthorized even with a freshly refreshed token")
+
+
+def name_unknown() -> None:
+    from connectors.amocrm.crm import UnknownName
+
+    raise UnknownName("status «Недозвон» not found in pipeline «Продажи»")

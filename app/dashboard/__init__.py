@@ -16,6 +16,7 @@ import logging
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
+import redis
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 
 from app.dashboard import data
@@ -130,8 +131,18 @@ def index():
         chart=data.svg_chart(view["days"], view["series"]),
         current=data.current_breaches(r, acc, dept, names, now - timedelta(hours=24), zone),
         timers=data.whatsapp_timers(r, acc, names, now, zone), queues=data.queue_health(r),
+        crm=_crm_health(r, acc.id),
         first_contact=data.first_contact(r, acc, dept, names, now - timedelta(days=DAYS), now),
         titles=data.titles(acc))
+
+
+def _crm_health(r, account: str):
+    from jobs import account_health
+
+    try:
+        return account_health.health(r, [account])[0]
+    except redis.RedisError:
+        return None
 
 
 @bp.errorhandler(403)

@@ -40,6 +40,12 @@ BATCH = 50
 NOTE_ENTITIES = ("leads", "contacts", "companies", "customers")
 
 
+def budget_key(account_id: str) -> str:
+    """The Redis key of the account's request budget (connectors/ratelimit.py), which also
+    says when and why the account is paused."""
+    return keys.key(account_id, "amocrm", "ratelimit")
+
+
 class AmoCRMClient:
     """One amoCRM account. Safe to create per job; all shared state lives in Redis."""
 
@@ -54,7 +60,7 @@ class AmoCRMClient:
         self.base_url = settings.base_url.rstrip("/")
         # The 7 req/s limit is documented without saying whether it is per integration,
         # account or IP; one budget per account is the natural reading for us.
-        limiter = RateLimiter(r, keys.key(account_id, "amocrm", "ratelimit"), settings.rate_limit)
+        limiter = RateLimiter(r, budget_key(account_id), settings.rate_limit)
         self.http = HttpClient(r, account_id, SYSTEM, limiter=limiter, timeout=timeout, max_attempts=max_attempts,
                                backoff_base=backoff_base, backoff_max=backoff_max, sleep=sleep, session=session,
                                secrets=lambda: self.auth.secrets())

@@ -43,6 +43,7 @@ import redis
 
 from connectors.amocrm.errors import AmbiguousWriteError, AmoCRMError, AmoCRMGaveUp, ApiError, AuthError
 from connectors.http import AmbiguousFailure
+from connectors.ratelimit import OverLimit
 from reglament import keys
 
 log = logging.getLogger(__name__)
@@ -187,9 +188,10 @@ class IdempotentCreator:
                 if not remaining:
                     return done
                 continue
-            except (ApiError, AuthError, AmoCRMGaveUp):
-                # Refused outright (4xx, credentials, or 429s/unreachable until the budget ran
-                # out): nothing was created, unless an earlier attempt of this loop was unclear.
+            except (ApiError, AuthError, AmoCRMGaveUp, OverLimit):
+                # Refused outright (4xx, credentials, 429s/unreachable until the budget ran
+                # out, or the job goes back before sending): nothing was created, unless an
+                # earlier attempt of this loop was unclear.
                 if not unclear:
                     self.actions.forget(kind, [p.action_key for p in remaining])
                 raise

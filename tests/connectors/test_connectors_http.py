@@ -24,6 +24,9 @@ class CountingLimiter:
     def acquire(self):
         self.acquired += 1
 
+    def recovered(self):
+        pass
+
 
 @pytest.fixture
 def limiter():
@@ -107,3 +110,30 @@ def test_giving_up_says_so_without_the_token_in_the_url(http, caplog):
     assert BOT_TOKEN not in "".join(traceback.format_exception(caught.value))  # what a log of the error shows
     assert "retrying" in caplog.text
     assert BOT_TOKEN not in caplog.text
+
+
+def test_inside_a_job_a_429_pauses_the_account_and_the_job_goes_back_without_sleeping(r):
+    from connectors.ratelimit import OverLimit, RateLimiter, state, waiting_at_most
+
+    key = keys.key("acme", "telegram", "ratelimit")
+    slept = []
+    h = HttpClient(r, "acme", "telegram", limiter=RateLimiter(r, key, 100.0), sleep=slept.append)
+    with responses.RequestsMock() as mocked:
+        mocked.get(URL, status=429, headers={"Retry-After": "20"})
+        with waiting_at_most(1.0), pytest.raises(OverLimit) as caught:
+            h.request("GET", URL)
+        assert len(mocked.calls) == 1
+    assert slept == [] and caught.value.reason == "429" and 19 < caught.value.retry_in <= 20
+    assert state(r, key).reason == "429" and 19 < state(r, key).wait <= 20
+
+
+def test_inside_a_job_a_post_that_may_have_landed_still_says_so_and_pauses_the_account(r):
+    from connectors.ratelimit import RateLimiter, state, waiting_at_most
+
+    key = keys.key("acme", "telegram", "ratelimit")
+    h = HttpClient(r, "acme", "telegram", limiter=RateLimiter(r, key, 100.0), sleep=lambda s: None)
+    with responses.RequestsMock() as mocked:
+        mocked.post(URL, status=503)
+        with waiting_at_most(1.0), pytest.raises(AmbiguousFailure):
+            h.request("POST", URL, json={})
+    assert state(r, key).reason == "5xx" and state(r, key).wait > 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 
+import pytest
 import redis
 
 from connectors.ratelimit import RateLimiter
@@ -64,3 +65,39 @@ def test_a_second_caller_waits_by_sleeping(r):
     limiter.acquire()
     limiter.acquire()
     assert len(slept) >= 1 and 0.4 < sum(slept) < 0.7  # one interval of 1/(2*0.95) s, spent asleep
+
+
+def test_inside_a_job_a_caller_waits_a_short_turn_but_goes_back_from_a_long_one(r):
+    from connectors.ratelimit import OverLimit, waiting_at_most
+
+    slept = []
+    limiter = RateLimiter(r, keys.key("acme", "x", "ratelimit"), 2.0, sleep=lambda s: (slept.append(s), time.sleep(s)))
+    limiter.acquire()
+    with waiting_at_most(1.0):
+        limiter.acquire()           # its turn comes in about 0.53 s: it sleeps
+        assert len(slept) == 1
+        with pytest.raises(OverLimit) as caught:
+            with waiting_at_most(0.2):
+                limiter.acquire()   # 0.53 s again, more than it may wait
+    assert len(slept) == 1          # and it did not sleep
+    assert 0.3 < caught.value.retry_in <= 0.53 and caught.value.reason == "budget"
+
+
+def test_trouble_pauses_the_account_for_every_caller_growing_with_strikes_until_a_success(r):
+    from connectors.ratelimit import OverLimit, pause, state, waiting_at_most
+
+    key = keys.key("acme", "amocrm", "ratelimit")
+    limiter = RateLimiter(r, key, 100.0)
+    other = RateLimiter(r, keys.key("calm", "amocrm", "ratelimit"), 100.0)
+    assert 0.45 < limiter.pause("429") <= 0.5
+    assert 0.95 < pause(r, key, "429") <= 1.0          # the second strike doubles it
+    assert 30 <= pause(r, key, "5xx", at_least=30) <= 30.001  # a Retry-After wins when longer
+    with waiting_at_most(1.0), pytest.raises(OverLimit) as caught:
+        RateLimiter(r, key, 100.0).acquire()         # another process, same account
+    assert caught.value.reason == "5xx" and caught.value.retry_in > 29
+    other.acquire()                                  # another account is untouched
+    assert state(r, key).strikes == 3 and state(r, key).reason == "5xx"
+    r.delete(key)                                    # (the pause is over)
+    limiter.acquire()
+    limiter.recovered()                              # the first success clears the record
+    assert (state(r, key).reason, state(r, key).strikes) == ("", 0)

@@ -1,0 +1,75 @@
+"""Each account's share of the work, as /metrics and the dashboard's queue health show it:
+its CRM events in flight and waiting (queues.in_flight), its jobs scheduled for later
+(deferred, or retried), and whether its CRM is paused and why (connectors/ratelimit.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from rq import Queue
+from rq.rate_limit import RateLimitRegistry
+from rq.registry import ScheduledJobRegistry
+
+from connectors import ratelimit
+from connectors.amocrm.client import budget_key
+from jobs import queues
+
+STOPPING = ("auth", "config")  # reasons that need a person: the account waits until fixed
+
+# What the dashboard says (in Russian, as users read it) for each reason.
+REASONS = {
+    "budget": "лимит запросов исчерпан",
+    "429": "amoCRM отвечает 429 (слишком много запросов)",
+    "5xx": "amoCRM отвечает ошибкой сервера",
+    "network": "amoCRM не отвечает",
+    "auth": "токен не принят: нужна повторная авторизация",
+    "config": "настройки не совпадают с amoCRM: см. reglament check",
+}
+
+
+@dataclass(frozen=True)
+class Health:
+    account: str
+    in_flight: int      # CRM event jobs queued or running (at most queues.IN_FLIGHT)
+    waiting: int        # CRM event jobs held back by the account's concurrency limit
+    scheduled: int      # its event jobs scheduled for later: deferred, or retried after an error
+    paused: float       # seconds until its CRM is called again (0: now)
+    reason: str         # why it was paused last ("" when nothing is wrong)
+    strikes: int        # failures since the last success
+
+    @property
+    def state(self) -> str:
+        if self.reason in STOPPING:
+            return "stopped"
+        return "paused" if self.reason and self.paused > 0 else "ok"
+
+    @property
+    def reason_text(self) -> str:
+        return REASONS.get(self.reason, self.reason)
+
+
+def health(r: redis.Redis, accounts: list[str]) -> list[Health]:
+    scheduled_ids = ScheduledJobRegistry(queue=Queue(queues.EVENTS, connection=r)).get_job_ids()
+    found = []
+    for account in accounts:
+        limit = RateLimitRegistry(queues.in_flight(queues.EVENTS, account).key, connection=r)
+        budget = ratelimit.state(r, budget_key(account))
+        found.append(Health(account=account, in_flight=limit.get_allowed_job_count(),
+                            waiting=limit.get_rate_limited_job_count(),
+                            scheduled=sum(1 for i in scheduled_ids if i.startswith(f"ev-{account}-")),
+                            paused=round(budget.wait, 3) if budget.reason else 0.0,
+                            reason=budget.reason, strikes=budget.strikes))
+    return found
+
+
+def gauges(r: redis.Redis, accounts: list[str]) -> dict[str, list[tuple[dict, float]]]:
+    """Per-account gauges for metrics.render."""
+    found = health(r, accounts)
+    return {
+        "account_jobs": [({"account": h.account, "state": state}, n) for h in found
+                         for state, n in (("in_flight", h.in_flight), ("waiting", h.waiting),
+                                          ("scheduled", h.scheduled))],
+        "account_paused_seconds": [({"account": h.account, "reason": h.reason or "none"}, h.paused) for h in found],
+        "account_stopped": [({"account": h.account}, 1.0 if h.state == "stopped" else 0.0) for h in found],
+    }
