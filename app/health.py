@@ -47,7 +47,7 @@ def metrics_view():
         body = metrics.render(r, accounts,
                               {"queue_depth": depth, "failed_jobs": failed,
                                "timers_waiting": [({}, waiting)], "timers_overdue_seconds": [({}, late)],
-                               **account_health.gauges(r, accounts)})
+                               **account_health.gauges(r, ctx.settings.accounts)})
     except redis.RedisError:
         return jsonify({"error": "Redis is unreachable"}), 503
     return Response(body, mimetype="text/plain; version=0.0.4")

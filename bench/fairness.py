@@ -188,7 +188,9 @@ def main() -> None:
         quiet_log = quiet.server.sandbox.requests.since(0)
 
         from jobs import account_health
-        noisy_health, quiet_health = account_health.health(r, ["noisy", "quiet"])
+        from reglament import config
+        by_id = {h.account: h for h in account_health.health(r, config.load(str(cfg)).accounts)}
+        noisy_health, quiet_health = by_id["noisy"], by_id["quiet"]
         x, y = p99(alone), p99(during)
         print(f"machine: {os.cpu_count()} cores; load average before {load_before[0]:.1f}, "
               f"after the quiet phase {load_alone[0]:.1f}, after the burst phase {load_during[0]:.1f}")

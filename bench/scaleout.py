@@ -33,15 +33,15 @@ from rq.registry import StartedJobRegistry  # noqa: E402
 
 from bench.service import ALL_DAY, WORKER, clean_up, post_all, status_bodies, stop, wait_http  # noqa: E402
 from jobs import account_health, queues  # noqa: E402
-from reglament import keys  # noqa: E402
+from reglament import config, keys  # noqa: E402
 from shell.redis_server import RedisServer, free_port  # noqa: E402
 
 TOKEN = "bench-scaleout-token"
 
 
-def drained(r: redis.Redis, accounts: list[str]) -> bool:
-    """Every stored delivery dispatched and every job done."""
-    for account in accounts:
+def drained(r: redis.Redis, accounts: list) -> bool:
+    """Every stored delivery dispatched and every job done (accounts: reglament.config.Account)."""
+    for account in (a.id for a in accounts):
         last = r.xinfo_stream(keys.inbox(account))["last-generated-id"]
         for group in r.xinfo_groups(keys.inbox(account)):
             if group["pending"] or group["last-delivered-id"] != last:
@@ -80,6 +80,7 @@ def one_round(tmp: Path, workers: int, args, env: dict) -> dict:
             "accounts": [{"id": a, "webhook_secret": f"{a}-bench-scaleout-secret",
                           "amocrm": {"base_url": amo_url, "long_lived_token": TOKEN, "rate_limit": 10_000},
                           "working_hours": ALL_DAY, "holidays_country": None} for a in accounts]}), encoding="utf-8")
+        loaded = config.load(str(cfg)).accounts
         procs.append(subprocess.Popen([sys.executable, "-m", "shell.cli", "web", "--config", str(cfg),
                                        "--port", str(port), "--workers", "2"],
                                       env=env, stderr=open(tmp / f"web-{workers}.log", "w")))
@@ -97,7 +98,7 @@ def one_round(tmp: Path, workers: int, args, env: dict) -> dict:
         while Worker.count(connection=r) < workers and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(1.0)
-        while not drained(r, accounts) and time.monotonic() < deadline:
+        while not drained(r, loaded) and time.monotonic() < deadline:
             time.sleep(0.2)
         finished = time.time()
         worker_cpu = sum(cpu_seconds(p.pid) for p in procs[-workers:])

@@ -43,6 +43,11 @@ class ConnectorError(Exception):
     """Base of every error raised by a connector."""
 
 
+class AccessRefused(ConnectorError):
+    """The remote side refuses our credentials or rights (a 401 that a refresh cannot fix, a
+    403): nothing to retry until an admin acts."""
+
+
 class GaveUp(ConnectorError):
     """The remote side kept failing (429, 5xx, network) until the retry budget ran out."""
 

@@ -23,10 +23,12 @@ class CrmKind:
     connector: Callable[..., CRM]                   # (account, redis, rule settings, **client options) → CRM
     register_webhooks: Callable[[Account, redis.Redis, str], str]    # → what was done, in one line
     unregister_webhooks: Callable[[Account, redis.Redis, str], str]
+    budget_key: Callable[[str], str]  # account id → the Redis key of its request budget (connectors/ratelimit.py)
 
 
 def _amocrm() -> CrmKind:
     from connectors.amocrm import AmoCRMClient, webhooks
+    from connectors.amocrm.client import budget_key
     from connectors.amocrm.crm import AmoCRM
 
     def register(account: Account, r: redis.Redis, url: str) -> str:
@@ -37,7 +39,7 @@ def _amocrm() -> CrmKind:
         removed = webhooks.unregister(AmoCRMClient(account.id, account.amocrm, r), url)
         return "removed" if removed else "no subscription was there"
 
-    return CrmKind("amocrm", AmoCRM.for_account, register, unregister)
+    return CrmKind("amocrm", AmoCRM.for_account, register, unregister, budget_key)
 
 
 KINDS: dict[str, Callable[[], CrmKind]] = {"amocrm": _amocrm}
@@ -62,3 +64,8 @@ def connector(account: Account, r: redis.Redis, settings: RuleSettings | None = 
 
 def supported(account: Account) -> bool:
     return account.crm in KINDS
+
+
+def budget_key(account: Account) -> str:
+    """The Redis key of the account's request budget, which also says when and why it is paused."""
+    return kind(account).budget_key(account.id)

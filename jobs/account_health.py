@@ -11,9 +11,9 @@ from rq import Queue
 from rq.rate_limit import RateLimitRegistry
 from rq.registry import ScheduledJobRegistry
 
-from connectors import ratelimit
-from connectors.amocrm.client import budget_key
+from connectors import ratelimit, registry
 from jobs import queues
+from reglament.config import Account
 
 STOPPING = ("auth", "config")  # reasons that need a person: the account waits until fixed
 
@@ -49,12 +49,13 @@ class Health:
         return REASONS.get(self.reason, self.reason)
 
 
-def health(r: redis.Redis, accounts: list[str]) -> list[Health]:
+def health(r: redis.Redis, accounts: list[Account]) -> list[Health]:
     scheduled_ids = ScheduledJobRegistry(queue=Queue(queues.EVENTS, connection=r)).get_job_ids()
     found = []
-    for account in accounts:
+    for acc in accounts:
+        account = acc.id
         limit = RateLimitRegistry(queues.in_flight(queues.EVENTS, account).key, connection=r)
-        budget = ratelimit.state(r, budget_key(account))
+        budget = ratelimit.state(r, registry.budget_key(acc))
         found.append(Health(account=account, in_flight=limit.get_allowed_job_count(),
                             waiting=limit.get_rate_limited_job_count(),
                             scheduled=sum(1 for i in scheduled_ids if i.startswith(f"ev-{account}-")),
@@ -63,7 +64,7 @@ def health(r: redis.Redis, accounts: list[str]) -> list[Health]:
     return found
 
 
-def gauges(r: redis.Redis, accounts: list[str]) -> dict[str, list[tuple[dict, float]]]:
+def gauges(r: redis.Redis, accounts: list[Account]) -> dict[str, list[tuple[dict, float]]]:
     """Per-account gauges for metrics.render."""
     found = health(r, accounts)
     return {

@@ -34,12 +34,11 @@ from datetime import datetime, timezone
 from rq import Queue, get_current_job
 from rq.exceptions import DuplicateJobError
 
-from connectors import ratelimit
-from connectors.amocrm.client import budget_key
-from connectors.amocrm.crm import UnknownName
-from connectors.amocrm.errors import AuthError, ForbiddenError
+from connectors import ratelimit, registry
+from connectors.http import AccessRefused
 from jobs import batch, context
 from reglament import metrics
+from reglament.crm import UnknownName
 
 log = logging.getLogger("reglament.jobs")
 
@@ -51,10 +50,11 @@ def stopped(exc: Exception, account: str | None) -> tuple[float, str] | None:
     """(seconds until the account can go on, why) when exc stops the account, else None."""
     if isinstance(exc, ratelimit.OverLimit):
         return exc.retry_in, exc.reason
-    if account and (isinstance(exc, (AuthError, ForbiddenError)) or _settings_wrong(exc, account)):
+    if account and (isinstance(exc, AccessRefused) or _settings_wrong(exc, account)):
         reason = "config" if isinstance(exc, UnknownName) else "auth"
         log.error("account %s stopped (%s): %s; its events wait", account, reason, exc, extra={"account": account})
-        return ratelimit.pause(context.redis_client(), budget_key(account), reason, STOPPED_PAUSE), reason
+        budget = registry.budget_key(context.account(account))
+        return ratelimit.pause(context.redis_client(), budget, reason, STOPPED_PAUSE), reason
     return None
 
 

@@ -288,6 +288,11 @@ def action_key(rule: str, lead_id: int, *parts: Any) -> str:
 
 # --- the connector --------------------------------------------------------------------
 
+class UnknownName(ValueError):
+    """A configured name (status, loss reason, lead field, ...) the account's CRM does not have,
+    or a lead that is gone."""
+
+
 @dataclass(frozen=True)
 class SnapshotPage:
     snapshots: tuple[LeadSnapshot, ...]

@@ -64,6 +64,6 @@ def token_refused() -> None:
 
 
 def name_unknown() -> None:
-    from connectors.amocrm.crm import UnknownName
+    from reglament.crm import UnknownName
 
     raise UnknownName("status «Недозвон» not found in pipeline «Продажи»")

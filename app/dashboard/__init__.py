@@ -131,12 +131,12 @@ def index():
         chart=data.svg_chart(view["days"], view["series"]),
         current=data.current_breaches(r, acc, dept, names, now - timedelta(hours=24), zone),
         timers=data.whatsapp_timers(r, acc, names, now, zone), queues=data.queue_health(r),
-        crm=_crm_health(r, acc.id),
+        crm=_crm_health(r, acc),
         first_contact=data.first_contact(r, acc, dept, names, now - timedelta(days=DAYS), now),
         titles=data.titles(acc))
 
 
-def _crm_health(r, account: str):
+def _crm_health(r, account):
     from jobs import account_health
 
     try:

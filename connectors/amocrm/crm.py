@@ -40,7 +40,8 @@ from reglament import keys
 from reglament.config import Account
 from reglament.crm import (CALLBACK_AT, REDIAL_LAST_AT, SUBSCRIPTION_END, TRIAL_AT, Action, AddNote, Call,
                            CallDirection, CallStatus, CompleteTask, Contact, CreateLead, CreateTask, Lead, LeadSnapshot,
-                           SetLeadField, SetLeadStatus, SetResponsible, SetTaskDue, SnapshotPage, Task, Touch)
+                           SetLeadField, SetLeadStatus, SetResponsible, SetTaskDue, SnapshotPage, Task, Touch,
+                           UnknownName)
 
 log = logging.getLogger("reglament.amocrm")
 
@@ -73,10 +74,6 @@ def call_status(code: Any) -> CallStatus:
         return CALL_STATUSES.get(int(code), CallStatus.OTHER)
     except (TypeError, ValueError):
         return CallStatus.OTHER
-
-
-class UnknownName(ValueError):
-    """A configured name (status, loss reason, lead field, ...) the account does not have."""
 
 
 def _listing(found: Iterable[str]) -> str:

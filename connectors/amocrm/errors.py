@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from connectors.http import ConnectorError, GaveUp
+from connectors.http import AccessRefused, ConnectorError, GaveUp
 
 
 class AmoCRMError(ConnectorError):
@@ -35,11 +35,11 @@ class AmoCRMValidationError(ApiError):
         self.errors = errors
 
 
-class AuthError(AmoCRMError):
+class AuthError(AmoCRMError, AccessRefused):
     """amoCRM does not accept our credentials and we cannot fix it ourselves: an admin must re-authorize."""
 
 
-class ForbiddenError(ApiError):
+class ForbiddenError(ApiError, AccessRefused):
     """HTTP 403: the integration's user lacks the rights, or amoCRM blocked our IP after too many requests."""
 
 

@@ -338,9 +338,10 @@ def message_in(account: str, f: dict, now: datetime | None = None) -> dict:
     if replaced:  # an earlier message of the client arrived late: its clock counts, not the later one's
         _cancel_timers(account, chat, replaced.decode())
     if not known and phone:
-        # Who the client's manager is takes amoCRM calls: a job among the CRM events, so that
-        # this queue stays quick for answers. The timer looks again if it hasn't run by then.
-        Queue(queues.EVENTS, connection=r).enqueue_many([batch.job_data(
+        # Who the client's manager is takes CRM calls: a job among the account's CRM events
+        # (under its in-flight cap), so that this queue stays quick for answers. The timer
+        # looks again if it hasn't run by then.
+        batch.enqueue(Queue(queues.EVENTS, connection=r), [batch.job_data(
             [batch.call(tie_chat, account=account, chat=chat, message_id=f["message_id"], phone=phone)],
             queues.EVENTS, description=f"{account} chat {chat}: find its lead",
             meta={"account": account, "kind": "whatsapp_sla_lookup"})])

@@ -6,7 +6,8 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from connectors.amocrm.crm import CALL_STATUSES, AmoCRM, UnknownName, call_status
+from connectors.amocrm.crm import CALL_STATUSES, AmoCRM, call_status
+from reglament.crm import UnknownName
 from reglament import rule_settings
 from reglament.crm import (REDIAL_ATTEMPT, REDIAL_LAST_AT, SUBSCRIPTION_END, AddNote, CallStatus, CreateTask,
                            SetLeadField, SetLeadStatus)
