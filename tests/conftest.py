@@ -6,6 +6,7 @@ import pytest
 import redis as redis_lib
 
 from shell.redis_server import RedisServer
+from tests.driver import DRIVERS, open_driver
 
 
 @pytest.fixture(scope="session")
@@ -65,3 +66,11 @@ def client(settings, r):
 
     app = create_app(settings, r)
     return app.test_client()
+
+
+@pytest.fixture(params=list(DRIVERS))
+def crm(request):
+    """The CRM-neutral end-to-end driver (tests/driver) on account "demo", once per CRM it is
+    implemented for."""
+    with open_driver(request.param, "demo") as driver:
+        yield driver
