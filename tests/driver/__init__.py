@@ -198,6 +198,10 @@ class CrmDriver(ABC):
     def open_tasks(self, lead_id: int) -> list[TaskView]: ...
 
     @abstractmethod
+    def tasks(self, lead_id: int) -> list[TaskView]:
+        """The lead's tasks, open and completed."""
+
+    @abstractmethod
     def task(self, task_id: int) -> TaskView | None: ...
 
     @abstractmethod

@@ -229,8 +229,11 @@ class AmoCRMDriver(CrmDriver):
         return [self._lead_view(x) for x in self._pages("/api/v4/leads", "leads", {"with": "contacts"})]
 
     def open_tasks(self, lead_id: int) -> list[TaskView]:
+        return [t for t in self.tasks(lead_id) if not t.completed]
+
+    def tasks(self, lead_id: int) -> list[TaskView]:
         return [self._task_view(t) for t in self._pages("/api/v4/tasks", "tasks", {
-            "filter[entity_type]": "leads", "filter[entity_id][]": lead_id, "filter[is_completed]": 0})]
+            "filter[entity_type]": "leads", "filter[entity_id][]": lead_id})]
 
     def task(self, task_id: int) -> TaskView | None:
         raw = self._api("GET", f"/api/v4/tasks/{task_id}")

@@ -54,7 +54,7 @@ def test_a_task_moved_then_completed(crm):
     assert later.fields["due"] == int((due + timedelta(hours=1)).timestamp()) and later.fields["by"] == anna
     done = crm.complete_task(task.id, "Договорились", by=anna).one("task.updated")
     assert done.fields["completed"] and done.fields["result"] == "Договорились"
-    assert crm.open_tasks(lead_id) == []
+    assert crm.open_tasks(lead_id) == [] and [t.id for t in crm.tasks(lead_id)] == [task.id]
     assert (crm.task(task.id).completed, crm.task(task.id).result) == (True, "Договорились")
 
 

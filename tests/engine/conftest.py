@@ -14,6 +14,7 @@ import requests
 from sandbox.amocrm import SandboxServer
 from jobs import context
 from tests.conftest import make_settings
+from tests.driver import CrmDriver
 
 TOKEN = "engine-test-token"
 ACCOUNT = "demo"
@@ -28,16 +29,27 @@ ANNA, BORIS = 9100001, 9100002
 ALL_DAY = {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
-def engine_settings(base_url: str, rules: dict | None = None, **account):
+def _settings(crm: dict, rules: dict | None, account: dict):
     return make_settings(accounts=[{
         "id": ACCOUNT,
-        "amocrm": {"base_url": base_url, "long_lived_token": TOKEN, "rate_limit": 1000},
+        **crm,
         "webhook_secret": "engine-webhook-secret-0123",
         # Around the clock and no holidays: expected due times are plain arithmetic.
         "working_hours": ALL_DAY, "holidays_country": None,
         "rules": rules or {},
         **account,
     }])
+
+
+def engine_settings(base_url: str, rules: dict | None = None, **account):
+    """The account on an amoCRM sandbox at base_url."""
+    return _settings({"amocrm": {"base_url": base_url, "long_lived_token": TOKEN, "rate_limit": 1000}}, rules, account)
+
+
+def crm_settings(crm: CrmDriver, rules: dict | None = None, **account):
+    """The account on the neutral driver's CRM."""
+    assert crm.account == ACCOUNT
+    return _settings(crm.account_settings(), rules, account)
 
 
 class Receiver:
@@ -119,6 +131,14 @@ def amo():
 def engine(amo, r):
     """The job context as the worker sets it up, pointing at the sandbox."""
     settings = engine_settings(amo.server.url)
+    context.set_settings(settings, r)
+    return settings
+
+
+@pytest.fixture
+def service(crm, r):
+    """The job context as the worker sets it up, on the neutral driver's CRM."""
+    settings = crm_settings(crm)
     context.set_settings(settings, r)
     return settings
 

@@ -1,4 +1,5 @@
-"""The task rules end to end: handlers and sweep against the running amoCRM sandbox and real Redis."""
+"""The task rules end to end: handlers and sweep against a CRM's sandbox (through the neutral driver,
+tests/driver) and real Redis."""
 
 from __future__ import annotations
 
@@ -8,116 +9,108 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from app.amocrm import parser
 from jobs import audit, context, events, rule_jobs, sweep
-from reglament.events import Event, event_key
-from tests.engine.conftest import ACCOUNT, ANNA, BORIS, STATUS, engine_settings, now
+from reglament.events import Event
+from tests.driver import LOST, WON
+from tests.engine.conftest import ACCOUNT, crm_settings, now
 
 MSK = ZoneInfo("Europe/Moscow")
 
 
-def status_event(amo, lead_id: int, kind: str = "lead.status_changed") -> Event:
-    """The event a status webhook of this lead becomes (fields as the parser gives them)."""
-    lead = amo.lead(lead_id)
-    fields = {"lead_id": lead_id, "stage": str(lead["status_id"]), "pipeline": str(lead["pipeline_id"]),
-              "at": lead["updated_at"], "created_at": lead["created_at"]}
-    return Event(account=ACCOUNT, source="amocrm", kind=kind, entity_id=lead_id, fields=fields,
-                 key=event_key(kind, lead_id, lead["updated_at"]))
+def moved(crm, stage: str, **lead) -> tuple[int, Event]:
+    """A new lead moved into `stage`, and the lead.status_changed event the CRM's webhook became."""
+    lead_id = crm.create_lead("Новая заявка", **lead).id
+    return lead_id, crm.move_lead(lead_id, stage).one("lead.status_changed")
 
 
-def ts(dt: datetime) -> int:
-    return int(dt.timestamp())
+def at_of(event: Event) -> datetime:
+    return datetime.fromtimestamp(event.fields["at"], timezone.utc)
 
 
 # --- each status of the table ends with exactly one right task --------------------------------
 
 def _callback():
     at = (now() + timedelta(days=1, hours=3)).replace(second=0, microsecond=0)
-    return {"Дата перезвона": ts(at)}, lambda base: at
+    return {"Дата перезвона": at}, lambda base: at
 
 
 def _trial():
     at = (now() + timedelta(days=3)).replace(second=0, microsecond=0)
-    return {"Дата пробного": ts(at)}, lambda base: at - timedelta(days=1)
+    return {"Дата пробного": at}, lambda base: at - timedelta(days=1)
 
 
 def _subscription():
     end = (now() + timedelta(days=30)).astimezone(MSK).date()
     midnight = datetime(end.year, end.month, end.day, tzinfo=MSK)
-    return {"Окончание абонемента": ts(midnight)}, lambda base: midnight - timedelta(days=7)
+    return {"Окончание абонемента": midnight}, lambda base: midnight - timedelta(days=7)
 
 
-# status → (lead fields, expected due from the event time, task text, task type id)
+# status → (lead values, expected due from the event time, task text, task type)
 TABLE = {
     # REDIAL counts attempts in whole minutes.
-    "Недозвон": (lambda: ({}, lambda base: base.replace(second=0) + timedelta(hours=1)), "Дозвониться", 1),
-    "Просил перезвонить": (_callback, "Перезвон", 3012001),  # important: the «Важный звонок» type
-    "Записался на пробное": (_trial, "Напомнить", 1),
-    "Не пришел на пробное": (lambda: ({}, lambda base: base + timedelta(days=1)), "Записать", 1),
-    "Пришел на пробное": (lambda: ({}, lambda base: base + timedelta(days=1)), "Продать", 1),
-    "Принимает решение": (lambda: ({}, lambda base: base + timedelta(days=2)), "Продать", 1),
-    "Клиент": (_subscription, "Продление", 1),
+    "Недозвон": (lambda: ({}, lambda base: base.replace(second=0) + timedelta(hours=1)), "Дозвониться", "Звонок"),
+    "Просил перезвонить": (_callback, "Перезвон", "Важный звонок"),  # important: the «Важный звонок» type
+    "Записался на пробное": (_trial, "Напомнить", "Звонок"),
+    "Не пришел на пробное": (lambda: ({}, lambda base: base + timedelta(days=1)), "Записать", "Звонок"),
+    "Пришел на пробное": (lambda: ({}, lambda base: base + timedelta(days=1)), "Продать", "Звонок"),
+    "Принимает решение": (lambda: ({}, lambda base: base + timedelta(days=2)), "Продать", "Звонок"),
+    "Клиент": (_subscription, "Продление", "Звонок"),
 }
 
 
 @pytest.mark.parametrize("status", list(TABLE))
-def test_each_status_gets_exactly_one_right_task(amo, engine, status):
-    make, text, type_id = TABLE[status]
-    fields, expected_due = make()
-    lead_id = amo.create_lead(status, responsible=BORIS, fields=fields)
-    event = status_event(amo, lead_id)
+def test_each_status_gets_exactly_one_right_task(crm, service, status):
+    make, text, task_type = TABLE[status]
+    values, expected_due = make()
+    boris = crm.user("Борис Иванов")
+    lead_id, event = moved(crm, status, responsible=boris, values=values)
     for _ in range(2):  # a repeated delivery changes nothing
         rule_jobs.task_rules(event)
-    tasks = amo.open_tasks(lead_id)
+    tasks = crm.open_tasks(lead_id)
     assert len(tasks) == 1, tasks
     task = tasks[0]
-    assert task["text"] == text
-    at = datetime.fromtimestamp(event.fields["at"], timezone.utc)
-    assert task["complete_till"] == ts(expected_due(at))
-    assert task["responsible_user_id"] == BORIS
-    assert task["task_type_id"] == type_id
+    assert task.text == text
+    assert task.due == expected_due(at_of(event))
+    assert task.responsible == boris
+    assert task.type == task_type
     if status == "Недозвон":  # REDIAL counted the move into Недозвон as attempt Н1
-        assert amo.field(lead_id, "Попытка дозвона") == "Н1"
+        assert crm.lead(lead_id).value("Попытка дозвона") == "Н1"
 
 
-@pytest.mark.parametrize("status", ["Отказ", "Расторгнут договор", "Завершил", "won", "lost"])
-def test_a_terminal_lead_gets_no_task(amo, engine, status):
-    lead_id = amo.create_lead(status)
-    rule_jobs.task_rules(status_event(amo, lead_id))
-    assert amo.open_tasks(lead_id) == []
+@pytest.mark.parametrize("status", ["Отказ", "Расторгнут договор", "Завершил", WON, LOST])
+def test_a_terminal_lead_gets_no_task(crm, service, status):
+    lead_id, event = moved(crm, status)
+    rule_jobs.task_rules(event)
+    assert crm.open_tasks(lead_id) == []
     assert all(p.snapshot.lead.id != lead_id
                for p in sweep.plan(context.executor_for(ACCOUNT), context.crm_for(ACCOUNT)))
 
 
-def test_a_lead_with_an_open_task_gets_no_second_one(amo, engine):
-    lead_id = amo.create_lead("Принимает решение")
-    amo.api("POST", "/api/v4/tasks", json=[{"text": "Позвонить", "complete_till": ts(now()) + 3600,
-                                            "entity_type": "leads", "entity_id": lead_id}])
-    rule_jobs.task_rules(status_event(amo, lead_id))
-    assert [t["text"] for t in amo.open_tasks(lead_id)] == ["Позвонить"]
+def test_a_lead_with_an_open_task_gets_no_second_one(crm, service):
+    lead_id = crm.create_lead("Новая заявка").id
+    crm.create_task(lead_id, "Позвонить", now() + timedelta(hours=1))
+    rule_jobs.task_rules(crm.move_lead(lead_id, "Принимает решение").one("lead.status_changed"))
+    assert [t.text for t in crm.open_tasks(lead_id)] == ["Позвонить"]
 
 
-def test_completing_the_task_brings_the_next_one(amo, engine):
-    lead_id = amo.create_lead("Принимает решение")
-    rule_jobs.task_rules(status_event(amo, lead_id))
-    (first,) = amo.open_tasks(lead_id)
-    amo.api("PATCH", "/api/v4/tasks", json=[{"id": first["id"], "is_completed": True,
-                                             "result": {"text": "Думает"}}])
-    done = Event(account=ACCOUNT, source="amocrm", kind="task.updated", entity_id=first["id"],
-                 fields={"task_id": first["id"], "lead_id": lead_id, "completed": True, "text": first["text"],
-                         "result": "Думает", "at": ts(now())}, key="t1")
+def test_completing_the_task_brings_the_next_one(crm, service):
+    lead_id, event = moved(crm, "Принимает решение")
+    rule_jobs.task_rules(event)
+    (first,) = crm.open_tasks(lead_id)
+    done = crm.complete_task(first.id, "Думает").one("task.updated")
+    assert done.fields["completed"] and done.fields["result"] == "Думает"
     rule_jobs.task_rules(done)
     rule_jobs.task_rules(done)
-    (second,) = amo.open_tasks(lead_id)
-    assert second["id"] != first["id"] and second["text"] == "Продать"
+    (second,) = crm.open_tasks(lead_id)
+    assert second.id != first.id and second.text == "Продать"
 
 
 # --- races: three deliveries of one webhook and a sweep ---------------------------------------
 
-def test_three_runs_of_a_webhook_job_during_a_sweep_leave_one_task(amo, engine):
-    amo.account.generate_leads(60, without_task_share=0.2, seed_value=3)
-    lead_id = amo.create_lead("Принимает решение")
-    data = status_event(amo, lead_id).to_dict()
+def test_three_runs_of_a_webhook_job_during_a_sweep_leave_one_task(crm, service):
+    crm.generate_leads(60, without_task_share=0.2, seed=3)
+    lead_id, event = moved(crm, "Принимает решение", responsible=crm.user("Анна Смирнова"))
+    data = event.to_dict()
     start = threading.Barrier(4)
     errors: list[BaseException] = []
 
@@ -141,33 +134,43 @@ def test_three_runs_of_a_webhook_job_during_a_sweep_leave_one_task(amo, engine):
     for t in threads:
         t.join(30)
     assert not errors
-    assert len(amo.open_tasks(lead_id)) == 1
+    assert len(crm.open_tasks(lead_id)) == 1
     # ...and the sweep afterwards finds nothing left to do anywhere.
     assert list(sweep.plan(context.executor_for(ACCOUNT), context.crm_for(ACCOUNT))) == []
 
 
+@pytest.mark.xfail(strict=True, reason="a product race, reported: jobs/sweep.py stamps read_at after reading the page, "
+                   "and Executor.complete raises last_task_id from Redis, so a task a webhook job makes meanwhile "
+                   "puts the plan in a new gap and the sweep makes a second task (the test above fails now and then)")
+def test_a_task_made_while_the_sweep_reads_its_page_is_not_made_again(crm, service, monkeypatch):
+    lead_id, event = moved(crm, "Принимает решение")
+    connector = context.crm_for(ACCOUNT)
+    read_page = connector.list_active_leads_with_open_tasks
+
+    def page_then_job(cursor=None):
+        page = read_page(cursor)
+        events.handle_event(event.to_dict())  # the webhook's job runs just after the sweep read its page
+        return page
+
+    monkeypatch.setattr(connector, "list_active_leads_with_open_tasks", page_then_job)
+    sweep.run(context.executor_for(ACCOUNT), connector)
+    assert len(crm.open_tasks(lead_id)) == 1
+
+
 # --- REDIAL through real calls ----------------------------------------------------------------
 
-def _amocrm_call_note(amo, n: int, at: int) -> Event:
-    """A failed call logged in amoCRM, as the sandbox's note webhook delivers it."""
-    seen = len(amo.server.dispatcher.log())
-    amo.api("POST", "/api/v4/calls", json=[{
-        "direction": "outbound", "phone": "89990001122", "duration": 0, "source": "test-pbx",
-        "call_status": 6, "uniq": f"call-{n}", "created_at": at, "responsible_user_id": ANNA}])
-    assert amo.server.wait_webhooks(5)
-    bodies = [d["body"] for d in amo.server.dispatcher.log(seen) if d["ok"]]
-    (call,) = [e for b in bodies for e in parser.parse(b, ACCOUNT).events
-               if e.kind == "call.ended" and e.fields["direction"] == "out"]
-    return call
+def _crm_call_note(crm, lead_id: int, n: int, at: datetime) -> Event:
+    """A failed call the telephony logged in the CRM, as the CRM's webhook delivers it."""
+    return crm.log_call(lead_id, "out", "not_reached", at=at, by=crm.user("Анна Смирнова")).one("call.ended")
 
 
-def _zadarma_call(amo, n: int, at: int) -> Event:
+def _zadarma_call(crm, lead_id: int, n: int, at: datetime) -> Event:
     """The same failed call, as Zadarma's own NOTIFY_OUT_END webhook (no lead id: found by the phone)."""
     from urllib.parse import urlencode
 
     from app.telephony import zadarma
 
-    started = datetime.fromtimestamp(at, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    started = at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     body = urlencode({"event": "NOTIFY_OUT_END", "call_start": started, "pbx_call_id": f"out_{n}",
                       "caller_id": "74951234567", "destination": "79990001122", "internal": "102",
                       "duration": "0", "disposition": "no answer", "status_code": "19", "is_recorded": "0",
@@ -176,63 +179,53 @@ def _zadarma_call(amo, n: int, at: int) -> Event:
     return call
 
 
-@pytest.mark.parametrize("call_event", [_amocrm_call_note, _zadarma_call], ids=["amocrm-note", "zadarma"])
-def test_seven_failed_calls_end_in_refusal(amo, engine, receiver, call_event):
-    """REDIAL counts a failed call the same whether amoCRM's call note or the telephony
+@pytest.mark.parametrize("call_event", [_crm_call_note, _zadarma_call], ids=["crm-note", "zadarma"])
+def test_seven_failed_calls_end_in_refusal(crm, service, call_event):
+    """REDIAL counts a failed call the same whether the CRM's call note or the telephony
     provider's own webhook reports it."""
-    amo.api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["note_lead"]})
-    contact = amo.api("POST", "/api/v4/contacts", json=[{"name": "Пётр Дозвонов", "custom_fields_values": [
-        {"field_code": "PHONE", "values": [{"value": "+7 999 000-11-22", "enum_code": "WORK"}]}]}])
-    contact_id = contact["_embedded"]["contacts"][0]["id"]
-    lead_id = amo.create_lead("Недозвон", responsible=ANNA)
-    amo.api("POST", f"/api/v4/leads/{lead_id}/link",
-            json=[{"to_entity_id": contact_id, "to_entity_type": "contacts"}])
+    lead_id = crm.create_lead("Недозвон", responsible=crm.user("Анна Смирнова"), phone="+7 999 000-11-22",
+                              client="Пётр Дозвонов").id
     # Each call when the cadence says (1 h, 3 h, 1 d, 7 d, 3 h, 30 d after the one before, on this
     # account's round-the-clock calendar), the seventh's 3 h wait over long ago.
     waits = [0, 3600, 3 * 3600, 86400, 7 * 86400, 3 * 3600, 30 * 86400]
-    first = ts(now()) - 40 * 86400
+    first = now().replace(microsecond=0) - timedelta(days=40)
     for n in range(7):
-        event = call_event(amo, n, first + sum(waits[:n + 1]))
+        event = call_event(crm, lead_id, n, first + timedelta(seconds=sum(waits[:n + 1])))
         assert event.kind == "call.ended" and event.fields["direction"] == "out"
         result = events.handle_event(event.to_dict())
         assert "task_rules" in result["rules"]
         if n < 6:
-            assert amo.field(lead_id, "Попытка дозвона") == f"Н{n + 1}"
-    lead = amo.lead(lead_id)
-    assert lead["status_id"] == STATUS["Отказ"]
-    assert lead["loss_reason_id"] == 5300001  # «Не дозвонились 7 раз»
-    assert amo.field(lead_id, "Попытка дозвона") == "Н7"
+            assert crm.lead(lead_id).value("Попытка дозвона") == f"Н{n + 1}"
+    lead = crm.lead(lead_id)
+    assert lead.stage == "Отказ"
+    assert lead.loss_reason == "Не дозвонились 7 раз"
+    assert lead.value("Попытка дозвона") == "Н7"
     # One «Дозвониться» task was made for the first failure, and no other; the end of the
     # cadence closed it with the reason, so the closed lead keeps nothing open.
-    assert amo.open_tasks(lead_id) == []
-    made = [t for t in amo.api("GET", "/api/v4/tasks", params={"filter[entity_type]": "leads", "filter[entity_id][]": lead_id})["_embedded"]["tasks"]
-            if t["text"] == "Дозвониться"]
-    assert [(t["is_completed"], t["result"]["text"]) for t in made] == [(True, "Не дозвонились 7 раз")]
+    assert crm.open_tasks(lead_id) == []
+    made = [t for t in crm.tasks(lead_id) if t.text == "Дозвониться"]
+    assert [(t.completed, t.result) for t in made] == [(True, "Не дозвонились 7 раз")]
 
 
-# --- the sandbox's own webhook, parsed and run as the event job ---------------------------------
+# --- the CRM's own webhook, parsed and run as the event job ---------------------------------------
 
-def test_a_real_status_webhook_runs_the_rules(amo, engine, receiver):
-    amo.api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["status_lead"]})
-    lead_id = amo.create_lead("Новая заявка", responsible=ANNA)
-    amo.api("PATCH", "/api/v4/leads", json=[{"id": lead_id, "status_id": STATUS["Не пришел на пробное"]}])
-    assert amo.server.wait_webhooks(5)
-    (delivery,) = [d for d in amo.server.dispatcher.log() if d["ok"]]
-    parsed = parser.parse(delivery["body"], ACCOUNT)
-    (event,) = [e for e in parsed.events if e.kind == "lead.status_changed"]
+def test_a_real_status_webhook_runs_the_rules(crm, service):
+    anna = crm.user("Анна Смирнова")
+    lead_id = crm.create_lead("Новая заявка", responsible=anna).id
+    (event,) = crm.move_lead(lead_id, "Не пришел на пробное").of("lead.status_changed")
     result = events.handle_event(event.to_dict())
     assert "task_rules" in result["rules"]
-    (task,) = amo.open_tasks(lead_id)
-    assert task["text"] == "Записать" and task["responsible_user_id"] == ANNA
-    assert task["complete_till"] == event.fields["at"] + 86400
+    (task,) = crm.open_tasks(lead_id)
+    assert task.text == "Записать" and task.responsible == anna
+    assert task.due == at_of(event) + timedelta(days=1)
 
 
 # --- audit and sweep agree ---------------------------------------------------------------------
 
-def test_audit_lists_exactly_the_leads_the_sweep_fixes(amo, engine):
-    amo.account.generate_leads(400, without_task_share=0.1, seed_value=7)
-    executor, crm = context.executor_for(ACCOUNT), context.crm_for(ACCOUNT)
-    found = audit.run(executor, crm)
+def test_audit_lists_exactly_the_leads_the_sweep_fixes(crm, service):
+    crm.generate_leads(400, without_task_share=0.1, seed=7)
+    executor, connector = context.executor_for(ACCOUNT), context.crm_for(ACCOUNT)
+    found = audit.run(executor, connector)
     listed = {f.lead_id for f in found.findings}
     assert len(listed) > 20 and found.checked > 300
     assert {"Наталья Лебедева"} <= {f.name for f in found.findings}  # the demo lead without a task
@@ -240,51 +233,49 @@ def test_audit_lists_exactly_the_leads_the_sweep_fixes(amo, engine):
     csv_text = audit.render(found.findings, "csv")
     assert csv_text.splitlines()[0].startswith("Сделка,") and len(csv_text.splitlines()) == len(listed) + 1
 
-    mark = amo.mark()
-    result = sweep.run(executor, crm)
+    mark = crm.mark()
+    result = sweep.run(executor, connector)
     assert {p.snapshot.lead.id for p in result.fixed} == listed and not result.skipped
-    calls = amo.requests_since(mark)
-    posts = [c for c in calls if c["method"] == "POST"]
-    assert len(posts) == 2 * -(-len(listed) // 50)  # tasks and notes, 50 a request
-    assert all(c["method"] != "PATCH" for c in calls)
+    calls = crm.calls_since(mark)
+    creates = [c for c in calls if c.op == "create"]
+    assert len(creates) == 2 * -(-len(listed) // 50)  # tasks and notes, 50 a request
+    assert all(c.op != "update" for c in calls)
     for lead_id in listed:
-        assert len(amo.open_tasks(lead_id)) == 1
-    assert audit.run(executor, crm).findings == []
+        assert len(crm.open_tasks(lead_id)) == 1
+    assert audit.run(executor, connector).findings == []
 
 
-def test_the_sweep_leaves_a_lead_touched_by_an_event_to_its_job(amo, engine):
-    lead_id = amo.create_lead("Принимает решение")
-    executor, crm = context.executor_for(ACCOUNT), context.crm_for(ACCOUNT)
-    plans = [p for p in sweep.plan(executor, crm) if p.snapshot.lead.id == lead_id]
+def test_the_sweep_leaves_a_lead_touched_by_an_event_to_its_job(crm, service):
+    lead_id = crm.create_lead("Принимает решение").id
+    executor, connector = context.executor_for(ACCOUNT), context.crm_for(ACCOUNT)
+    plans = [p for p in sweep.plan(executor, connector) if p.snapshot.lead.id == lead_id]
     assert plans
     executor.touch(lead_id)  # a webhook about this lead arrived after the page was read
     fixed, skipped = executor.apply_planned(plans)
     assert fixed == [] and [p.snapshot.lead.id for p in skipped] == [lead_id]
-    assert amo.open_tasks(lead_id) == []
+    assert crm.open_tasks(lead_id) == []
 
 
-def test_a_deleted_task_opens_a_new_gap_for_the_sweep(amo, engine, r):
-    """amoCRM forgets deleted tasks; the sweep must still make a new task after one."""
-    lead_id = amo.create_lead("Принимает решение")
-    executor, crm = context.executor_for(ACCOUNT), context.crm_for(ACCOUNT)
-    sweep.run(executor, crm)
-    (task,) = amo.open_tasks(lead_id)
-    with amo.account.lock:  # the API cannot delete tasks; a manager in the UI can
-        amo.account.tasks.pop(task["id"])
-        amo.account._tasks_by_entity[("leads", lead_id)].discard(task["id"])
-    result = sweep.run(executor, crm)
+def test_a_deleted_task_opens_a_new_gap_for_the_sweep(crm, service):
+    """A CRM forgets deleted tasks; the sweep must still make a new task after one."""
+    lead_id = crm.create_lead("Принимает решение").id
+    executor, connector = context.executor_for(ACCOUNT), context.crm_for(ACCOUNT)
+    sweep.run(executor, connector)
+    (task,) = crm.open_tasks(lead_id)
+    crm.delete_task(task.id)
+    result = sweep.run(executor, connector)
     assert lead_id in {p.snapshot.lead.id for p in result.fixed}
-    (again,) = amo.open_tasks(lead_id)
-    assert again["id"] != task["id"]
+    (again,) = crm.open_tasks(lead_id)
+    assert again.id != task.id
 
 
-def test_the_sweep_is_registered_per_account(amo, r):
+def test_the_sweep_is_registered_per_account(crm, r):
     from jobs.scheduler import PERIODIC
 
     before = list(PERIODIC)
     try:
-        context.set_settings(engine_settings(amo.server.url, rules={"sweep_interval_minutes": 7}), r)
-        context.set_settings(engine_settings(amo.server.url, rules={"sweep_interval_minutes": 5}), r)
+        context.set_settings(crm_settings(crm, rules={"sweep_interval_minutes": 7}), r)
+        context.set_settings(crm_settings(crm, rules={"sweep_interval_minutes": 5}), r)
         assert [e for e in PERIODIC if e[0] is sweep.sweep_job] == [(sweep.sweep_job, 300, {"account": ACCOUNT})]
         result = sweep.sweep_job(ACCOUNT)
         assert result["fixed"] == 2  # Наталья Лебедева, and Иван Кузнецов in «Новая заявка»
