@@ -1,1 +1,1 @@
-from tests.engine.conftest import amo, engine, receiver  # noqa: F401 — the engine's sandbox fixtures
+from tests.engine.conftest import service  # noqa: F401 — the job context on the neutral driver's CRM

@@ -1,5 +1,6 @@
-"""Calls and chats end to end: the event job against the amoCRM sandbox and real Redis; the
-messages land in the messaging outbox (no channel configured) or in `responses` mocks."""
+"""Calls and chats end to end: the event job against a CRM's sandbox (through the neutral driver,
+tests/driver) and real Redis; the messages land in the messaging outbox (no channel configured)
+or in `responses` mocks."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from rq import Queue, SimpleWorker
 
-from app.amocrm import parser
 from connectors.outbox import Outbox
 from connectors.wazzup import ours
 from connectors.wazzup.client import crm_message_id
@@ -19,19 +19,16 @@ from jobs.timers import Pump
 from reglament import violations
 from app.telephony.call import call_event as telephony_call
 from reglament.events import Event, event_key
-from tests.engine.conftest import ACCOUNT, ANNA, BORIS, engine_settings
+from tests.driver import LOST
+from tests.engine.conftest import ACCOUNT, crm_settings
 
 MSK = ZoneInfo("Europe/Moscow")
 PHONE = "+7 901 111-22-33"
 
 
-def contact_with_lead(amo, phone: str = PHONE, name: str = "Иван Клиентов", responsible: int = ANNA) -> int:
-    contact = amo.api("POST", "/api/v4/contacts", json=[{"name": name, "custom_fields_values": [
-        {"field_code": "PHONE", "values": [{"value": phone, "enum_code": "WORK"}]}]}])
-    contact_id = contact["_embedded"]["contacts"][0]["id"]
-    lead_id = amo.create_lead("Новая заявка", responsible=responsible)
-    amo.api("POST", f"/api/v4/leads/{lead_id}/link", json=[{"to_entity_id": contact_id, "to_entity_type": "contacts"}])
-    return lead_id
+def contact_with_lead(crm, phone: str = PHONE, name: str = "Иван Клиентов", responsible: str = "Анна Смирнова") -> int:
+    """A new lead of a client with this phone."""
+    return crm.create_lead("Новая заявка", responsible=crm.user(responsible), phone=phone, client=name).id
 
 
 CALLS = {"call.incoming_missed": (True, False), "call.incoming_answered": (True, True),
@@ -50,73 +47,66 @@ def outbox(r, kind: str):
     return [e for e in Outbox(r, ACCOUNT).entries(100) if e.kind == kind]
 
 
-def callback_tasks(amo, lead_id):
-    return [t for t in amo.open_tasks(lead_id) if t["text"] == "Перезвонить"]
+def callback_tasks(crm, lead_id):
+    return [t for t in crm.open_tasks(lead_id) if t.text == "Перезвонить"]
 
 
 # --- MISSED_CALL -------------------------------------------------------------------------------
 
-def test_missed_call_three_times_gives_one_task_one_message_one_alert(amo, engine, r):
-    lead_id = contact_with_lead(amo)
+def test_missed_call_three_times_gives_one_task_one_message_one_alert(crm, service, r):
+    lead_id = contact_with_lead(crm)
     event = call_event("call.incoming_missed", "in-1")
     for _ in range(3):
         result = events.handle_event(event.to_dict())
         assert "calls" in result["rules"]
-    (task,) = callback_tasks(amo, lead_id)
-    assert task["responsible_user_id"] == ANNA
-    assert abs(task["complete_till"] - datetime.now(timezone.utc).timestamp()) < 60  # around the clock: due now
+    (task,) = callback_tasks(crm, lead_id)
+    assert task.responsible == crm.user("Анна Смирнова")
+    assert abs((task.due - datetime.now(timezone.utc)).total_seconds()) < 60  # around the clock: due now
     (message,) = outbox(r, "client")
     assert message.recipient == "+79011112233" and "Иван Клиентов" in message.text
     (alert,) = outbox(r, "alert")
-    assert f"/leads/detail/{lead_id}" in alert.text
+    assert crm.lead_link(lead_id) in alert.text
     # Another missed call within the window: no second message, the open task is enough.
     events.handle_event(call_event("call.incoming_missed", "in-2").to_dict())
-    assert len(callback_tasks(amo, lead_id)) == 1 and len(outbox(r, "client")) == 1
+    assert len(callback_tasks(crm, lead_id)) == 1 and len(outbox(r, "client")) == 1
     assert len(outbox(r, "alert")) == 2
     # A conversation with the client closes the callback task with a result.
     events.handle_event(call_event("call.outgoing_answered", "out-3").to_dict())
-    assert callback_tasks(amo, lead_id) == []
-    done = amo.api("GET", f"/api/v4/tasks/{task['id']}")
-    assert done["is_completed"] and done["result"]["text"] == "Разговор состоялся"
+    assert callback_tasks(crm, lead_id) == []
+    done = crm.task(task.id)
+    assert done.completed and done.result == "Разговор состоялся"
 
 
-def test_missed_call_from_an_unknown_number_creates_a_lead(amo, engine, r):
+def test_missed_call_from_an_unknown_number_creates_a_lead(crm, service, r):
     for _ in range(2):
         events.handle_event(call_event("call.incoming_missed", "in-x", phone="79995554433").to_dict())
-    leads = amo.api("GET", "/api/v4/leads")["_embedded"]["leads"]
-    (lead,) = [x for x in leads if "79995554433" in x["name"]]
-    assert len(callback_tasks(amo, lead["id"])) == 1
+    (lead,) = [x for x in crm.leads() if "79995554433" in x.name]
+    assert len(callback_tasks(crm, lead.id)) == 1
     assert len(outbox(r, "client")) == 1
 
 
-def test_missed_call_note_from_the_sandbox(amo, engine, receiver, r):
-    amo.api("POST", "/api/v4/webhooks", json={"destination": receiver.url, "settings": ["note_lead"]})
-    lead_id = contact_with_lead(amo)
-    amo.api("POST", "/api/v4/calls", json=[{
-        "direction": "inbound", "phone": "89011112233", "duration": 0, "source": "test-pbx",
-        "call_status": 6, "uniq": "note-call-1", "created_at": int(datetime.now(timezone.utc).timestamp()),
-        "responsible_user_id": ANNA}])
-    assert amo.server.wait_webhooks(5)
-    bodies = [d["body"] for d in amo.server.dispatcher.log() if d["ok"]]
-    notes = [e for b in bodies for e in parser.parse(b, ACCOUNT).events
-             if e.kind == "call.ended" and e.fields["direction"] == "in"]
+def test_missed_call_note_from_the_crm(crm, service, r):
+    lead_id = contact_with_lead(crm)
+    logged = crm.log_call(lead_id, "in", "not_reached", at=datetime.now(timezone.utc), by=crm.user("Анна Смирнова"),
+                          phone="89011112233")
+    notes = logged.of("call.ended", direction="in")
     assert len(notes) == 1
     for _ in range(3):
         events.handle_event(notes[0].to_dict())
-    assert len(callback_tasks(amo, lead_id)) == 1
-    assert [t["text"] for t in amo.open_tasks(lead_id)] == ["Перезвонить"]  # and no status task beside it
+    assert len(callback_tasks(crm, lead_id)) == 1
+    assert [t.text for t in crm.open_tasks(lead_id)] == ["Перезвонить"]  # and no status task beside it
     assert len(outbox(r, "client")) == 1 and len(outbox(r, "alert")) == 1
 
 
-def test_missed_call_at_night_message_and_alert_wait_for_the_shift(amo, r):
+def test_missed_call_at_night_message_and_alert_wait_for_the_shift(crm, r):
     weekdays = {d: "09:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")}
-    context.set_settings(engine_settings(amo.server.url, working_hours=weekdays), r)
-    lead_id = contact_with_lead(amo)
+    context.set_settings(crm_settings(crm, working_hours=weekdays), r)
+    lead_id = contact_with_lead(crm)
     night = datetime(2026, 3, 2, 23, 40, tzinfo=MSK)  # a Monday night
     calls.handle_missed(ACCOUNT, "night-1", "79011112233", night, now=night)
     opening = datetime(2026, 3, 3, 9, 0, tzinfo=MSK)
-    (task,) = callback_tasks(amo, lead_id)
-    assert task["complete_till"] == int(opening.timestamp())
+    (task,) = callback_tasks(crm, lead_id)
+    assert task.due == opening
     assert outbox(r, "client") == [] and outbox(r, "alert") == []  # nobody is messaged at night...
     assert sorted(t.kind for t in timers.pending(r)) == ["missed_call_alert", "missed_call_message"]
     assert {t.at for t in timers.pending(r)} == {opening.timestamp()}
@@ -126,10 +116,10 @@ def test_missed_call_at_night_message_and_alert_wait_for_the_shift(amo, r):
     assert len(outbox(r, "client")) == 1 and len(outbox(r, "alert")) == 1
 
 
-def test_held_message_and_alert_are_dropped_when_the_client_was_talked_to_before_the_opening(amo, r):
+def test_held_message_and_alert_are_dropped_when_the_client_was_talked_to_before_the_opening(crm, r):
     weekdays = {d: "09:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")}
-    context.set_settings(engine_settings(amo.server.url, working_hours=weekdays), r)
-    contact_with_lead(amo)
+    context.set_settings(crm_settings(crm, working_hours=weekdays), r)
+    contact_with_lead(crm)
     night = datetime(2026, 3, 2, 23, 40, tzinfo=MSK)
     calls.handle_missed(ACCOUNT, "night-2", "79011112233", night, now=night)
     calls.handle_talked(ACCOUNT, "morning-call", "79011112233")  # the client got through at 8:30
@@ -138,26 +128,24 @@ def test_held_message_and_alert_are_dropped_when_the_client_was_talked_to_before
     assert outbox(r, "client") == [] and outbox(r, "alert") == []
 
 
-def test_returning_client_with_closed_leads_gets_a_new_lead_on_the_same_contact(amo, engine, r):
-    lead_id = contact_with_lead(amo, responsible=BORIS)
-    amo.api("PATCH", "/api/v4/leads", json=[{"id": lead_id, "status_id": 143,  # closed, lost
-                                             "pipeline_id": amo.lead(lead_id)["pipeline_id"]}])
-    contacts_before = amo.api("GET", "/api/v4/contacts")["_embedded"]["contacts"]
+def test_returning_client_with_closed_leads_gets_a_new_lead_on_the_same_contact(crm, service, r):
+    lead_id = contact_with_lead(crm, responsible="Борис Иванов")
+    crm.move_lead(lead_id, LOST)
+    contacts_before = [(c.id, c.name, c.phones) for c in crm.contacts()]
     out = calls.handle_missed(ACCOUNT, "back-1", "79011112233", datetime.now(timezone.utc))
     new_lead = out["lead_id"]
     assert new_lead != lead_id
-    assert amo.api("GET", "/api/v4/contacts")["_embedded"]["contacts"] == contacts_before  # no second contact
-    linked = amo.api("GET", f"/api/v4/leads/{new_lead}", params={"with": "contacts"})
-    assert [c["id"] for c in linked["_embedded"]["contacts"]] == [c["id"] for c in contacts_before
-                                                                  if c["name"] == "Иван Клиентов"]
-    assert linked["responsible_user_id"] == BORIS                # back to the client's manager
-    assert len(callback_tasks(amo, new_lead)) == 1
+    assert [(c.id, c.name, c.phones) for c in crm.contacts()] == contacts_before  # no second contact
+    linked = crm.lead(new_lead)
+    assert list(linked.contacts) == [c for c, name, _ in contacts_before if name == "Иван Клиентов"]
+    assert linked.responsible == crm.user("Борис Иванов")      # back to the client's manager
+    assert len(callback_tasks(crm, new_lead)) == 1
 
 
 # --- FAILED_CALL_MESSAGE -------------------------------------------------------------------------
 
-def test_failed_call_message_once_per_attempt(amo, engine, r):
-    contact_with_lead(amo)
+def test_failed_call_message_once_per_attempt(crm, service, r):
+    contact_with_lead(crm)
     for _ in range(3):
         events.handle_event(call_event("call.outgoing_failed", "out-1").to_dict())
     (message,) = outbox(r, "client")
@@ -177,8 +165,8 @@ def chat_event(kind: str, message_id: str, at: datetime, *, crm_id: str | None =
                  key=event_key("wazzup", message_id))
 
 
-def users_of(amo):
-    return {u["id"]: u["name"] for u in amo.api("GET", "/api/v4/users")["_embedded"]["users"]}
+def users_of(crm):
+    return {i: name for name, i in crm.users().items()}
 
 
 def timer_jobs(r):
@@ -190,16 +178,14 @@ def fire(timer, now: datetime):
 
 
 @pytest.fixture
-def sla_engine(amo, r):
-    users = {u["id"]: u["name"] for u in amo.api("GET", "/api/v4/users")["_embedded"]["users"]}
-    settings = engine_settings(amo.server.url, departments=[
-        {"name": "Продажи", "head": users[BORIS], "managers": [users[ANNA]]}])
+def sla_engine(crm, r):
+    settings = crm_settings(crm, departments=[{"name": "Продажи", "head": "Борис Иванов", "managers": ["Анна Смирнова"]}])
     context.set_settings(settings, r)
     return settings
 
 
-def test_unanswered_message_alerts_after_five_minutes_then_escalates(amo, sla_engine, r):
-    lead_id = contact_with_lead(amo)
+def test_unanswered_message_alerts_after_five_minutes_then_escalates(crm, sla_engine, r):
+    lead_id = contact_with_lead(crm)
     t0 = datetime.now(timezone.utc)
     events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
     events.handle_event(chat_event("chat.message_in", "in-2", t0 + timedelta(minutes=1)).to_dict())
@@ -210,21 +196,21 @@ def test_unanswered_message_alerts_after_five_minutes_then_escalates(amo, sla_en
     out = fire(job, t0 + timedelta(minutes=5, seconds=1))
     assert out["outcome"] == "alert"
     (alert,) = outbox(r, "alert")
-    assert f"/leads/detail/{lead_id}" in alert.text
+    assert crm.lead_link(lead_id) in alert.text
     fire(job, t0 + timedelta(minutes=5, seconds=2))        # a retried job: no second alert or violation
     assert len(outbox(r, "alert")) == 1
     (v,) = violations.between(r, ACCOUNT, 0, 2e10)
-    assert v.rule == "WHATSAPP_SLA" and v.manager_id == ANNA and v.lead_id == lead_id
+    assert v.rule == "WHATSAPP_SLA" and v.manager_id == crm.user("Анна Смирнова") and v.lead_id == lead_id
     escalation = [(j, a) for j, a in timer_jobs(r) if j.kwargs["stage"] == 2]
     ((job2, at2),) = escalation
     assert 0 <= (at2 - (t0 + timedelta(minutes=15))).total_seconds() < 1
     assert fire(job2, at2)["outcome"] == "escalate"
     alerts = outbox(r, "alert")
-    assert len(alerts) == 2 and alerts[0].recipient == users_of(amo)[BORIS]
+    assert len(alerts) == 2 and alerts[0].recipient == "Борис Иванов"
 
 
-def test_answered_message_never_alerts(amo, sla_engine, r):
-    contact_with_lead(amo)
+def test_answered_message_never_alerts(crm, sla_engine, r):
+    contact_with_lead(crm)
     t0 = datetime.now(timezone.utc)
     events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
     ((job, _),) = timer_jobs(r)
@@ -234,9 +220,9 @@ def test_answered_message_never_alerts(amo, sla_engine, r):
     assert outbox(r, "alert") == [] and violations.between(r, ACCOUNT, 0, 2e10) == []
 
 
-def test_an_answer_handled_before_its_question_still_stops_the_clock(amo, sla_engine, r):
+def test_an_answer_handled_before_its_question_still_stops_the_clock(crm, sla_engine, r):
     """Workers run events in parallel: the manager's answer may be handled first."""
-    contact_with_lead(amo)
+    contact_with_lead(crm)
     t0 = datetime.now(timezone.utc)
     events.handle_event(chat_event("chat.message_out", "out-1", t0 + timedelta(seconds=40)).to_dict())
     events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
@@ -246,8 +232,8 @@ def test_an_answer_handled_before_its_question_still_stops_the_clock(amo, sla_en
     assert timer.kwargs["message_id"] == "in-2"
 
 
-def test_an_earlier_question_delivered_late_sets_the_clock(amo, sla_engine, r):
-    contact_with_lead(amo)
+def test_an_earlier_question_delivered_late_sets_the_clock(crm, sla_engine, r):
+    contact_with_lead(crm)
     t0 = datetime.now(timezone.utc)
     events.handle_event(chat_event("chat.message_in", "in-2", t0 + timedelta(minutes=1)).to_dict())
     events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
@@ -255,24 +241,24 @@ def test_an_earlier_question_delivered_late_sets_the_clock(amo, sla_engine, r):
     assert timer.kwargs["message_id"] == "in-1" and at == t0 + timedelta(minutes=5)
 
 
-def test_the_dashboard_shows_a_waiting_chat_with_its_manager(amo, sla_engine, r):
+def test_the_dashboard_shows_a_waiting_chat_with_its_manager(crm, sla_engine, r):
     from app.dashboard import data
 
-    contact_with_lead(amo)
+    contact_with_lead(crm)
     t0 = datetime.now(timezone.utc)
     events.handle_event(chat_event("chat.message_in", "in-1", t0 - timedelta(minutes=3)).to_dict())
-    (chat,) = data.whatsapp_timers(r, context.account(ACCOUNT), users_of(amo), t0, MSK)
-    assert chat["manager"] == "—"          # the clock runs at once; amoCRM is asked in a job of its own
+    (chat,) = data.whatsapp_timers(r, context.account(ACCOUNT), users_of(crm), t0, MSK)
+    assert chat["manager"] == "—"          # the clock runs at once; the CRM is asked in a job of its own
     SimpleWorker([Queue(queues.EVENTS, connection=r)], connection=r).work(burst=True)
-    (chat,) = data.whatsapp_timers(r, context.account(ACCOUNT), users_of(amo), t0, MSK)
-    assert (chat["manager"], chat["minutes"]) == (users_of(amo)[ANNA], 3)
+    (chat,) = data.whatsapp_timers(r, context.account(ACCOUNT), users_of(crm), t0, MSK)
+    assert (chat["manager"], chat["minutes"]) == ("Анна Смирнова", 3)
     events.handle_event(chat_event("chat.message_in", "in-2", t0 - timedelta(minutes=1), chat_id="79011112233"
                                    ).to_dict())  # a later question: nothing new
     assert Queue(queues.EVENTS, connection=r).count == 0
 
 
-def test_our_own_automated_echo_does_not_stop_the_timer(amo, sla_engine, r):
-    contact_with_lead(amo)
+def test_our_own_automated_echo_does_not_stop_the_timer(crm, sla_engine, r):
+    contact_with_lead(crm)
     t0 = datetime.now(timezone.utc)
     events.handle_event(chat_event("chat.message_in", "in-1", t0).to_dict())
     ours.remember(r, ACCOUNT, crm_message_id=crm_message_id(ACCOUNT, "MISSED_CALL:x:client@79011112233"))
@@ -283,10 +269,10 @@ def test_our_own_automated_echo_does_not_stop_the_timer(amo, sla_engine, r):
     assert fire(job, t0 + timedelta(minutes=5, seconds=1))["outcome"] == "alert"
 
 
-def test_message_at_night_waits_for_the_shift(amo, r):
+def test_message_at_night_waits_for_the_shift(crm, r):
     weekdays = {d: "09:00-18:00" for d in ("mon", "tue", "wed", "thu", "fri")}
-    context.set_settings(engine_settings(amo.server.url, working_hours=weekdays), r)
-    contact_with_lead(amo)
+    context.set_settings(crm_settings(crm, working_hours=weekdays), r)
+    contact_with_lead(crm)
     night = datetime(2026, 3, 6, 22, 0, tzinfo=MSK)        # a Friday night: the shift opens on Monday
     events.handle_event(chat_event("chat.message_in", "in-1", night).to_dict())
     ((job, at),) = timer_jobs(r)
@@ -297,7 +283,7 @@ def test_message_at_night_waits_for_the_shift(amo, r):
 
 # --- real channels, mocked at the HTTP layer with the reference's formats ------------------------
 
-def test_missed_call_three_times_through_wazzup_sms_and_telegram(amo, r):
+def test_missed_call_three_times_through_wazzup_sms_and_telegram(crm, r):
     """WhatsApp first (Wazzup), SMS when WhatsApp refuses, the alert by Telegram: a missed call
     delivered three times still sends one of each."""
     import json as _json
@@ -305,13 +291,15 @@ def test_missed_call_three_times_through_wazzup_sms_and_telegram(amo, r):
     import responses
 
     channel = "e0629e11-0f67-4567-92a9-2237e91ec1b9"
-    settings = engine_settings(amo.server.url, wazzup={"api_key": "wz-key-0123456789", "channel_id": channel},
-                               sms={"provider": "smsru", "api_id": "smsru-key-0123"},
-                               telegram={"bot_token": "123:tg-token-abc", "chats": {str(ANNA): 555001}})
+    settings = crm_settings(crm, wazzup={"api_key": "wz-key-0123456789", "channel_id": channel},
+                            sms={"provider": "smsru", "api_id": "smsru-key-0123"},
+                            telegram={"bot_token": "123:tg-token-abc",
+                                      "chats": {str(crm.user("Анна Смирнова")): 555001}})
     context.set_settings(settings, r)
-    lead_id = contact_with_lead(amo)
+    lead_id = contact_with_lead(crm)
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        mock.add_passthru(amo.server.url)
+        for url in crm.local_urls:
+            mock.add_passthru(url)
         mock.get("https://api.wazzup24.com/v3/channels",
                  json=[{"channelId": channel, "transport": "whatsapp", "plainId": "74950000000", "state": "active"}])
         wazzup = mock.post("https://api.wazzup24.com/v3/message", status=201,
@@ -322,7 +310,7 @@ def test_missed_call_three_times_through_wazzup_sms_and_telegram(amo, r):
             "79011112233": {"status": "OK", "status_code": 100, "sms_id": "000000-10000000"}}, "balance": 100})
         for _ in range(3):
             events.handle_event(call_event("call.incoming_missed", "in-9").to_dict())
-        assert len(callback_tasks(amo, lead_id)) == 1
+        assert len(callback_tasks(crm, lead_id)) == 1
         assert wazzup.call_count == 1 and telegram.call_count == 1 and sms.call_count == 0
         body = _json.loads(wazzup.calls[0].request.body)
         assert body["chatId"] == "79011112233" and body["chatType"] == "whatsapp" and body["channelId"] == channel
@@ -332,8 +320,8 @@ def test_missed_call_three_times_through_wazzup_sms_and_telegram(amo, r):
         # WhatsApp refuses the next client (e.g. no WhatsApp on that number): SMS is the fallback.
         mock.replace(responses.POST, "https://api.wazzup24.com/v3/message", status=400,
                      json={"error": "CHAT_NO_ACCOUNT", "description": "no WhatsApp account"})
-        other = contact_with_lead(amo, phone="+7 902 222-33-44", name="Мария")
+        other = contact_with_lead(crm, phone="+7 902 222-33-44", name="Мария")
         for _ in range(3):
             events.handle_event(call_event("call.incoming_missed", "in-10", phone="79022223344").to_dict())
-        assert len(callback_tasks(amo, other)) == 1
+        assert len(callback_tasks(crm, other)) == 1
         assert sms.call_count == 1 and "79022223344" in sms.calls[0].request.body
