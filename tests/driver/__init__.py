@@ -207,6 +207,10 @@ class CrmDriver(ABC):
     @abstractmethod
     def contacts(self) -> list[ContactView]: ...
 
+    @abstractmethod
+    def comments(self, lead_id: int) -> list[str]:
+        """The texts of the lead's comments (notes), oldest first."""
+
     # --- what the CRM saw
     @abstractmethod
     def mark(self) -> Mark:

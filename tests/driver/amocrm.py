@@ -248,6 +248,10 @@ class AmoCRMDriver(CrmDriver):
                                    leads=tuple(x["id"] for x in c["_embedded"].get("leads", []))))
         return out
 
+    def comments(self, lead_id: int) -> list[str]:
+        notes = self._pages(f"/api/v4/leads/{lead_id}/notes", "notes", {"filter[note_type]": "common"})
+        return [n["params"]["text"] for n in sorted(notes, key=lambda n: (n["created_at"], n["id"]))]
+
     # ------------------------------------------------------------------ what the CRM saw
     def mark(self) -> Mark:
         assert self.server.wait_webhooks(5), "the sandbox's webhooks did not arrive"

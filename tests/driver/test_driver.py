@@ -69,6 +69,7 @@ def test_a_call_and_a_comment(crm):
     comment = crm.add_comment(lead_id, "Клиент просил написать", by=anna).one("comment.added")
     assert (comment.fields["lead_id"], comment.fields["text"], comment.fields["by"]) == \
         (lead_id, "Клиент просил написать", anna)
+    assert crm.comments(lead_id) == ["Клиент просил написать"]  # the call is not a comment
 
 
 def test_a_mark_sees_what_happened_after_it(crm):

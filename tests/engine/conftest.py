@@ -1,12 +1,11 @@
-"""Fixtures for the rules engine: a running amoCRM sandbox, real Redis, and the job context
-set up as the worker sets it up (jobs.context.set_settings)."""
+"""Fixtures for the rules engine: a running amoCRM sandbox (`amo`, for the tests about amoCRM itself)
+or the neutral driver's CRM (`crm`, tests/driver), real Redis, and the job context set up as the
+worker sets it up (jobs.context.set_settings)."""
 
 from __future__ import annotations
 
-import threading
 import time
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
@@ -50,29 +49,6 @@ def crm_settings(crm: CrmDriver, rules: dict | None = None, **account):
     """The account on the neutral driver's CRM."""
     assert crm.account == ACCOUNT
     return _settings(crm.account_settings(), rules, account)
-
-
-class Receiver:
-    """A local URL for the sandbox's webhooks; the bodies are read from the sandbox's log."""
-
-    def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_port}/hook"
-        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 class Amo:
@@ -141,13 +117,6 @@ def service(crm, r):
     settings = crm_settings(crm)
     context.set_settings(settings, r)
     return settings
-
-
-@pytest.fixture
-def receiver():
-    rec = Receiver()
-    yield rec
-    rec.close()
 
 
 def now() -> datetime:
