@@ -78,11 +78,14 @@ class Executor:
         seconds, micro = self.r.time()
         return seconds + micro / 1e6
 
-    def touch(self, lead_id: int) -> None:
+    def touch(self, *lead_ids: int) -> None:
+        """Stamp leads as changed now: a sweep plan read before this leaves them to their job."""
+        if not lead_ids:
+            return
         key = self._key("rules", "touched")
         now = self.redis_time()
         with self.r.pipeline(transaction=False) as p:
-            p.zadd(key, {str(lead_id): now})
+            p.zadd(key, {str(i): now for i in lead_ids})
             p.zremrangebyscore(key, "-inf", now - TOUCHED_KEEP)
             p.execute()
 
@@ -174,6 +177,8 @@ class Executor:
                 if isinstance(a, CreateTask) and a.action_key in created]
         self.note_tasks(dict(made))
         self.remember_own(task_id for _, task_id in made)
+        # A sweep that read its page before this task existed must not make another one.
+        self.touch(*dict(made))
         with self.r.pipeline(transaction=False) as p:
             for a in actions:
                 p.set(self._key("applied", a.action_key), "1", ex=APPLIED_TTL)

@@ -50,8 +50,9 @@ def plan(executor: Executor, crm: CRM, now: datetime | None = None, counted: Swe
     now = now or executor.clock()
     cursor = None
     while True:
-        page = crm.list_active_leads_with_open_tasks(cursor)
+        # Stamped before the read: a lead a job changes while the page is read is left to that job.
         read_at = executor.redis_time()
+        page = crm.list_active_leads_with_open_tasks(cursor)
         if counted is not None:
             counted.checked += len(page.snapshots)
         for snapshot in executor.complete(page.snapshots):
