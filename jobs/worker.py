@@ -14,7 +14,7 @@ from rq.worker import BaseWorker
 from jobs import queues
 from jobs.timers import Pump
 from jobs.dispatcher import Dispatcher
-from reglament import metrics
+from reglament import lifeline, metrics
 
 log = logging.getLogger("reglament.worker")
 
@@ -50,6 +50,7 @@ def run(r: redis.Redis, accounts: list[str], burst: bool = False,
     connections and caches from one job to the next. A job's time limit still holds (RQ
     interrupts it with SIGALRM), and a worker that dies has its job run again (RQ's
     maintenance); a bench can pass RQ's forking Worker to compare."""
+    lifeline.tie_forks()  # RQ's scheduler child dies with this worker, kill -9 included
     feeders = [Dispatcher(r, accounts), Pump(r)]
     threads = [threading.Thread(target=f.run, name=type(f).__name__.lower(), daemon=True) for f in feeders]
     for t in threads:

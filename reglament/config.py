@@ -19,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from reglament.messaging_settings import EmailSettings, MessagingSettings, SmsSettings, TelegramSettings
 
 CONFIG_ENV = "REGLAMENT_CONFIG"
+DEFAULT_FILE = "reglament.yaml"
+DATA_DIR = ".reglament"
+GENERATED = "sandbox-config.yaml"  # what `reglament run` writes in its data directory when given no file
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -140,7 +143,7 @@ class Settings(Model):
     # second on a crash of Redis itself; always loses nothing even then, at about a third of
     # the webhook throughput (README, Performance).
     redis_fsync: Literal["everysec", "always"] = "everysec"
-    data_dir: str = ".reglament"
+    data_dir: str = DATA_DIR
     log_format: Literal["text", "json"] = "text"
     max_body_bytes: int = Field(1_048_576, gt=0)
     raw_retention_hours: float = Field(168, gt=0, description="how long raw deliveries are kept for replay")
@@ -311,11 +314,24 @@ def _rules_problems(settings: Settings, raw: Any, lines: dict[tuple, int]) -> li
     return problems
 
 
+def locate(path: str | os.PathLike | None = None, generated: bool = True) -> Path | None:
+    """Where the configuration is, in this order: the path given (--config), $REGLAMENT_CONFIG,
+    ./reglament.yaml, then (`generated`) the one a `reglament run` started here without a file
+    wrote in its data directory. None when there is none."""
+    given = path or os.environ.get(CONFIG_ENV)
+    if given:
+        return Path(given)
+    for candidate in [Path(DEFAULT_FILE)] + ([Path(DATA_DIR) / GENERATED] if generated else []):
+        if candidate.exists():
+            return candidate
+    return None
+
+
 def load(path: str | os.PathLike | None = None) -> Settings:
-    path = path or os.environ.get(CONFIG_ENV)
-    if not path:
-        raise ConfigError([f"no configuration: pass --config or set {CONFIG_ENV}"])
-    p = Path(path)
+    p = locate(path)
+    if p is None:
+        raise ConfigError([f"no configuration: start `reglament run` here (the demo account), or pass --config, "
+                           f"set {CONFIG_ENV} or write ./{DEFAULT_FILE} (`reglament init`)"])
     if not p.exists():
         raise ConfigError([f"{p}: file not found"], str(p))
     return parse(p.read_text(encoding="utf-8"), str(p))

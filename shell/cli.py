@@ -11,9 +11,10 @@ import click
 
 from reglament import config
 
-from shell.commands.common import CONFIG_OPTION, load_settings, pick_account, redis_for
+from shell.commands.common import CONFIG_OPTION, Group, load_settings, pick_account, redis_for
 
-@click.group()
+
+@click.group(cls=Group)
 def main() -> None:
     """Reglament: makes a sales department follow its regulations inside its CRM."""
 
@@ -23,7 +24,7 @@ def main() -> None:
 @click.option("--port", type=int, envvar="PORT", default=8000, show_default=True)
 @click.option("--sandbox-port", type=int, default=8001, show_default=True,
               help="port of the local amoCRM sandbox started when no config is given")
-@click.option("--data-dir", default=".reglament", show_default=True)
+@click.option("--data-dir", default=config.DATA_DIR, show_default=True)
 def run(config_path, port, sandbox_port, data_dir):
     """Start everything on this machine: Redis (embedded unless REDIS_URL), web, worker,
     scheduler; with no configuration, also a local amoCRM sandbox as the demo account."""
@@ -105,7 +106,7 @@ def check(config_path, crm):
         sys.exit(1)
     problems = _crm_problems(settings) if crm else []
     if problems:
-        click.echo(f"{config_path}: {len(problems)} problem(s) in the CRM names")
+        click.echo(f"{config.locate(config_path)}: {len(problems)} problem(s) in the CRM names")
         for problem in problems:
             click.echo(f"  - {problem}")
         sys.exit(1)

@@ -2,11 +2,19 @@
 
 Starts an embedded redis-server (unless REDIS_URL is set), and the web, worker and
 scheduler processes; with no configuration, also the local amoCRM sandbox as the demo
-account, subscribed to our webhooks. A child that dies is restarted; Ctrl-C stops all.
+account, subscribed to our webhooks.
+
+- One run per data directory: it holds an exclusive lock (flock) on `run.lock` there.
+- Every child, redis-server included, dies with the run, SIGKILL included (lifeline).
+- A child that dies is restarted, redis-server first, with a growing pause if it keeps dying.
+- No secret on a command line: children read tokens from the environment or the
+  configuration file (owner-only). The banner is the one place that prints them.
+- Ctrl-C, SIGTERM or SIGHUP: each child gets one SIGTERM; the worker finishes its job.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import secrets
@@ -19,24 +27,30 @@ from pathlib import Path
 import requests
 import yaml
 
-from reglament import config, logs
+from reglament import config, lifeline, logs, runtime
 from shell.redis_server import RedisServer
 
 log = logging.getLogger("reglament.run")
 
-SANDBOX_CONFIG = "sandbox-config.yaml"
 DEMO_MANAGERS = ["Анна Смирнова", "Борис Иванов", "Вера Петрова"]  # the sandbox demo account's users
+LOCK = "run.lock"
+STOP_WAIT = 30  # seconds the children get to finish their work on a stop
+MAX_PAUSE = 30  # the longest pause before restarting a child that keeps dying
 
 
 def sandbox_settings(data_dir: Path, port: int, sandbox_port: int) -> Path:
     """A configuration whose one account is the local sandbox; its token and webhook secret
     are generated once and kept in the data directory, so a restart keeps them."""
-    path = data_dir / SANDBOX_CONFIG
+    path = data_dir / config.GENERATED
     previous = yaml.safe_load(path.read_text()) if path.exists() else None
     account = (previous or {}).get("accounts", [{}])[0]
     token = account.get("amocrm", {}).get("long_lived_token") or secrets.token_urlsafe(24)
     secret = account.get("webhook_secret") or secrets.token_urlsafe(24)
     dashboard = (account.get("departments") or [{}])[0].get("dashboard_token") or secrets.token_urlsafe(12)
+    # Telephony keys of the demo account's own, so the Zadarma and Mango endpoints answer too.
+    telephony = account.get("telephony") or {"zadarma": {"secret": secrets.token_urlsafe(24)},
+                                             "mango": {"api_key": secrets.token_hex(16),
+                                                       "api_salt": secrets.token_urlsafe(24)}}
     doc = {
         "public_url": f"http://127.0.0.1:{port}",
         "data_dir": str(data_dir),
@@ -46,6 +60,7 @@ def sandbox_settings(data_dir: Path, port: int, sandbox_port: int) -> Path:
             "crm": "amocrm",
             "amocrm": {"base_url": f"http://127.0.0.1:{sandbox_port}", "long_lived_token": token},
             "webhook_secret": secret,
+            "telephony": telephony,
             "timezone": "Europe/Moscow",
             # Around the clock, so a newcomer sees the rules act at any hour.
             "working_hours": {d: "00:00-24:00" for d in config.WEEKDAYS},
@@ -70,24 +85,34 @@ class Child:
     def __init__(self, name: str, args: list[str], env: dict):
         self.name, self.args, self.env = name, args, env
         self.process: subprocess.Popen | None = None
-        self.restarts: list[float] = []
+        self.deaths: list[float] = []
+        self.due = 0.0  # when to start it again after a death
 
     def start(self) -> None:
-        self.process = subprocess.Popen(self.args, env=self.env, stdin=subprocess.DEVNULL)
+        # A process group of its own, so that Ctrl-C reaches the run alone and each child gets
+        # exactly one signal, the run's SIGTERM (RQ takes a second one for "kill the job now").
+        self.process = subprocess.Popen(self.args, env=self.env, stdin=subprocess.DEVNULL, process_group=0,
+                                        preexec_fn=lifeline.preexec())
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
+
+    def died(self, now: float) -> None:
+        """Note a death; the restart waits 0, 1, 2, 4 … up to MAX_PAUSE seconds while deaths repeat."""
+        self.deaths = [t for t in self.deaths if now - t < 60] + [now]
+        self.due = now + (min(MAX_PAUSE, 2 ** (len(self.deaths) - 2)) if len(self.deaths) > 1 else 0)
 
     def stop(self) -> None:
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, deadline: float) -> None:
         if self.process is None:
             return
         try:
-            self.process.wait(timeout)
+            self.process.wait(max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %ss; killing it", self.name, STOP_WAIT)
             self.process.kill()
             self.process.wait()
 
@@ -104,26 +129,58 @@ def _wait_http(url: str, timeout: float, headers: dict | None = None) -> bool:
     return False
 
 
+def lock_dir(data_dir: Path):
+    """The run's exclusive hold on its data directory (an open file the kernel unlocks when the
+    run dies), or None when another run holds it."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    held = open(data_dir / LOCK, "a+")
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        held.close()
+        return None
+    held.truncate(0)
+    held.write(f"{os.getpid()}\n")
+    held.flush()
+    return held
+
+
+def _refuse_locked(data_dir: Path) -> int:
+    holder = (data_dir / LOCK).read_text().strip() or "?"
+    print(f"reglament run: another `reglament run` (pid {holder}) is using {data_dir}; stop it first, "
+          f"or give this one another --data-dir", file=sys.stderr)
+    return 1
+
+
 def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) -> int:
     logs.setup()
     data = Path(data_dir)
-    sandbox = config_path is None and not os.environ.get(config.CONFIG_ENV)
+    found = config.locate(config_path, generated=False)
+    sandbox = found is None
+    held = None
     if sandbox:
-        config_path = str(sandbox_settings(data, port, sandbox_port))
+        held = lock_dir(data)  # before the generated file is rewritten with this run's ports
+        if held is None:
+            return _refuse_locked(data)
+        found = sandbox_settings(data, port, sandbox_port)
         log.info("no configuration given: serving the local amoCRM sandbox as the demo account")
-    config_path = config_path or os.environ[config.CONFIG_ENV]
     try:
-        settings = config.load(config_path)
+        settings = config.load(found)
     except config.ConfigError as e:
         print(f"Configuration is invalid ({e.path}); the service does not start:", file=sys.stderr)
         for p in e.problems:
             print(f"  - {p}", file=sys.stderr)
         return 2
     logs.setup(settings.log_format, settings.secrets())
+    if held is None:
+        held = lock_dir(Path(settings.data_dir))
+        if held is None:
+            return _refuse_locked(Path(settings.data_dir))
+    config_path = str(found)
 
     redis_server = None
     if not (os.environ.get("REDIS_URL") or settings.redis_url):
-        redis_server = RedisServer(Path(settings.data_dir) / "redis", fsync=settings.redis_fsync).start()
+        redis_server = RedisServer(runtime.embedded_dir(settings), fsync=settings.redis_fsync).start()
         os.environ["REDIS_URL"] = redis_server.url  # for this process and, inherited, the children
         log.info("embedded redis-server started with append-only persistence in %s", redis_server.data_dir)
 
@@ -131,8 +188,11 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
     me = [sys.executable, "-m", "shell.cli"]
     children: list[Child] = []
     if sandbox:
+        from shell.commands.amocrm import SANDBOX_TOKEN_ENV
+
         token = settings.accounts[0].amocrm.long_lived_token
-        children.append(Child("sandbox", me + ["sandbox", "--port", str(sandbox_port), "--token", token], env))
+        children.append(Child("sandbox", me + ["sandbox", "--port", str(sandbox_port)],
+                              env | {SANDBOX_TOKEN_ENV: token}))
     children += [
         Child("web", me + ["web", "--config", config_path, "--port", str(port), "--workers", "2"], env),
         Child("worker", me + ["worker", "--config", config_path], env),
@@ -157,24 +217,42 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
             _subscribe_sandbox(settings, sandbox_port)
         _banner(settings, sandbox, sandbox_port)
         while not stopping:
-            for child in children:
-                if not child.alive() and not stopping:
-                    child.restarts = [t for t in child.restarts if time.monotonic() - t < 60] + [time.monotonic()]
-                    if len(child.restarts) > 5:
-                        log.error("%s keeps dying; stopping everything", child.name)
-                        return 1
-                    log.warning("%s exited (code %s); restarting it", child.name, child.process.returncode)
-                    child.start()
+            _keep_alive(redis_server, children)
             time.sleep(0.5)
         return 0
     finally:
         for child in reversed(children):
             child.stop()
+        deadline = time.monotonic() + STOP_WAIT
         for child in reversed(children):
-            child.wait(15)
+            child.wait(deadline)
         if redis_server:
             redis_server.stop()
         log.info("stopped")
+        held.close()
+
+
+def _keep_alive(redis_server: RedisServer | None, children: list[Child]) -> None:
+    """Restart what died: redis-server first (on its port, so the children's REDIS_URL holds),
+    then the children, each after its pause."""
+    now = time.monotonic()
+    if redis_server and not redis_server.alive():
+        log.warning("redis-server exited (code %s); restarting it", redis_server.process.returncode)
+        try:
+            redis_server.start()
+            log.info("redis-server is back on %s", redis_server.data_dir)
+        except RuntimeError as e:
+            log.error("%s; trying again", e)
+            return
+    for child in children:
+        if child.process is not None and not child.alive():
+            child.died(now)
+            pause = child.due - now
+            log.warning("%s exited (code %s); restarting it%s", child.name, child.process.returncode,
+                        f" in {pause:g}s" if pause else "")
+            child.process = None
+        if child.process is None and now >= child.due:
+            child.start()
 
 
 def _subscribe_sandbox(settings: config.Settings, sandbox_port: int) -> None:
@@ -202,5 +280,6 @@ def _banner(settings: config.Settings, sandbox: bool, sandbox_port: int) -> None
         lines += [f"  amoCRM sandbox: http://127.0.0.1:{sandbox_port}/  (API token: {token})",
                   f"  dashboard: {settings.public_url}/dashboard/  (token: {settings.accounts[0].departments[0].dashboard_token})",
                   "  Open the sandbox page, change a lead's status, and watch the log."]
-    lines.append("  Ctrl-C stops everything.\n")
+    lines += ["  Other commands run here find this service: reglament status, outbox, queue, digest …",
+              "  Ctrl-C stops everything.\n"]
     print("\n".join(lines), flush=True)

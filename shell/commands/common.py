@@ -16,20 +16,43 @@ CONFIG_OPTION = click.option("--config", "config_path", envvar=config.CONFIG_ENV
 ACCOUNT_OPTION = click.option("--account", "account_id", help="account id (needed when there are several)")
 
 
+def refuse(e: config.ConfigError) -> None:
+    """A configuration problem as the admin reads it: one line, or the file's every problem."""
+    if e.path is None and len(e.problems) == 1:
+        click.echo(f"reglament: {e.problems[0]}", err=True)
+    else:
+        click.echo(f"Configuration is invalid ({e.path or 'no file'}):", err=True)
+        for problem in e.problems:
+            click.echo(f"  - {problem}", err=True)
+    sys.exit(2)
+
+
+class Group(click.Group):
+    """The command group: a missing configuration or Redis ends a command in a clear line,
+    never in a traceback, wherever in the command it shows."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except config.ConfigError as e:
+            refuse(e)
+        except redis.ConnectionError as e:
+            click.echo(f"reglament: lost the connection to Redis ({type(e).__name__}); "
+                       "is `reglament run` still running?", err=True)
+            sys.exit(2)
+
+
 def load_settings(config_path: str | None) -> config.Settings:
     try:
         return config.load(config_path)
     except config.ConfigError as e:
-        click.echo(f"Configuration is invalid ({e.path or 'no file'}):", err=True)
-        for problem in e.problems:
-            click.echo(f"  - {problem}", err=True)
-        sys.exit(2)
+        refuse(e)
 
 
 def redis_for(settings: config.Settings) -> redis.Redis:
     from reglament import runtime
 
-    return redis.Redis.from_url(runtime.redis_url(settings))
+    return runtime.connect(settings)
 
 
 def pick_account(settings: config.Settings, account_id: str | None) -> config.Account:
