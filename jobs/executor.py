@@ -25,6 +25,7 @@ from redis.exceptions import LockError
 from jobs.rules import decide_all
 from reglament.rule_settings import RuleSettings
 from reglament import keys, metrics
+from reglament.lease import Lease
 from reglament.calendar import WorkCalendar
 from jobs import timers
 from reglament.crm import (CRM, Action, AddNote, CreateTask, LeadSnapshot, RecheckAt, RuleEvent, SetLeadField,
@@ -34,7 +35,6 @@ log = logging.getLogger("reglament.rules")
 
 APPLIED_TTL = 45 * 86400  # longer than any gap between a decision and its retry
 OWN_KEEP = 400 * 86400    # how long a task we made is remembered as ours
-LOCK_TTL = 120            # seconds a lock outlives a holder that died
 LOCK_WAIT = 30            # seconds a webhook job waits for a busy lead before it is retried
 TOUCHED_KEEP = 86400      # stamps older than this cannot matter to a running sweep
 
@@ -71,7 +71,8 @@ class Executor:
         return keys.key(self.account, *parts)
 
     def lock(self, lead_id: int):
-        return self.r.lock(self._key("lock", "lead", lead_id), timeout=LOCK_TTL)
+        # A lease: free within seconds when its worker is killed, held however long the job takes.
+        return Lease(self.r, self._key("lock", "lead", lead_id))
 
     def redis_time(self) -> float:
         """One clock for every process (web, workers, scheduler may run on several hosts)."""
