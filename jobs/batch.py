@@ -32,6 +32,7 @@ from rq.job import Job
 
 from connectors import ratelimit
 from jobs import context, queues
+from reglament import metrics
 
 log = logging.getLogger("reglament.jobs")
 
@@ -123,9 +124,12 @@ def run(calls: list[dict], queue: str = queues.EVENTS) -> list[Any]:
                 results.append(None)
                 failed.append(c)
     if failed:
+        meta = _meta()
+        for _ in failed:  # each will run again on its own: a retry, counted as RQ's are (jobs/worker.py)
+            metrics.job_failure(context.redis_client(), meta, "retried")
         # If this enqueue fails, the batch raises and RQ runs all of it again: calls are idempotent.
         enqueue(Queue(queue, connection=context.redis_client()),
-                [job_data([c], queue, description=f"retry of {c['func']}", meta=_meta()) for c in failed])
+                [job_data([c], queue, description=f"retry of {c['func']}", meta=meta) for c in failed])
     return results
 
 

@@ -20,9 +20,10 @@ log = logging.getLogger("reglament.worker")
 
 
 def count_failure(job, exc_type, exc_value, tb) -> bool:
-    account = (job.meta or {}).get("account") or "_global"
+    """RQ's exception handler: the failure counted as retried (retries left) or given up."""
+    meta = {"kind": job.func_name} | (job.meta or {})
     try:
-        metrics.incr(job.connection, account, "job_failures_total", kind=(job.meta or {}).get("kind", job.func_name))
+        metrics.job_failure(job.connection, meta, "retried" if job.retries_left else "gave_up")
     except redis.RedisError:
         pass
     return True  # let RQ's default handling (retry or failed registry) go on

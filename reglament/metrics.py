@@ -18,7 +18,7 @@ from reglament import keys
 HELP = {
     "webhooks_total": "Webhook events received, by source, kind and outcome (accepted, duplicate, ignored)",
     "webhook_rejections_total": "Webhook deliveries answered 4xx, by source and reason",
-    "job_failures_total": "Jobs that raised, by job kind",
+    "job_failures_total": "Jobs (or calls of a batch job) that raised, by kind and outcome (retried, gave_up)",
     "api_calls_total": "Calls to outside APIs, by system and HTTP status",
     "rule_actions_total": "Actions the rules applied in the CRM, by rule and action",
     "sweep_runs_total": "Sweeps run",
@@ -34,6 +34,11 @@ def field(name: str, **labels: object) -> str:
 
 def incr(r: redis.Redis, account: str, name: str, amount: int = 1, **labels: object) -> None:
     r.hincrby(keys.metrics(account), field(name, **labels), amount)
+
+
+def job_failure(r: redis.Redis, meta: dict, outcome: str) -> None:
+    """A job, or one call of a batch job, raised: `retried` when it runs again, `gave_up` when not."""
+    incr(r, meta.get("account") or keys.GLOBAL, "job_failures_total", kind=meta.get("kind", "job"), outcome=outcome)
 
 
 def _parse(raw: str) -> tuple[str, dict[str, str]]:
