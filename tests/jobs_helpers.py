@@ -67,3 +67,11 @@ def name_unknown() -> None:
     from reglament.crm import UnknownName
 
     raise UnknownName("status «Недозвон» not found in pipeline «Продажи»")
+
+
+def pause(folder: str, seconds: float) -> str:
+    """A job that takes a while: started, then done after `seconds`."""
+    (Path(folder) / "started").touch()
+    time.sleep(seconds)
+    (Path(folder) / "done").touch()
+    return "done"
