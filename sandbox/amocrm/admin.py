@@ -11,6 +11,10 @@ GET    /_sandbox/clock, POST /_sandbox/clock {"shift": seconds} | {"now": unix t
 POST   /_sandbox/oauth/code         a new authorization code (as if a user allowed access) -> {code, referer, ...}
 POST   /_sandbox/oauth/expire       every OAuth access token expires now -> {"expired": n}
 GET    /_sandbox/oauth              the integration and counts of grants and live tokens (no token values)
+POST   /_sandbox/faults {"statuses": [429, 503], "seconds": 120, "block_after": 0, "block_seconds": 60}
+                                    answer API requests with these statuses in turn for a while; optionally
+                                    block (403) a client causing more than block_after 429s a minute (faults.py)
+GET    /_sandbox/faults             what is injected, and how many requests each status answered
 """
 
 from __future__ import annotations
@@ -123,3 +127,24 @@ def oauth_expire():
 @bp.get("/oauth")
 def oauth_state():
     return jsonify(current().oauth.summary())
+
+
+@bp.post("/faults")
+def faults_set():
+    faults = current().faults
+    data = request.get_json(silent=True, force=True) or {}
+    try:
+        statuses = [int(s) for s in data.get("statuses", [])]
+        if any(not 400 <= s <= 599 for s in statuses):
+            raise ValueError
+        faults.inject(statuses, float(data.get("seconds", 60)))
+        if "block_after" in data:
+            faults.set_block(int(data["block_after"]), float(data.get("block_seconds", 60)))
+    except (TypeError, ValueError):
+        return jsonify({"error": 'give {"statuses": [4xx or 5xx, ...], "seconds": n}'}), 400
+    return jsonify(faults.state())
+
+
+@bp.get("/faults")
+def faults_state():
+    return jsonify(current().faults.state())

@@ -58,9 +58,13 @@ def guard() -> Response | None:
     long_lived = hmac.compare_digest(token.encode(), sandbox.token.encode())
     if scheme.lower() != "bearer" or not (long_lived or sandbox.oauth.accepts(token)):
         return problem(401, "Unauthorized")  # also for expired or revoked OAuth access tokens
-    if not sandbox.limiter.allow():
+    refused = sandbox.faults.answer() or (None if sandbox.limiter.allow() else 429)
+    if refused == 429:
+        sandbox.faults.note_429()
         # The PHP client recognises 429 by status with a non-JSON body (CONFIRMED); the body stays empty.
         return Response(status=429)
+    if refused:
+        return problem(refused, "fault injected by /_sandbox/faults" if refused != 403 else "blocked: too many requests")
     g.user_id = actor()
     return None
 

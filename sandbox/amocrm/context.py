@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from flask import current_app
 
+from .faults import Faults
 from .ratelimit import SlidingWindowLimiter
 from .state import SandboxAccount
 from .webhooks import WebhookDispatcher
@@ -56,6 +57,7 @@ class Sandbox:
     token: str                   # the long-lived token; it never expires
     oauth: OAuthServer
     requests: RequestLog = field(default_factory=RequestLog)
+    faults: Faults = field(default_factory=Faults)
 
 
 def current() -> Sandbox:
