@@ -12,6 +12,7 @@ from rq import Queue, SimpleWorker
 from rq.worker import BaseWorker
 
 from jobs import queues
+from jobs.reclaim import reclaim
 from jobs.timers import Pump
 from jobs.dispatcher import Dispatcher
 from reglament import lifeline, metrics
@@ -57,6 +58,7 @@ def run(r: redis.Redis, accounts: list[str], burst: bool = False,
     for t in threads:
         t.start()
     rq_r = rq_connection(r)
+    reclaim(rq_r, list(queues.QUEUES), [count_failure])  # a worker killed here had its job running
     worker = worker_class([Queue(name, connection=rq_r) for name in queues.QUEUES], connection=rq_r,
                           exception_handlers=[count_failure],
                           # Frequent maintenance: jobs of a worker that died are retried within a

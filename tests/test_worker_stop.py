@@ -48,3 +48,35 @@ def test_sigterm_lets_the_running_job_finish_and_the_worker_exits(r, redis_url, 
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+def test_a_worker_killed_here_has_its_job_given_back_when_a_worker_starts(r, redis_url, tmp_path):
+    from rq import Worker
+    from rq.registry import ScheduledJobRegistry, StartedJobRegistry
+
+    from jobs.reclaim import reclaim
+
+    from jobs.queues import RETRY
+
+    job = Queue(EVENTS, connection=r).enqueue("tests.jobs_helpers.pause", str(tmp_path), 60, job_timeout=480,
+                                              retry=RETRY)
+    script = textwrap.dedent(f"""
+        import redis
+        from jobs.worker import run
+        run(redis.Redis.from_url({redis_url!r}), [])
+    """)
+    worker = subprocess.Popen([sys.executable, "-c", script], cwd=os.getcwd(), stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "started").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "started").exists()
+    finally:
+        worker.kill()
+        worker.wait()
+    assert job.id in StartedJobRegistry(EVENTS, connection=r).get_job_ids()  # RQ would wait ~9 minutes
+    assert Worker.count(connection=r) == 1
+    assert reclaim(r, [EVENTS]) == 1
+    assert job.id not in StartedJobRegistry(EVENTS, connection=r).get_job_ids(cleanup=False)
+    assert job.id in ScheduledJobRegistry(EVENTS, connection=r).get_job_ids()  # retried on its policy, not in 9 minutes
+    assert Worker.count(connection=r) == 0  # the dead worker no longer counts for /readyz

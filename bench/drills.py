@@ -1,0 +1,412 @@
+"""Fault drills: the whole service (`reglament run`) under the failures it must survive.
+
+Each drill starts its own `reglament run` on a fresh data directory, against an amoCRM
+sandbox in this process (real-format webhooks, its API behind a rate limit), and prints
+one line of figures. Not part of `make test`: the drills take minutes.
+
+    python bench/drills.py                       # all of them
+    python bench/drills.py --only worker,redis   # some: worker, redis, crm, run, fuzz
+    python bench/drills.py --changes 1000 --fuzz 10000
+
+- worker: kill -9 the worker in the middle of a burst of status changes.
+- redis:  kill -9 the embedded redis-server in the middle of the burst (redis_fsync: always).
+- crm:    the CRM answers 429/500/503 for two minutes (its 403 block armed), then recovers.
+- run:    SIGKILL of the whole run mid-burst, then a new run on the same directory.
+- fuzz:   random, truncated and mistyped bodies on every endpoint of the default run.
+
+A change's figure is its lead's open tasks once everything settled: none is a lost
+change, more than one a duplicate. The sandbox retries a webhook that was not answered
+2xx for about 3.5 minutes (1, 5, 15, 30, 60, 120 s), as amoCRM retries its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from urllib.parse import urlencode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+import requests  # noqa: E402
+import yaml  # noqa: E402
+
+from connectors.amocrm import AmoCRMClient  # noqa: E402
+from connectors.amocrm.sandbox import SandboxAccount, SandboxServer  # noqa: E402
+from connectors.amocrm.webhooks import register  # noqa: E402
+from reglament import lifeline  # noqa: E402
+from reglament.config import AmoCRM  # noqa: E402
+from reglament.redis_server import free_port, published  # noqa: E402
+
+TOKEN = "drill-token-0123456789"
+SECRET = "drill-webhook-secret-0123456"
+STATUSES = ["Недозвон", "Просил перезвонить", "Записался на пробное", "Не пришел на пробное", "Пришел на пробное",
+            "Принимает решение", "Клиент"]
+REGLAMENT = [sys.executable, "-m", "reglament.cli"]
+WEBHOOK_RETRIES = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0)
+
+
+def wait(predicate, timeout: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except (requests.RequestException, redis.RedisError, OSError):
+            pass
+        time.sleep(step)
+    return False
+
+
+def redis_servers_on(directory: Path) -> list[int]:
+    found = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and b"redis-server" in (d / "cmdline").read_bytes() \
+                    and os.readlink(d / "cwd") == str(directory.resolve()):
+                found.append(int(d.name))
+        except OSError:
+            pass
+    return found
+
+
+class Service:
+    """`reglament run --config` on a fresh directory, its CRM a sandbox in this process."""
+
+    def __init__(self, name: str, rate_limit: float, fsync: str = "always"):
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"reglament-drill-{name}-"))
+        self.account = SandboxAccount()
+        self.amo = SandboxServer(self.account, token=TOKEN, rate_limit=rate_limit,
+                                 webhook_retry_delays=WEBHOOK_RETRIES).start()
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.config = self.tmp / "reglament.yaml"
+        self.config.write_text(yaml.safe_dump({
+            "public_url": self.base, "data_dir": str(self.tmp / "data"), "redis_fsync": fsync,
+            "accounts": [{"id": "drill", "webhook_secret": SECRET,
+                          "amocrm": {"base_url": self.amo.url, "long_lived_token": TOKEN, "rate_limit": rate_limit},
+                          "working_hours": {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+                          "holidays_country": None}]}, allow_unicode=True), encoding="utf-8")
+        self.run: subprocess.Popen | None = None
+        self.runs = 0
+
+    @property
+    def redis_dir(self) -> Path:
+        return self.tmp / "data" / "redis"
+
+    def start(self) -> None:
+        self.runs += 1
+        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REGLAMENT_CONFIG")}
+        env["PYTHONPATH"] = str(ROOT)
+        self.run = subprocess.Popen(REGLAMENT + ["run", "--config", str(self.config), "--port", str(self.port)],
+                                    cwd=self.tmp, env=env, start_new_session=True, preexec_fn=lifeline.preexec(),
+                                    stdout=open(self.tmp / f"run{self.runs}.out", "w"),
+                                    stderr=open(self.tmp / f"run{self.runs}.log", "w"))
+        if not wait(lambda: requests.get(self.base + "/readyz", timeout=1).ok, 90):
+            raise SystemExit(f"the run did not become ready; see {self.tmp}")
+
+    def subscribe(self) -> None:
+        client = AmoCRMClient("drill-setup", AmoCRM(base_url=self.amo.url, long_lived_token=TOKEN),
+                              redis.Redis.from_url(published(self.redis_dir)))
+        register(client, f"{self.base}/hooks/amocrm/{SECRET}")
+
+    def leads(self, n: int) -> list[int]:
+        """Leads in «Новая заявка» with no task and the fields the status table reads."""
+        now = self.account.now()
+        fields = {f.name: f.id for f in self.account.fields["leads"].values()}
+        values = [{"field_id": fields["Дата перезвона"], "values": [{"value": now + 86400}]},
+                  {"field_id": fields["Дата пробного"], "values": [{"value": now + 3 * 86400}]},
+                  {"field_id": fields["Окончание абонемента"], "values": [{"value": now + 30 * 86400}]}]
+        made = self.account.add_leads([{"name": f"Учения {i}", "responsible_user_id": 9100001 + i % 3,
+                                        "custom_fields_values": values} for i in range(n)],
+                                      self.account.info.current_user_id)
+        return [lead.id for lead, _ in made]
+
+    def burst(self, ids: list[int]) -> None:
+        """A status change for every lead, made in the sandbox's page as managers would, all at once."""
+        status_ids = {s.name: s.id for s in self.account.main_pipeline().statuses}
+        session = requests.Session()
+
+        def change(i_lead):
+            i, lead_id = i_lead
+            session.post(f"{self.amo.url}/ui/leads/{lead_id}/status",
+                         data={"status_id": status_ids[STATUSES[i % len(STATUSES)]]}, allow_redirects=False)
+
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(change, enumerate(ids)))
+
+    def tasks(self, ids: list[int]) -> list[int]:
+        with self.account.lock:
+            return [len(self.account.tasks_of("leads", i)) for i in ids]
+
+    def done_share(self, ids: list[int]) -> float:
+        return sum(1 for n in self.tasks(ids) if n) / len(ids)
+
+    def settle(self, ids: list[int], timeout: float) -> tuple[int, int, float]:
+        """Wait until every lead has its task and nothing is left to do: (lost, duplicated, seconds)."""
+        started = time.monotonic()
+        wait(lambda: all(self.tasks(ids)), timeout, 1.0)
+        r = redis.Redis.from_url(published(self.redis_dir))
+        wait(lambda: idle(r), max(10.0, timeout - (time.monotonic() - started)), 1.0)
+        time.sleep(3)  # the last webhooks our own writes cause
+        counts = self.tasks(ids)
+        return counts.count(0), sum(n - 1 for n in counts if n > 1), time.monotonic() - started
+
+    def child(self, what: str) -> int:
+        for d in Path("/proc").iterdir():
+            try:
+                stat = (d / "stat").read_text()
+                if d.name.isdigit() and int(stat.rsplit(")", 1)[1].split()[1]) == self.run.pid \
+                        and f"cli {what}".encode() in (d / "cmdline").read_bytes().replace(b"\0", b" "):
+                    return int(d.name)
+            except (OSError, ValueError):
+                pass
+        raise RuntimeError(f"no {what} process under the run")
+
+    def stop(self) -> None:
+        if self.run and self.run.poll() is None:
+            self.run.send_signal(signal.SIGTERM)
+            try:
+                self.run.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.run.pid, signal.SIGKILL)
+        self.amo.stop()
+        if os.environ.get("DRILL_KEEP"):
+            print(f"    (logs kept in {self.tmp})")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def idle(r: redis.Redis) -> bool:
+    """No job waits or runs (a dead worker's job counts as running until RQ gives it back).
+    Jobs scheduled for later are not waited for: some checks are due minutes after a change."""
+    from rq import Queue
+    from rq.registry import StartedJobRegistry
+
+    from jobs.queues import QUEUES
+
+    return all(Queue(q, connection=r).count == 0 and StartedJobRegistry(q, connection=r).count == 0 for q in QUEUES)
+
+
+def failed_jobs(r: redis.Redis) -> int:
+    from rq.registry import FailedJobRegistry
+
+    from jobs.queues import QUEUES
+
+    return sum(FailedJobRegistry(q, connection=r).count for q in QUEUES)
+
+
+def burst_with(svc: Service, n: int, blow, at_share: float = 0.3, timeout: float = 900) -> str:
+    """Start the burst, call `blow` once `at_share` of the leads have their task, then settle."""
+    ids = svc.leads(n)
+    svc.subscribe()
+    t0 = time.monotonic()
+    svc.burst(ids)
+    wait(lambda: svc.done_share(ids) >= at_share, 300, 0.1)
+    share = svc.done_share(ids)
+    blow()
+    lost, dup, _ = svc.settle(ids, timeout)
+    r = redis.Redis.from_url(published(svc.redis_dir))
+    return (f"{n} changes, blow at {share:.0%} done: lost {lost}, duplicated {dup}, failed jobs {failed_jobs(r)}, "
+            f"all applied {time.monotonic() - t0:.0f} s after the burst began")
+
+
+def drill_worker(args) -> str:
+    svc = Service("worker", args.rate_limit)
+    try:
+        svc.start()
+        return burst_with(svc, args.changes, lambda: os.kill(svc.child("worker"), signal.SIGKILL))
+    finally:
+        svc.stop()
+
+
+def drill_redis(args) -> str:
+    svc = Service("redis", args.rate_limit, fsync="always")
+    try:
+        svc.start()
+        back = {}
+
+        def blow():
+            (server,) = redis_servers_on(svc.redis_dir)
+            killed = time.monotonic()
+            os.kill(server, signal.SIGKILL)
+            wait(lambda: requests.get(svc.base + "/readyz", timeout=1).status_code == 503, 5, 0.05)
+            wait(lambda: requests.get(svc.base + "/readyz", timeout=1).ok, 120, 0.2)
+            back["s"] = time.monotonic() - killed
+            back["servers"] = len(redis_servers_on(svc.redis_dir))
+
+        line = burst_with(svc, args.changes, blow)
+        return f"{line}; ready again {back['s']:.1f} s after the kill, redis-servers on the directory: {back['servers']}"
+    finally:
+        svc.stop()
+
+
+def drill_crm(args) -> str:
+    rate = 7.0  # amoCRM's own limit: the 403 block is armed for a client ignoring 429s at it
+    svc = Service("crm", rate)
+    try:
+        svc.start()
+        ids = svc.leads(args.crm_changes)
+        svc.subscribe()
+        requests.post(svc.amo.url + "/_sandbox/faults",
+                      json={"statuses": [429, 503, 429, 500], "seconds": args.crm_seconds,
+                            "block_after": int(rate * 60), "block_seconds": 600})
+        t0 = time.monotonic()
+        svc.burst(ids)
+        lost, dup, _ = svc.settle(ids, args.crm_seconds + 900)
+        faults = requests.get(svc.amo.url + "/_sandbox/faults").json()
+        answered = faults["answered"]
+        refused = sum(v for k, v in answered.items() if k != "403")
+        r = redis.Redis.from_url(published(svc.redis_dir))
+        return (f"{len(ids)} changes while the CRM answered 429/5xx for {args.crm_seconds:g} s: lost {lost}, "
+                f"duplicated {dup}, failed jobs {failed_jobs(r)}; requests refused {refused} "
+                f"({refused / args.crm_seconds:.2f}/s while failing), 403 blocks {answered.get('403', 0)}; "
+                f"all applied {time.monotonic() - t0:.0f} s after the burst began")
+    finally:
+        svc.stop()
+
+
+def drill_run(args) -> str:
+    svc = Service("run", args.rate_limit)
+    try:
+        svc.start()
+        after = {}
+
+        def blow():
+            os.killpg(svc.run.pid, signal.SIGKILL)
+            svc.run.wait()
+            wait(lambda: not redis_servers_on(svc.redis_dir), 15, 0.1)
+            after["left"] = len(redis_servers_on(svc.redis_dir))
+            svc.start()
+            after["servers"] = len(redis_servers_on(svc.redis_dir))
+
+        line = burst_with(svc, args.changes, blow)
+        return (f"{line}; redis-servers left after the SIGKILL: {after['left']}, "
+                f"on the directory after the restart: {after['servers']}")
+    finally:
+        svc.stop()
+
+
+# ---------------------------------------------------------------------------------- fuzz
+
+FORM_KEYS = ["leads", "status", "add", "update", "delete", "0", "1", "id", "status_id", "pipeline_id", "account",
+             "subdomain", "task", "tasks", "note", "contacts", "custom_fields", "values", "value", "text", "message"]
+JSON_KEYS = ["messages", "statuses", "test", "messageId", "chatId", "channelId", "chatType", "status", "isEcho",
+             "text", "contact", "dateTime", "type", "error"]
+TELEPHONY = ["event", "call_start", "pbx_call_id", "caller_id", "called_did", "internal", "destination",
+             "disposition", "duration", "vpbx_api_key", "sign", "json"]
+TYPES = ["application/x-www-form-urlencoded", "application/json", "text/plain", "multipart/form-data; boundary=x",
+         "", "application/xml", "text/html; charset=\x01"]
+
+
+def fuzz_body(rnd: random.Random, samples: list[bytes]) -> tuple[bytes, str]:
+    kind = rnd.randrange(5)
+    if kind == 0:
+        return rnd.randbytes(rnd.randrange(2000)), rnd.choice(TYPES)
+    if kind == 1:
+        pairs = [("".join([rnd.choice(FORM_KEYS + TELEPHONY)] + [f"[{rnd.choice(FORM_KEYS + [''])}]"
+                                                                for _ in range(rnd.randrange(5))]),
+                  rnd.choice(["", "1", "24100001", "NOTIFY_END", "{", '{"a":1}', "\u0436" * 3, str(rnd.random())]))
+                 for _ in range(rnd.randrange(12))]
+        return urlencode(pairs).encode(), TYPES[0]
+    if kind == 2:
+        def value(depth):
+            if depth > 3 or rnd.random() < 0.4:
+                return rnd.choice([None, True, 1, -1, 1.5, "", "x", "79011112233", "2025-01-01T00:00:00Z"])
+            if rnd.random() < 0.5:
+                return [value(depth + 1) for _ in range(rnd.randrange(4))]
+            return {rnd.choice(JSON_KEYS): value(depth + 1) for _ in range(rnd.randrange(5))}
+        return json.dumps(value(0)).encode(), rnd.choice(TYPES[:3])
+    if kind == 3:
+        body = rnd.choice(samples)
+        return body[:rnd.randrange(len(body) + 1)], TYPES[0]
+    body = bytearray(rnd.choice(samples))
+    for _ in range(rnd.randrange(1, 8)):
+        if body:
+            body[rnd.randrange(len(body))] = rnd.randrange(256)
+    return bytes(body), rnd.choice(TYPES)
+
+
+def drill_fuzz(args) -> str:
+    """The default run (no configuration), as a newcomer starts it."""
+    from tests.fixtures import load
+
+    tmp = Path(tempfile.mkdtemp(prefix="reglament-drill-fuzz-"))
+    port, sandbox_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REGLAMENT_CONFIG")}
+    env["PYTHONPATH"] = str(ROOT)
+    run = subprocess.Popen(REGLAMENT + ["run", "--port", str(port), "--sandbox-port", str(sandbox_port)], cwd=tmp,
+                           env=env, start_new_session=True, preexec_fn=lifeline.preexec(), stdout=open(tmp / "run.out", "w"),
+                           stderr=open(tmp / "run.log", "w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        if not wait(lambda: requests.get(base + "/readyz", timeout=1).ok, 90):
+            raise SystemExit(f"the run did not become ready; see {tmp}")
+        secret = yaml.safe_load((tmp / ".reglament" / "sandbox-config.yaml").read_text())["accounts"][0]["webhook_secret"]
+        paths = [f"/hooks/amocrm/{secret}", f"/hooks/wazzup/{secret}", f"/hooks/telephony/zadarma/{secret}",
+                 f"/hooks/telephony/mango/{secret}", f"/hooks/telephony/mango/{secret}/events/summary"]
+        samples = ([load.amocrm(n) for n in load.names("amocrm")] + [load.wazzup(n) for n in load.names("wazzup")]
+                   + [urlencode(load.telephony_fields(n)).encode() for n in load.names("telephony")])
+        statuses: dict[str, dict[int, int]] = {p: {} for p in paths}
+
+        def send(k: int):
+            rnd = random.Random(k)
+            path = paths[k % len(paths)]
+            body, ctype = fuzz_body(rnd, samples)
+            headers = {"Content-Type": ctype, "Signature": rnd.choice(["", "x", "bm90IGl0"])}
+            with requests.Session() as s:
+                code = s.post(base + path, data=body, headers=headers, timeout=30).status_code
+            statuses[path][code] = statuses[path].get(code, 0) + 1
+
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(send, range(args.fuzz * len(paths))))
+        seconds = time.monotonic() - t0
+        five = sum(n for by in statuses.values() for c, n in by.items() if c >= 500)
+        traceback = "Traceback" in (tmp / "run.log").read_text()
+        per = "; ".join(f"{re.sub(secret, '…', p)} {dict(sorted(by.items()))}" for p, by in statuses.items())
+        return (f"{args.fuzz} bodies on each of {len(paths)} endpoints in {seconds:.0f} s: 5xx {five}, "
+                f"tracebacks in the log: {'yes' if traceback else 'none'}\n    {per}")
+    finally:
+        run.send_signal(signal.SIGTERM)
+        try:
+            run.wait(60)
+        except subprocess.TimeoutExpired:
+            os.killpg(run.pid, signal.SIGKILL)
+        if not os.environ.get("DRILL_KEEP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+DRILLS = {"worker": drill_worker, "redis": drill_redis, "crm": drill_crm, "run": drill_run, "fuzz": drill_fuzz}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--only", default=",".join(DRILLS), help="comma-separated: " + ", ".join(DRILLS))
+    ap.add_argument("--changes", type=int, default=1000, help="status changes in a burst")
+    ap.add_argument("--rate-limit", type=float, default=50.0,
+                    help="amoCRM requests/s (sandbox and client) for the burst drills; the crm drill uses 7")
+    ap.add_argument("--crm-changes", type=int, default=200)
+    ap.add_argument("--crm-seconds", type=float, default=120.0)
+    ap.add_argument("--fuzz", type=int, default=10_000, help="bodies per endpoint")
+    args = ap.parse_args()
+    for name in args.only.split(","):
+        started = time.monotonic()
+        print(f"{name}: ...", flush=True)
+        print(f"{name}: {DRILLS[name](args)}  [{time.monotonic() - started:.0f} s]", flush=True)
+
+
+if __name__ == "__main__":
+    main()
