@@ -376,7 +376,7 @@ def drill_fuzz(args) -> str:
         seconds = time.monotonic() - t0
         five = sum(n for by in statuses.values() for c, n in by.items() if c >= 500)
         traceback = "Traceback" in (tmp / "run.log").read_text()
-        per = "; ".join(f"{re.sub(secret, '…', p)} {dict(sorted(by.items()))}" for p, by in statuses.items())
+        per = "; ".join(f"{p.replace(secret, '…')} {dict(sorted(by.items()))}" for p, by in statuses.items())
         return (f"{args.fuzz} bodies on each of {len(paths)} endpoints in {seconds:.0f} s: 5xx {five}, "
                 f"tracebacks in the log: {'yes' if traceback else 'none'}\n    {per}")
     finally:
