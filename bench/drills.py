@@ -44,17 +44,18 @@ import requests  # noqa: E402
 import yaml  # noqa: E402
 
 from connectors.amocrm import AmoCRMClient  # noqa: E402
-from connectors.amocrm.sandbox import SandboxAccount, SandboxServer  # noqa: E402
+from sandbox.amocrm import SandboxAccount, SandboxServer  # noqa: E402
 from connectors.amocrm.webhooks import register  # noqa: E402
 from reglament import lifeline  # noqa: E402
-from reglament.config import AmoCRM  # noqa: E402
-from reglament.redis_server import free_port, published  # noqa: E402
+from reglament.config import AmoCRMSettings  # noqa: E402
+from reglament.runtime import published  # noqa: E402
+from shell.redis_server import free_port  # noqa: E402
 
 TOKEN = "drill-token-0123456789"
 SECRET = "drill-webhook-secret-0123456"
 STATUSES = ["Недозвон", "Просил перезвонить", "Записался на пробное", "Не пришел на пробное", "Пришел на пробное",
             "Принимает решение", "Клиент"]
-REGLAMENT = [sys.executable, "-m", "reglament.cli"]
+REGLAMENT = [sys.executable, "-m", "shell.cli"]
 WEBHOOK_RETRIES = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0)
 
 
@@ -118,7 +119,7 @@ class Service:
             raise SystemExit(f"the run did not become ready; see {self.tmp}")
 
     def subscribe(self) -> None:
-        client = AmoCRMClient("drill-setup", AmoCRM(base_url=self.amo.url, long_lived_token=TOKEN),
+        client = AmoCRMClient("drill-setup", AmoCRMSettings(base_url=self.amo.url, long_lived_token=TOKEN),
                               redis.Redis.from_url(published(self.redis_dir)))
         register(client, f"{self.base}/hooks/amocrm/{SECRET}")
 
