@@ -64,7 +64,7 @@ def test_commands_with_no_flags_use_the_generated_config_and_the_published_redis
     assert demo["id"] == "demo" and demo["inbox"] == 1 and demo["outbox"] == 0
     assert time.time() - demo["last_webhook"]["amocrm"] < 60 and demo["last_webhook"]["wazzup"] is None
     assert set(found["queues"]) == {"timers", "chats", "events", "scheduled"}
-    assert demo["rate_limit"]["rate_per_second"] == 7.0
+    assert demo["crm"]["state"] == "ok" and demo["crm"]["api_calls"] == 0
     text = CliRunner().invoke(main, ["status"]).output
     assert "last amocrm webhook:" in text and "outbox: 0 messages" in text
     token = settings.accounts[0].amocrm.long_lived_token

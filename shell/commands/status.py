@@ -36,39 +36,44 @@ def last_webhooks(r: redis.Redis, account: str) -> dict[str, float | None]:
     return {s: found.get(s) for s in SOURCES}
 
 
-def rate_limit(r: redis.Redis, account: config.Account, counters: dict[str, int]) -> dict | None:
-    if account.amocrm is None:
-        return None
-    now_us = (lambda t: t[0] * 1_000_000 + t[1])(r.time())
-    next_at = int(r.get(keys.key(account.id, "amocrm", "ratelimit")) or 0)
-    calls = {k: v for k, v in counters.items() if k.startswith("api_calls_total\t") and "system=amocrm" in k}
+def api_calls(counters: dict[str, int]) -> dict[str, int]:
+    """The account's calls to its CRM, by HTTP status, from its counters."""
     by_status: dict[str, int] = {}
-    for k, v in calls.items():
-        status = dict(p.split("=", 1) for p in k.split("\t")[1:]).get("status", "?")
-        by_status[status] = by_status.get(status, 0) + v
-    return {"rate_per_second": account.amocrm.rate_limit, "next_slot_in_ms": max(0, (next_at - now_us) // 1000),
-            "api_calls": sum(by_status.values()), "answered_429": by_status.get("429", 0),
-            "answered_403": by_status.get("403", 0)}
+    for k, v in counters.items():
+        name, *labels = k.split("\t")
+        labels = dict(p.split("=", 1) for p in labels)
+        if name == "api_calls_total" and labels.get("system") in ("amocrm", "bitrix24"):
+            by_status[labels.get("status", "?")] = by_status.get(labels.get("status", "?"), 0) + v
+    return by_status
 
 
 def gather(settings: config.Settings, r: redis.Redis) -> dict:
     from rq import Queue, Worker
     from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
+    from connectors import registry
     from connectors.outbox import Outbox
-    from jobs import timers
+    from jobs import account_health, timers
     from jobs.queues import QUEUES
 
     waiting, late = timers.lag(r)
+    crm = [a for a in settings.accounts if registry.supported(a)]
+    health = {h.account: h for h in account_health.health(r, crm)}
     accounts = []
     for a in settings.accounts:
         counters = {k.decode(): int(v) for k, v in r.hgetall(keys.metrics(a.id)).items()}
+        h = health.get(a.id)
+        calls = api_calls(counters)
         accounts.append({
-            "id": a.id, "name": a.name, "crm": a.crm,
+            "id": a.id, "name": a.name, "kind": a.crm,
             "last_webhook": last_webhooks(r, a.id),
             "inbox": r.xlen(keys.inbox(a.id)),
             "rejected": r.xlen(keys.rejected(a.id)),
-            "rate_limit": rate_limit(r, a, counters),
+            "crm": None if h is None else {
+                "state": h.state, "paused_seconds": h.paused, "reason": h.reason, "strikes": h.strikes,
+                "jobs_in_flight": h.in_flight, "jobs_held_back": h.waiting, "jobs_scheduled": h.scheduled,
+                "api_calls": sum(calls.values()), "answered_429": calls.get("429", 0),
+                "answered_403": calls.get("403", 0)},
             "outbox": r.xlen(Outbox(r, a.id).key),
         })
     return {
@@ -99,14 +104,17 @@ def render(s: dict) -> str:
     t = s["timers"]
     lines.append(f"timers:   {t['waiting']} waiting, the most overdue {t['most_overdue_seconds']:g}s late")
     for a in s["accounts"]:
-        lines += ["", f"[{a['id']}] {a['name'] or ''} ({a['crm']})".rstrip()]
+        lines += ["", f"[{a['id']}] {a['name'] or ''} ({a['kind']})".rstrip()]
         for source, at in a["last_webhook"].items():
             lines.append(f"  last {source + ' webhook:':<28} {_ago(at, now)}")
         lines.append(f"  inbox: {a['inbox']} deliveries kept   rejected: {a['rejected']}   outbox: {a['outbox']} messages")
-        rl = a["rate_limit"]
-        if rl:
-            lines.append(f"  amoCRM: {rl['rate_per_second']:g} req/s, next slot in {rl['next_slot_in_ms']} ms; "
-                         f"{rl['api_calls']} calls, {rl['answered_429']} answered 429, {rl['answered_403']} answered 403")
+        c = a["crm"]
+        if c:
+            why = f" ({c['reason']}, {c['strikes']} failure(s) in a row)" if c["reason"] else ""
+            lines.append(f"  CRM: {c['state']}{why}" + (f", calls again in {c['paused_seconds']:g}s" if c["paused_seconds"] else "")
+                         + f"; jobs in flight {c['jobs_in_flight']}, held back {c['jobs_held_back']}, "
+                           f"scheduled {c['jobs_scheduled']}")
+            lines.append(f"  CRM calls: {c['api_calls']}, answered 429: {c['answered_429']}, 403: {c['answered_403']}")
     return "\n".join(lines)
 
 
@@ -115,7 +123,7 @@ def render(s: dict) -> str:
 @click.option("--json", "as_json", is_flag=True, help="print it as JSON, for scripts")
 def status(config_path, as_json):
     """One screen for the admin: accounts, last webhook per source, queues, failed jobs,
-    timers, the amoCRM rate limit and the outbox."""
+    timers, each account's CRM state (its rate limit, paused or stopped) and the outbox."""
     settings = load_settings(config_path)
     found = gather(settings, redis_for(settings))
     click.echo(json.dumps(found, ensure_ascii=False, indent=2) if as_json else render(found))
