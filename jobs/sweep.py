@@ -23,6 +23,7 @@ from jobs.executor import Executor, Planned
 from jobs.rules import next_task
 from jobs.scheduler import PERIODIC
 from reglament import keys, metrics, rule_settings
+from reglament.lease import Lease
 from reglament.config import Settings
 from reglament.crm import CRM, SWEEP, LeadSnapshot, RuleEvent
 
@@ -96,7 +97,7 @@ def run(executor: Executor, crm: CRM, now: datetime | None = None) -> SweepResul
 def sweep_job(account: str) -> dict:
     """The periodic job (see register_periodic). One sweep per account at a time."""
     r = context.redis_client()
-    guard = r.lock(keys.key(account, "lock", "sweep"), timeout=3600)
+    guard = Lease(r, keys.key(account, "lock", "sweep"))  # free soon after a killed sweep
     if not guard.acquire(blocking=False):
         log.info("sweep already running", extra={"account": account, "rule": "SWEEP"})
         return {"account": account, "skipped": "already running"}

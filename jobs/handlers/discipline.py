@@ -32,6 +32,7 @@ from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
 from jobs.scheduler import PERIODIC
 from jobs.support import head_of, messenger_for, person
 from reglament import keys, metrics, violations
+from reglament.lease import Lease
 from reglament.config import Settings
 from reglament.crm import Lead, LeadSnapshot, SetTaskDue, Task
 from reglament.events import Event
@@ -283,7 +284,7 @@ def sweep(account: str, now: datetime | None = None) -> dict:
 
 def sweep_job(account: str) -> dict:
     r = context.redis_client()
-    guard = r.lock(keys.key(account, "lock", "discipline_sweep"), timeout=3600)
+    guard = Lease(r, keys.key(account, "lock", "discipline_sweep"))  # free soon after a killed sweep
     if not guard.acquire(blocking=False):
         return {"account": account, "skipped": "already running"}
     try:
