@@ -12,6 +12,16 @@ log = logging.getLogger("reglament.jobs")
 
 def handle_event(data: dict) -> dict:
     event = Event.from_dict(data)
+    if event.kind == "crm.changed":
+        # Only ids came (Bitrix24): the connector reads what changed; each neutral event it
+        # finds is handled here, in order, in this job.
+        from jobs import context
+
+        found = context.crm_for(event.account).expand(event)
+        results = [handle_event(e.to_dict()) for e in found if e.kind != "crm.changed"]
+        log.info("CRM change read: %d event(s)", len(results),
+                 extra={"account": event.account, "source": event.source, "entity_id": event.entity_id})
+        return {"kind": event.kind, "entity_id": event.entity_id, "events": results}
     ran = []
     for name, handler in router.handlers(event.kind):
         handler(event)

@@ -416,6 +416,14 @@ class CRM(Protocol):
         """Every configured name the account does not have, with the names it does have."""
         ...
 
+    # --- events
+    def expand(self, event: Any) -> list[Any]:
+        """The neutral events (reglament.events.Event) a crm.changed event means: for a CRM
+        whose webhooks carry only ids, the connector reads the objects and compares them with
+        the last state it saw (a stage moved, a to-do completed, ...). Events of other kinds
+        come back as they are."""
+        ...
+
     # --- writes
     def apply(self, actions: Sequence[Action]) -> dict[str, int]:
         """Apply actions, resolving names (status, task type, loss reason, logical field) to

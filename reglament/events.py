@@ -19,6 +19,8 @@ KINDS = frozenset({
     "call.ended",        # a finished call: from the CRM (a call note) or a telephony provider's own webhook
     "contact.added", "contact.updated",
     "crm.other",         # an event of the CRM no rule needs (another note type, a chat message, ...)
+    "crm.changed",       # a CRM whose webhooks carry only ids (Bitrix24): the connector reads what changed
+                         # and turns it into the kinds above (CRM.expand) before any rule sees it
     "chat.message_in", "chat.message_out", "chat.status",
 })
 
@@ -34,6 +36,7 @@ KINDS = frozenset({
 #               the CRM must be asked: `ref` says where), duration, phone (digits), lead_id (None when only the
 #               phone is known), user_id, at, ref
 # contact.*     contact_id, name, responsible_id, at
+# crm.changed   entity (the CRM's object type), id, event (the CRM's event name), at
 
 @dataclass(frozen=True)
 class Event:

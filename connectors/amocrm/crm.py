@@ -554,6 +554,10 @@ class AmoCRM:
     def users(self) -> dict[int, str]:
         return self.names().users
 
+    def expand(self, event):
+        """amoCRM's webhooks carry the changed objects: its events are neutral as parsed."""
+        return [event]
+
     def own_user_id(self) -> int | None:
         key = keys.key(self.account.id, "amocrm", "me")
         got = self.r.get(key)
