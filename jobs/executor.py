@@ -22,6 +22,7 @@ from datetime import date, datetime, timezone
 import redis
 from redis.exceptions import LockError
 
+from jobs import names
 from jobs.rules import decide_all
 from reglament.rule_settings import RuleSettings
 from reglament import keys, metrics
@@ -29,7 +30,7 @@ from reglament.lease import Lease
 from reglament.calendar import WorkCalendar
 from jobs import timers
 from reglament.crm import (CRM, Action, AddNote, CreateTask, LeadSnapshot, RecheckAt, RuleEvent, SetLeadField,
-                           SetLeadStatus)
+                           SetLeadStatus, UnknownName)
 
 log = logging.getLogger("reglament.rules")
 
@@ -169,7 +170,11 @@ class Executor:
         if not actions:
             return
         rechecks = [a for a in actions if isinstance(a, RecheckAt)]
-        created = self.crm.apply([a for a in actions if not isinstance(a, RecheckAt)])
+        try:
+            created = self.crm.apply([a for a in actions if not isinstance(a, RecheckAt)])
+        except UnknownName as e:
+            self._apply_apart(actions, e)
+            return
         for a in rechecks:
             timers.schedule(self.r, f"recheck-{self.account}-{a.lead_id}-{int(a.at.timestamp())}", a.at,
                             "jobs.rule_jobs.recheck", {"account": self.account, "lead_id": a.lead_id},
@@ -187,6 +192,19 @@ class Executor:
         for a in actions:
             log.info(describe(a), extra={"account": self.account, "rule": a.rule, "lead_id": a.lead_id})
             metrics.incr(self.r, self.account, "rule_actions_total", rule=a.rule, action=type(a).__name__)
+
+    def _apply_apart(self, actions: Sequence[Action], error: UnknownName) -> None:
+        """A name the CRM lacks stops only the rule that uses it, on one lead: each lead's
+        actions of each rule are applied apart, and a group that meets the name is reported
+        once (jobs/names.py) and left undone, its keys not remembered."""
+        groups: dict[tuple, list[Action]] = {}
+        for a in actions:
+            groups.setdefault((getattr(a, "lead_id", None), a.rule), []).append(a)
+        if len(groups) == 1:
+            names.report(self.r, self.account, actions[0].rule, error)
+            return
+        for group in groups.values():
+            self.apply(group)
 
     def apply_planned(self, planned: Sequence[Planned]) -> tuple[list[Planned], list[Planned]]:
         """Apply the sweep's plans together, each under its lead's lock: (applied, skipped).

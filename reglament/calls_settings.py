@@ -12,6 +12,8 @@ import string
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reglament.names import TASK_TYPE, NameUse
+
 PLACEHOLDERS = frozenset({"client_name", "manager", "lead_link"})
 
 
@@ -112,3 +114,9 @@ class CallsSettings(_Model):
     failed_call_message: FailedCallMessage = Field(default_factory=FailedCallMessage,
                                                    description="FAILED_CALL_MESSAGE")
     whatsapp_sla: WhatsappSla = Field(default_factory=WhatsappSla, description="WHATSAPP_SLA")
+
+    def used_names(self) -> list[NameUse]:
+        """The CRM names these rules use: the callback task's type."""
+        m = self.missed_call
+        return [NameUse("rules.calls.missed_call.task_type", TASK_TYPE, m.task_type)] \
+            if m.enabled and m.task_type else []

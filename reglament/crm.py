@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Literal, Protocol, Union
 
-from reglament.names import same_name
+from reglament.names import NameProblem, same_name
 
 # Custom lead values the rules read or write, by logical name. The account's
 # configuration maps each to a CRM field; a value the lead does not have is absent
@@ -248,6 +248,14 @@ class SetResponsible(_Keyed):
 
 
 @dataclass(frozen=True, kw_only=True)
+class SetTaskResponsible(_Keyed):
+    task_id: int
+    lead_id: int | None
+    user_id: int
+    action_key: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class CreateLead(_Keyed):
     """A new lead for a client (e.g. a missed call from a number with no open lead): linked to
     the client's contact when there is one, else with a new contact. The created lead's id
@@ -270,7 +278,7 @@ class RecheckAt(_Keyed):
 
 
 Action = Union[CreateTask, SetLeadStatus, SetLeadField, AddNote, CompleteTask, SetTaskDue, SetResponsible,
-               CreateLead, RecheckAt]
+               SetTaskResponsible, CreateLead, RecheckAt]
 
 
 def _key_part(p: Any) -> str:
@@ -289,8 +297,14 @@ def action_key(rule: str, lead_id: int, *parts: Any) -> str:
 # --- the connector --------------------------------------------------------------------
 
 class UnknownName(ValueError):
-    """A configured name (status, loss reason, lead field, ...) the account's CRM does not have,
-    or a lead that is gone."""
+    """A name the configuration uses (a status, loss reason, lead field, ...) that the account
+    does not have, or a lead that is gone. A connector raises it; a retry cannot help, so jobs
+    report it once (jobs/names.py) instead of failing again and again."""
+
+    def __init__(self, message: str, *, kind: str | None = None, name: str | None = None):
+        super().__init__(message)
+        self.kind = kind    # reglament.names kinds: "status", "lead_field", ...
+        self.name = name
 
 
 @dataclass(frozen=True)
@@ -412,8 +426,10 @@ class CRM(Protocol):
     def lead_url(self, lead_id: int) -> str:
         ...
 
-    def resolve_problems(self) -> list[str]:
-        """Every configured name the account does not have, with the names it does have."""
+    def resolve_problems(self) -> list[NameProblem]:
+        """Every name the rules use (RuleSettings.used_names, with the account's departments)
+        that the account does not have, each with the names it does have; those the rules
+        can do without (NameUse.fallback) are marked optional."""
         ...
 
     # --- events

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reglament.names import DATE_FIELD, LEAD_FIELD, STATUS, TASK_TYPE, NameUse
 from reglament.violations import Violation
 
 
@@ -233,6 +234,34 @@ class DisciplineSettings(BaseModel):
 
     def title(self, rule: str) -> str:
         return self.rule_titles.get(rule, rule)
+
+    def used_names(self) -> list[NameUse]:
+        """The CRM names the enabled rules of this section use (statuses in the watched pipelines)."""
+        w = "rules.discipline"
+        used: list[NameUse] = []
+        c = self.comment_codes
+        if c.enabled:
+            used.append(NameUse(f"{w}.comment_codes.callback_status", STATUS, c.callback_status))
+            used += [NameUse(f"{w}.comment_codes.refusal_statuses", STATUS, n) for n in c.refusal_statuses]
+            if c.callback_field:
+                used.append(NameUse(f"{w}.comment_codes.callback_field", LEAD_FIELD, c.callback_field,
+                                    fallback="the lead's latest comment is read as the reason"))
+        i = self.incubator
+        if i.enabled:
+            used.append(NameUse(f"{w}.incubator.status", STATUS, i.status))
+            used += [NameUse(f"{w}.incubator.meeting_statuses", STATUS, n) for n in i.meeting_statuses]
+            used += [NameUse(f"{w}.incubator.meeting_task_types", TASK_TYPE, n) for n in i.meeting_task_types]
+            if i.meeting_field:
+                used.append(NameUse(f"{w}.incubator.meeting_field", DATE_FIELD, i.meeting_field))
+        u = self.unpaid_invoice
+        if u.enabled:
+            used += [NameUse(f"{w}.unpaid_invoice.status_field", LEAD_FIELD, u.status_field),
+                     NameUse(f"{w}.unpaid_invoice.due_field", DATE_FIELD, u.due_field)]
+            if u.promised_field:
+                used.append(NameUse(f"{w}.unpaid_invoice.promised_field", DATE_FIELD, u.promised_field))
+            if u.task_type:
+                used.append(NameUse(f"{w}.unpaid_invoice.task_type", TASK_TYPE, u.task_type))
+        return used
 
 
 # --- what the decisions return -----------------------------------------------------------

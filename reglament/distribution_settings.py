@@ -18,6 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from reglament.names import LEAD_FIELD, PIPELINE, STATUS, USER, NameUse
+
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 PLACEHOLDERS = frozenset({"manager", "lead_link", "lead_name", "source", "deadline", "count", "list"})
 _SPAN = re.compile(r"^\s*([01]?\d|2[0-4]):([0-5]\d)\s*-\s*([01]?\d|2[0-4]):([0-5]\d)\s*$")
@@ -191,3 +193,25 @@ class DistributionSettings(_Model):
         if len(names) != len(set(names)):
             raise ValueError("managers: a manager is listed twice")
         return self
+
+    def used_names(self, pipeline: str | None = None) -> list[NameUse]:
+        """The CRM names DISTRIBUTION and FIRST_CONTACT_SLA use; `pipeline` is rules.pipeline,
+        where new leads arrive when this section names none."""
+        w = "rules.distribution"
+        used: list[NameUse] = []
+        group = self.enabled and bool(self.managers)
+        if group or self.first_contact_enabled:
+            if self.pipeline:
+                used.append(NameUse(f"{w}.pipeline", PIPELINE, self.pipeline))
+            if self.status:
+                used.append(NameUse(f"{w}.status", STATUS, self.status, self.pipeline or pipeline))
+        if group:
+            used += [NameUse(f"{w}.managers[{n}].name", USER, m.name) for n, m in enumerate(self.managers)]
+            if self.fallback_user:
+                used.append(NameUse(f"{w}.fallback_user", USER, self.fallback_user))
+        if self.first_contact_enabled and self.source_field:
+            used.append(NameUse(f"{w}.source_field", LEAD_FIELD, self.source_field))
+        if self.first_contact_enabled and self.utm_field:
+            used.append(NameUse(f"{w}.utm_field", LEAD_FIELD, self.utm_field,
+                                fallback="a lead with an empty source field has its pipeline's name as its source"))
+        return used

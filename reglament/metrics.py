@@ -21,6 +21,7 @@ HELP = {
     "job_failures_total": "Jobs (or calls of a batch job) that raised, by kind and outcome (retried, gave_up)",
     "api_calls_total": "Calls to outside APIs, by system and HTTP status",
     "rule_actions_total": "Actions the rules applied in the CRM, by rule and action",
+    "unknown_names_total": "Actions or events a rule left undone because a name it uses is unknown to the CRM, by rule",
     "sweep_runs_total": "Sweeps run",
     "sweep_leads_fixed_total": "Leads the sweep gave their missing task",
     "deferrals_total": "Calls that went back to RQ instead of waiting, by reason (budget, 429, 5xx, network, auth, config)",

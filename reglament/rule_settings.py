@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from datetime import timedelta
 from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from reglament.names import norm, same_name
+from reglament.names import (DATE_FIELD, LEAD_FIELD, LOSS_REASON, PIPELINE, STATUS, TASK_TYPE, USER, NameUse, norm,
+                             same_name)
 from reglament.calls_settings import CallsSettings
 from reglament.discipline_settings import DisciplineSettings
 from reglament.distribution_settings import DistributionSettings
@@ -264,6 +265,8 @@ class LeadFields(Model):
 
 
 assert set(LeadFields.model_fields) == set(LOGICAL_FIELDS), "LeadFields must name every logical field"
+# The logical fields that hold a date or a moment (their CRM fields must be date fields).
+DATE_LOGICAL_FIELDS = frozenset(k for k, what in LOGICAL_FIELDS.items() if what.startswith("date"))
 
 
 # --- all of it ------------------------------------------------------------------------
@@ -363,6 +366,37 @@ class RuleSettings(Model):
 
     def field_label(self, field: str) -> str:
         return self.field_labels.get(field, field)
+
+    def used_names(self, departments: Iterable[Any] = ()) -> list[NameUse]:
+        """Every CRM name the rules use — statuses, task types, lead fields, users, loss
+        reasons — with where each is set, for a connector to resolve (`reglament check`, the
+        service's start). `departments` are the account's (reglament.config.Department):
+        their heads and managers are users too. Names of disabled rules are left out."""
+        used: list[NameUse] = [NameUse("rules.pipeline", PIPELINE, self.pipeline)] if self.pipeline else []
+        used += [NameUse(f"rules.statuses.«{n}»", STATUS, n) for n in self.statuses]
+        used += [NameUse("rules.terminal_statuses", STATUS, n) for n in self.terminal_statuses]
+        r = self.redial
+        used += [NameUse("rules.redial.status", STATUS, r.status),
+                 NameUse("rules.redial.final_status", STATUS, r.final_status)]
+        used += [NameUse("rules.redial.entry_statuses", STATUS, n) for n in r.entry_statuses]
+        used += [NameUse(f"rules.statuses.«{n}».type", TASK_TYPE, t.type) for n, t in self.statuses.items() if t.type]
+        if self.default_task and self.default_task.type:
+            used.append(NameUse("rules.default_task.type", TASK_TYPE, self.default_task.type))
+        if r.type:
+            used.append(NameUse("rules.redial.type", TASK_TYPE, r.type))
+        if self.important.task_type:
+            used.append(NameUse("rules.important.task_type", TASK_TYPE, self.important.task_type,
+                                fallback=f"important tasks get the prefix «{self.important.prefix.strip()}»"))
+        if r.loss_reason:
+            used.append(NameUse("rules.redial.loss_reason", LOSS_REASON, r.loss_reason))
+        used += [NameUse(f"rules.fields.{logical}", DATE_FIELD if logical in DATE_LOGICAL_FIELDS else LEAD_FIELD, name)
+                 for logical, name in self.fields.mapped().items()]
+        used += self.discipline.used_names() + self.distribution.used_names(self.pipeline) + self.calls.used_names()
+        for n, d in enumerate(departments):
+            where = f"departments[{n}] ({d.name})"
+            used.append(NameUse(f"{where}.head", USER, d.head))
+            used += [NameUse(f"{where}.managers", USER, m) for m in d.managers]
+        return used
 
 
 def load(data: dict[str, Any] | None) -> RuleSettings:

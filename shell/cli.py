@@ -59,7 +59,18 @@ def worker(config_path, burst):
     load_settings(config_path)
     settings, r = runtime.start(config_path)
     context.set_settings(settings, r)  # registers the rule handlers and warms what jobs use
+    _log_name_problems(settings)
     run_worker(r, [a.id for a in settings.accounts], burst=burst)
+
+
+def _log_name_problems(settings: config.Settings) -> None:
+    """Names the rules use that the CRM lacks, logged once at the worker's start, beside it
+    (a CRM slow to answer does not hold the worker up)."""
+    import threading
+
+    from jobs import names
+
+    threading.Thread(target=names.log_problems, args=(settings,), name="check-names", daemon=True).start()
 
 
 @main.command()
@@ -104,7 +115,13 @@ def check(config_path, crm):
         for problem in e.problems:
             click.echo(f"  - {problem}")
         sys.exit(1)
-    problems = _crm_problems(settings) if crm else []
+    found = _crm_problems(settings) if crm else []
+    problems = [p for p in found if not getattr(p, "optional", False)]
+    notes = [p for p in found if getattr(p, "optional", False)]
+    if notes:
+        click.echo(f"{config_path}: {len(notes)} optional name(s) the CRM lacks; the rules work without them")
+        for note in notes:
+            click.echo(f"  - {note}")
     if problems:
         click.echo(f"{config.locate(config_path)}: {len(problems)} problem(s) in the CRM names")
         for problem in problems:
@@ -113,14 +130,16 @@ def check(config_path, crm):
     click.echo(f"OK: {len(settings.accounts)} account(s): {', '.join(a.id for a in settings.accounts)}")
 
 
-def _crm_problems(settings: config.Settings) -> list[str]:
-    """Names the rules use that an account's CRM lacks, each with the names it has."""
+def _crm_problems(settings: config.Settings) -> list:
+    """Names the rules use that an account's CRM lacks, each with the names it has
+    (reglament.names.NameProblem: an optional one is a notice, not an error)."""
     from contextlib import ExitStack
 
     import redis
 
     from connectors import registry
     from connectors.http import ConnectorError
+    from reglament.names import NameProblem
     from shell.redis_server import RedisServer
 
     problems = []
@@ -134,7 +153,7 @@ def _crm_problems(settings: config.Settings) -> list[str]:
         for account in settings.accounts:
             try:
                 found = registry.connector(account, r, max_attempts=2).resolve_problems()
-                problems += [f"accounts ({account.id}).{p}" for p in found]
+                problems += [NameProblem(f"accounts ({account.id}).{p}", p.optional) for p in found]
             except (ConnectorError, redis.RedisError, OSError) as e:
                 problems.append(f"accounts ({account.id}): could not read the CRM's names: {e}")
     return problems

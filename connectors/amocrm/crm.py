@@ -35,13 +35,14 @@ import redis
 from connectors.amocrm.client import PAGE, AmoCRMClient
 from reglament import rule_settings
 from reglament.rule_settings import RuleSettings
-from reglament.names import same_name
+from reglament import names as kinds
+from reglament.names import NameProblem, NameUse, same_name
 from reglament import keys
 from reglament.config import Account
-from reglament.crm import (CALLBACK_AT, REDIAL_LAST_AT, SUBSCRIPTION_END, TRIAL_AT, Action, AddNote, Call,
+from reglament.crm import (Action, AddNote, Call,
                            CallDirection, CallStatus, CompleteTask, Contact, CreateLead, CreateTask, Lead, LeadSnapshot,
-                           SetLeadField, SetLeadStatus, SetResponsible, SetTaskDue, SnapshotPage, Task, Touch,
-                           UnknownName)
+                           SetLeadField, SetLeadStatus, SetResponsible, SetTaskDue, SetTaskResponsible, SnapshotPage,
+                           Task, Touch, UnknownName)
 
 log = logging.getLogger("reglament.amocrm")
 
@@ -49,7 +50,6 @@ WON, LOST = 142, 143           # amoCRM's own closing stages, shared by every pi
 NAMES_TTL = 600                # seconds the account's vocabulary is trusted
 MADE_LATELY = 600              # seconds after we create a task during which closest_task_at is not trusted
 DATE_TYPES = {"date", "date_time", "birthday"}
-DATE_FIELDS = {CALLBACK_AT, TRIAL_AT, SUBSCRIPTION_END, REDIAL_LAST_AT}
 MAX_STATUS_FILTERS = 100       # beyond this many stages the lead query filters by pipeline only
 
 # amoCRM call_status (reference §3.5) → how the call ended, as the rules see it.
@@ -188,7 +188,7 @@ class AmoCRM:
         found = _find(names.pipelines, self.settings.pipeline)
         if found is None:
             raise UnknownName(f"pipeline «{self.settings.pipeline}» not found; the account has: "
-                              f"{_listing(names.pipelines.values())}")
+                              f"{_listing(names.pipelines.values())}", kind=kinds.PIPELINE, name=self.settings.pipeline)
         return [found]
 
     def _default_pipeline_id(self) -> int:
@@ -209,13 +209,14 @@ class AmoCRM:
         if found is not None:
             return found
         raise UnknownName(f"status «{name}» not found in pipeline «{names.pipelines.get(pipeline_id, pipeline_id)}»; "
-                          f"it has: {_listing(names.statuses.get(pipeline_id, {}).values())}")
+                          f"it has: {_listing(names.statuses.get(pipeline_id, {}).values())}", kind=kinds.STATUS, name=name)
 
     def _loss_reason_id(self, name: str) -> int:
         found, names = self._lookup(lambda n: _find(n.loss_reasons, name))
         if found is not None:
             return found
-        raise UnknownName(f"loss reason «{name}» not found; the account has: {_listing(names.loss_reasons.values())}")
+        raise UnknownName(f"loss reason «{name}» not found; the account has: {_listing(names.loss_reasons.values())}",
+                          kind=kinds.LOSS_REASON, name=name)
 
     def _task_type_id(self, name: str | None) -> int | None:
         if not name:
@@ -242,56 +243,67 @@ class AmoCRM:
             return found
         crm_name = self.settings.fields.mapped().get(logical)
         if not crm_name:
-            raise UnknownName(f"rules.fields.{logical} is not set, so Reglament cannot write it")
+            raise UnknownName(f"rules.fields.{logical} is not set, so Reglament cannot write it",
+                              kind=kinds.LEAD_FIELD, name=logical)
         raise UnknownName(f"lead field «{crm_name}» ({logical}) not found; lead fields: "
-                          f"{_listing(n for n, _ in names.lead_fields.values())}")
+                          f"{_listing(n for n, _ in names.lead_fields.values())}", kind=kinds.LEAD_FIELD, name=crm_name)
 
-    def resolve_problems(self) -> list[str]:
-        """Every configured name the account does not have, with the names it does have
-        (for `reglament check`). Reads the vocabulary afresh."""
+    def resolve_problems(self) -> list[NameProblem]:
+        """Every name the rules use (RuleSettings.used_names) that the account does not have,
+        with the names it does have (for `reglament check` and the service's start); an
+        optional one is marked so. Reads the vocabulary afresh."""
         s, names = self.settings, self.names(refresh=True)
-        problems: list[str] = []
-        pipelines = list(names.pipelines)
-        if s.pipeline:
-            found = _find(names.pipelines, s.pipeline)
-            if found is None:
-                problems.append(f"rules.pipeline: pipeline «{s.pipeline}» not found; the account has: "
-                                f"{_listing(names.pipelines.values())}")
-            else:
-                pipelines = [found]
-        where_pipeline = f"pipeline «{s.pipeline}»" if s.pipeline else "any pipeline"
-        used = [(f"rules.statuses.«{n}»", n) for n in s.statuses]
-        used += [("rules.terminal_statuses", n) for n in s.terminal_statuses]
-        used += [("rules.redial.status", s.redial.status), ("rules.redial.final_status", s.redial.final_status)]
-        used += [("rules.redial.entry_statuses", n) for n in s.redial.entry_statuses]
-        for where, name in used:
-            if not any(_find(names.statuses.get(p, {}), name) is not None for p in pipelines):
-                problems.append(f"{where}: status «{name}» is not in {where_pipeline}; statuses: "
-                                f"{_listing(names.status_names(pipelines))}")
-        types = [(f"rules.statuses.«{n}».type", t.type) for n, t in s.statuses.items()]
-        types += [("rules.default_task.type", s.default_task.type if s.default_task else None),
-                  ("rules.redial.type", s.redial.type)]
-        for where, name in types:
-            if name and _find(names.task_types, name) is None:
-                problems.append(f"{where}: task type «{name}» not found; task types: "
-                                f"{_listing(names.task_types.values())}")
-        if s.redial.loss_reason and _find(names.loss_reasons, s.redial.loss_reason) is None:
-            problems.append(f"rules.redial.loss_reason: loss reason «{s.redial.loss_reason}» not found; "
-                            f"loss reasons: {_listing(names.loss_reasons.values())}")
+        watched = _find(names.pipelines, s.pipeline) if s.pipeline else None
+        watched = ([watched], f"pipeline «{names.pipelines[watched]}»") if watched is not None \
+            else (list(names.pipelines), "any pipeline")
+        problems = []
+        for use in s.used_names(self.account.departments):
+            problem = self._unresolved(use, names, watched)
+            if problem and use.fallback:
+                problems.append(NameProblem(f"{use.where}: {problem}; without it {use.fallback}", optional=True))
+            elif problem:
+                problems.append(NameProblem(f"{use.where}: {problem}"))
         mapped = s.fields.mapped()
-        resolved = self._lead_fields(names)
-        for logical, crm_name in mapped.items():
-            if logical not in resolved:
-                problems.append(f"rules.fields.{logical}: lead field «{crm_name}» not found; lead fields: "
-                                f"{_listing(n for n, _ in names.lead_fields.values())}")
-            elif logical in DATE_FIELDS and resolved[logical][1] not in DATE_TYPES:
-                problems.append(f"rules.fields.{logical}: lead field «{crm_name}» is of type "
-                                f"{resolved[logical][1]}, a date or date-time field is needed")
         for status, template in s.statuses.items():
             due_field = getattr(template.due, "field", None)
             if due_field and due_field not in mapped:
-                problems.append(f"rules.statuses.«{status}».due: uses {due_field}, which rules.fields does not map")
+                problems.append(NameProblem(f"rules.statuses.«{status}».due: uses {due_field}, "
+                                            "which rules.fields does not map"))
         return problems
+
+    @staticmethod
+    def _unresolved(use: NameUse, names: Names, watched: tuple[list[int], str]) -> str | None:
+        """What is wrong with one name, or None when the account has it. `watched`: the
+        pipelines a status with no pipeline of its own must be in, and how to call them."""
+        name = use.name
+        if use.kind == kinds.PIPELINE:
+            if _find(names.pipelines, name) is None:
+                return f"pipeline «{name}» not found; the account has: {_listing(names.pipelines.values())}"
+        elif use.kind == kinds.STATUS:
+            pipelines, where = watched
+            if use.pipeline:
+                found = _find(names.pipelines, use.pipeline)
+                if found is None:
+                    return None  # the pipeline's own setting reports it
+                pipelines, where = [found], f"pipeline «{names.pipelines[found]}»"
+            if not any(_find(names.statuses.get(p, {}), name) is not None for p in pipelines):
+                return f"status «{name}» is not in {where}; statuses: {_listing(names.status_names(pipelines))}"
+        elif use.kind == kinds.TASK_TYPE:
+            if _find(names.task_types, name) is None:
+                return f"task type «{name}» not found; task types: {_listing(names.task_types.values())}"
+        elif use.kind == kinds.LOSS_REASON:
+            if _find(names.loss_reasons, name) is None:
+                return f"loss reason «{name}» not found; loss reasons: {_listing(names.loss_reasons.values())}"
+        elif use.kind == kinds.USER:
+            if _find(names.users, name) is None:
+                return f"user «{name}» not found; users: {_listing(names.users.values())}"
+        elif use.kind in (kinds.LEAD_FIELD, kinds.DATE_FIELD):
+            found = next(((n, t) for n, t in names.lead_fields.values() if same_name(n, name)), None)
+            if found is None:
+                return f"lead field «{name}» not found; lead fields: {_listing(n for n, _ in names.lead_fields.values())}"
+            if use.kind == kinds.DATE_FIELD and found[1] not in DATE_TYPES:
+                return f"lead field «{name}» is of type {found[1]}, a date or date-time field is needed"
+        return None
 
     def user_name(self, user_id: int | None) -> str:
         return self.names().users.get(user_id, str(user_id or "")) if user_id else ""
