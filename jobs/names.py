@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 
 import redis
@@ -22,6 +22,7 @@ import redis
 from reglament import keys, metrics
 from reglament.config import Settings
 from reglament.crm import UnknownName
+from reglament.names import USER, same_name
 
 log = logging.getLogger("reglament.names")
 
@@ -35,9 +36,18 @@ def report(r: redis.Redis, account: str, rule: str, error: UnknownName) -> bool:
     key = keys.key(account, "names", "reported", rule, hashlib.sha1(name.encode()).hexdigest()[:16])
     if not r.set(key, 1, nx=True, ex=REPORT_EVERY):
         return False
-    log.error("%s does nothing here: %s. Fix the name in the configuration (reglament check lists the valid "
-              "ones); said once an hour", rule, error, extra={"account": account, "rule": rule})
+    log.error("%s cannot use a name: %s. Fix it in the configuration (reglament check lists the valid ones); "
+              "said once an hour", rule, error, extra={"account": account, "rule": rule})
     return True
+
+
+def report_missing_users(r: redis.Redis, account: str, rule: str, wanted: Iterable[str | None],
+                         users: Mapping[int, str]) -> None:
+    """Report each configured user name the CRM's users lack (a rule that picks people by
+    name would otherwise just skip them, silently)."""
+    for name in wanted:
+        if name and not any(same_name(name, u) for u in users.values()):
+            report(r, account, rule, UnknownName(f"user «{name}» not found", kind=USER, name=name))
 
 
 @contextmanager

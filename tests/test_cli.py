@@ -33,6 +33,35 @@ def test_init_writes_a_file_that_check_accepts(tmp_path):
     assert runner.invoke(main, ["init", str(path)]).exit_code != 0  # never overwrites silently
 
 
+def test_init_writes_departments_telegram_and_email_ready_to_uncomment(tmp_path):
+    path = tmp_path / "reglament.yaml"
+    assert CliRunner().invoke(main, ["init", str(path)]).exit_code == 0
+    lines, on = [], False
+    for line in path.read_text().splitlines():
+        if line in ("    # departments:", "    # telegram:", "    # email:"):
+            on = True
+        elif not line.startswith("    #   "):
+            on = False
+        lines.append(line.replace("    # ", "    ", 1) if on else line)
+    assert sum(1 for line in lines if line in ("    departments:", "    telegram:", "    email:")) == 3
+    path.write_text("\n".join(lines) + "\n")
+    env = {**ENV, "DASHBOARD_TOKEN": "dash-token-0123456789", "TELEGRAM_BOT_TOKEN": "1:bot", "SMTP_PASSWORD": "pw"}
+    result = CliRunner().invoke(main, ["check", "--no-crm", "--config", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    import os
+
+    from reglament.config import load as load_config
+
+    os.environ.update(env)
+    try:
+        account = load_config(path).accounts[0]
+    finally:
+        for k in env:
+            os.environ.pop(k)
+    assert account.departments[0].head == "Галина Орлова" and account.telegram.chats["9100001"] == 987654321
+    assert account.email.addresses == {"Галина Орлова": "head@example.ru"}
+
+
 def test_check_lists_every_problem_with_its_place(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump({"accounts": [{

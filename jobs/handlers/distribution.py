@@ -29,7 +29,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 from connectors import registry
-from jobs import clients, context, timers
+from jobs import clients, context, names, timers
 from jobs.router import on
 from jobs.handlers import calls
 from jobs.rules import distribution as dist
@@ -148,6 +148,7 @@ def assign(account: str, lead_id: int, original: int | None, now: datetime) -> s
         if pick is None and not manual and (original is None or current == original):
             # The turn is taken only for a lead we will assign: a lead a person took keeps its turn free.
             duty = dist.on_duty(s.managers, context.calendar(account), shifts.absences(r, account), now)
+            names.report_missing_users(r, account, dist.RULE, [m.name for m in duty] + [s.fallback_user], users)
             pick = shifts.take_turn(r, account, lead_id, dist.eligible_ids(duty, users),
                                     dist.user_id(users, s.fallback_user))
         decision = dist.decide(lead_id, pick, current, original, manual)

@@ -128,7 +128,7 @@ def test_an_unknown_name_stops_only_its_rule_on_its_lead_and_is_said_once(amo, r
     assert amo.lead(broken)["status_id"] == 61000001
     assert [a.action_key for a in ex.unapplied(actions)] == [f"INCUBATOR:{broken}:move", f"INCUBATOR:{broken}:note"]
     said = errors(caplog)
-    assert len(said) == 1 and said[0].startswith("INCUBATOR does nothing here: status «Инкубатр» not found")
+    assert len(said) == 1 and said[0].startswith("INCUBATOR cannot use a name: status «Инкубатр» not found")
     from reglament import keys
     assert r.hget(keys.metrics("demo"), "unknown_names_total\trule=INCUBATOR") == b"3"
 
@@ -148,7 +148,7 @@ def test_a_handler_meeting_an_unknown_name_does_not_fail_its_job(amo, r, caplog,
                   key=event_key("lead.deleted", 5))
     assert events.handle_event(event.to_dict())["rules"] == ["probe"]
     events.handle_event(event.to_dict())
-    assert errors(caplog) == ["probe does nothing here: pipeline «Входящие» not found. Fix the name in the "
+    assert errors(caplog) == ["probe cannot use a name: pipeline «Входящие» not found. Fix it in the "
                               "configuration (reglament check lists the valid ones); said once an hour"]
 
 
@@ -168,3 +168,20 @@ def test_the_worker_logs_the_names_problems_at_start(amo, r, caplog):
                      "«Закрыто и не реализовано»") in logged
     assert sum(1 for level, _ in logged if level == "WARNING") == 2  # the demo's two optional names
     assert len(amo.requests_since(mark)) == 5  # one read of the account's names, not a storm
+
+
+def test_distribution_skips_a_manager_the_crm_lacks_and_says_so_once(amo, r, caplog):
+    from datetime import datetime, timezone
+
+    from jobs import context
+    from jobs.handlers import distribution
+    from tests.engine.conftest import ALL_DAY, ANNA
+
+    context.set_settings(engine_settings(amo.server.url, {"distribution": {"managers": [
+        {"name": "Дмитрий Сидоров", "shifts": ALL_DAY}, {"name": "Анна Смирнова", "shifts": ALL_DAY}]}}), r)
+    leads = [amo.create_lead("Новая заявка", responsible=9100004) for _ in range(2)]
+    for lead_id in leads:
+        distribution.assign("demo", lead_id, 9100004, datetime.now(timezone.utc))
+    assert [amo.lead(i)["responsible_user_id"] for i in leads] == [ANNA, ANNA]
+    assert [m.split(":")[0] for m in errors(caplog)] == ["DISTRIBUTION cannot use a name"]
+    assert "user «Дмитрий Сидоров» not found" in errors(caplog)[0]
