@@ -1,4 +1,5 @@
-"""`reglament sweep` and `reglament audit`: the task rules' sweep by hand, and its dry run."""
+"""`reglament sweep` and `reglament audit`: every periodic rule once, by hand, and the task
+sweep's dry run."""
 
 from __future__ import annotations
 
@@ -22,21 +23,33 @@ def _setup(config_path: str | None, account_id: str | None):
     return account, context.executor_for(account.id), context.crm_for(account.id)
 
 
-def _said(result) -> str:
-    s = result.summary()
+def _said(s: dict) -> str:
+    """The task sweep's summary (jobs.sweep.SweepResult.summary) in the managers' words."""
     return (f"Проверено активных сделок: {s['checked']}; исправлено: {s['fixed']}; "
             f"оставлено их заданиям (сделка занята или изменилась): {s['skipped']}; {s['seconds']} с.")
+
+
+def _said_discipline(s: dict) -> str:
+    return (f"Открытых задач: {s['tasks']}, активных сделок: {s['leads']}; новых нарушений: {s['violations']}; "
+            f"действий в CRM: {s['actions']}; напоминаний: {s['alerts']}.")
 
 
 @click.command()
 @CONFIG
 @ACCOUNT
 def sweep(config_path, account_id):
-    """Give every active lead without an open task its next task now (what the periodic sweep does)."""
-    from jobs.sweep import run
+    """Run every periodic rule once, now: the task sweep (an active lead without an open task
+    gets its next task) and the discipline sweep (OVERDUE, INCUBATOR, UNPAID_INVOICE)."""
+    from jobs import sweep as task_sweep
+    from jobs.handlers import discipline
 
-    _, executor, crm = _setup(config_path, account_id)
-    click.echo(_said(run(executor, crm)))
+    account, _, _ = _setup(config_path, account_id)
+    for title, job, said in (("Задачи (NEXT_TASK, STATUS_TASKS, REDIAL)", task_sweep.sweep_job, _said),
+                             ("Дисциплина (OVERDUE, INCUBATOR, UNPAID_INVOICE)", discipline.sweep_job,
+                              _said_discipline)):
+        done = job(account.id)
+        busy = done.get("skipped") == "already running"
+        click.echo(f"{title}: " + ("проверка уже идёт (её запустил планировщик) — пропущена." if busy else said(done)))
 
 
 @click.command()
@@ -59,7 +72,7 @@ def audit(config_path, account_id, fmt, output, do_apply):
     click.echo(f"[{account.id}] Проверено активных сделок: {found.checked}; с нарушениями: {len(found.findings)}.",
                err=not output and fmt != "table")
     if do_apply and found.plans:
-        click.echo(_said(audit_mod.apply(executor, found)), err=not output and fmt != "table")
+        click.echo(_said(audit_mod.apply(executor, found).summary()), err=not output and fmt != "table")
 
 
 commands = [sweep, audit]

@@ -48,3 +48,35 @@ def test_audit_lists_then_applies_and_sweep_finds_nothing_left(amo, r, redis_url
     swept = runner.invoke(main, ["sweep", "--config", cfg])
     assert swept.exit_code == 0 and "исправлено: 0" in swept.stdout
     assert json.loads(runner.invoke(main, ["audit", "--config", cfg, "--format", "json"]).stdout) == []
+
+
+def test_sweep_runs_the_task_and_the_discipline_sweeps_once_and_says_what_they_did(amo, r, redis_url, tmp_path):
+    import time
+
+    from reglament import keys, violations
+    from tests.engine.conftest import ANNA
+
+    late = amo.create_lead("Принимает решение")
+    amo.api("POST", "/api/v4/tasks", json=[{"text": "Продать", "complete_till": int(time.time()) - 3 * 3600,
+                                            "entity_type": "leads", "entity_id": late, "responsible_user_id": ANNA}])
+    bare = amo.create_lead("Пришел на пробное")
+    cfg = write_config(tmp_path, amo, redis_url)
+    runner = CliRunner()
+    swept = runner.invoke(main, ["sweep", "--config", cfg])
+    assert swept.exit_code == 0, swept.output
+    lines = swept.stdout.splitlines()
+    assert lines[0].startswith("Задачи (NEXT_TASK, STATUS_TASKS, REDIAL): Проверено активных сделок: ")
+    assert "; исправлено: " in lines[0] and "исправлено: 0;" not in lines[0]
+    assert lines[1].startswith("Дисциплина (OVERDUE, INCUBATOR, UNPAID_INVOICE): Открытых задач: ")
+    assert "новых нарушений: 0" not in lines[1]
+    assert [t["text"] for t in amo.open_tasks(bare)] == ["Продать"]
+    assert late in [v.lead_id for v in violations.between(r, "demo", 0, time.time() + 60) if v.rule == "OVERDUE"]
+
+    again = runner.invoke(main, ["sweep", "--config", cfg])
+    assert "исправлено: 0;" in again.stdout and "новых нарушений: 0;" in again.stdout
+
+    r.set(keys.key("demo", "lock", "discipline_sweep"), "held by the scheduler's run")
+    busy = runner.invoke(main, ["sweep", "--config", cfg])
+    assert busy.exit_code == 0, busy.output
+    assert busy.stdout.splitlines()[1] == ("Дисциплина (OVERDUE, INCUBATOR, UNPAID_INVOICE): проверка уже идёт "
+                                           "(её запустил планировщик) — пропущена.")
