@@ -295,24 +295,12 @@ def sweep_job(account: str) -> dict:
     return {"account": account, **result}
 
 
-def digest_tick(account: str) -> dict:
-    """Every few minutes: at the configured time of a working day, each head's digest for the
-    previous working day, once."""
+def digest_tick(account: str, now: datetime | None = None) -> dict:
+    """Every few minutes: at the configured time of a working day, each head's digest of
+    everything since the previous digest, once (jobs/digest.py)."""
     from jobs import digest
 
-    s = dsettings(account).digest
-    if not s.enabled:
-        return {"skipped": "disabled"}
-    now = _now().astimezone(tz(account))
-    cal = context.calendar(account)
-    hh, mm = map(int, s.at.split(":"))
-    if not cal.is_working_date(now.date()) or (now.hour, now.minute) < (hh, mm):
-        return {"skipped": "not yet"}
-    day = digest.previous_working_day(cal, now.date())
-    r = context.redis_client()
-    if not r.set(keys.key(account, "discipline", "digest_sent", day.isoformat()), 1, nx=True, ex=7 * 86400):
-        return {"skipped": "sent already"}
-    return digest.send(account, day)
+    return digest.tick(account, now)
 
 
 def register_periodic(settings: Settings) -> None:

@@ -1,4 +1,5 @@
-"""`reglament digest`: the heads' digest of violations (DIGEST) for any day, printed or sent."""
+"""`reglament digest`: the heads' digest of violations (DIGEST) for any day, or since the last
+one, printed or sent."""
 
 from __future__ import annotations
 
@@ -11,31 +12,33 @@ from shell.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, job_context
 @CONFIG_OPTION
 @ACCOUNT_OPTION
 @click.option("--date", "day", type=click.DateTime(formats=["%Y-%m-%d", "%d.%m.%Y"]), default=None,
-              help="the day (default: the previous working day)")
+              help="one day (default: everything since the last digest sent, as the next one will cover)")
 @click.option("--send", is_flag=True, help="also send it to the heads (Telegram, e-mail)")
 @click.option("--html", is_flag=True, help="print the HTML version")
 def digest(config_path, account_id, day, send, html):
-    """Violations per manager and rule for one day, with the change and the worst cases."""
+    """Violations per manager and rule, with the change and the worst cases: for one day, or
+    since the last digest (what the next scheduled one covers)."""
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from jobs import context
     from jobs import digest as digests
 
     _, account, _ = job_context(config_path, account_id)
     if day is None:
-        today = datetime.now(ZoneInfo(account.timezone)).date()
-        day = digests.previous_working_day(context.calendar(account.id), today)
+        period, previous = digests.due_periods(account.id, datetime.now(ZoneInfo(account.timezone)).date())
     else:
-        day = day.date()
-    found = digests.build(account.id, day, all_managers=True)
+        period, previous = digests.one_day(account.id, day.date())
+    if period.start >= period.end:
+        click.echo(f"Сегодняшний дайджест уже отправлен; следующий покроет время с {period.start:%d.%m.%Y}.")
+        return
+    found = digests.build(account.id, period, previous)
     if not found:
-        click.echo(f"{day:%d.%m.%Y}: no departments configured and no violations.")
+        click.echo(f"{period.label}: отделы не настроены, нарушений нет.")
     for d in found:
         click.echo(digests.render_html(d) if html else digests.render_text(d))
         click.echo("")
     if send:
-        click.echo(digests.send(account.id, day))
+        click.echo(digests.send(account.id, period, previous))
 
 
 commands = [digest]
