@@ -161,14 +161,21 @@ def pick_key(account: str, lead_id: int) -> str:
 
 
 def take_turn(r: redis.Redis, account: str, lead_id: int, eligible: Sequence[tuple[int, int]],
-              fallback: int | None) -> int | None:
+              fallback: int | None, *, key: str | None = None) -> int | None:
     """The manager for this lead: the one recorded already, else the next of `eligible`
-    ((user id, weight) pairs) by smooth weighted round robin, else `fallback`. Atomic."""
+    ((user id, weight) pairs) by smooth weighted round robin, else `fallback`. Atomic.
+    `key` records the pick somewhere else than the lead's arrival pick (a reassignment)."""
     args: list = [PICK_TTL, fallback or ""]
     for user, weight in eligible:
         args += [user, weight]
-    got = r.register_script(TURN)(keys=[pick_key(account, lead_id), keys.key(account, "dist", "rr")], args=args)
+    got = r.register_script(TURN)(keys=[key or pick_key(account, lead_id), keys.key(account, "dist", "rr")],
+                                  args=args)
     return int(got) if got else None
+
+
+def record_pick(r: redis.Redis, account: str, lead_id: int, user: int) -> None:
+    """Make `user` the lead's recorded pick: the responsible change we are about to make is ours."""
+    r.set(pick_key(account, lead_id), user, ex=PICK_TTL)
 
 
 def recorded_pick(r: redis.Redis, account: str, lead_id: int) -> int | None:

@@ -209,7 +209,8 @@ class AmoCRM:
         if found is not None:
             return found
         raise UnknownName(f"status «{name}» not found in pipeline «{names.pipelines.get(pipeline_id, pipeline_id)}»; "
-                          f"it has: {_listing(names.statuses.get(pipeline_id, {}).values())}", kind=kinds.STATUS, name=name)
+                          f"it has: {_listing(names.statuses.get(pipeline_id, {}).values())}",
+                          kind=kinds.STATUS, name=name)
 
     def _loss_reason_id(self, name: str) -> int:
         found, names = self._lookup(lambda n: _find(n.loss_reasons, name))
@@ -300,7 +301,8 @@ class AmoCRM:
         elif use.kind in (kinds.LEAD_FIELD, kinds.DATE_FIELD):
             found = next(((n, t) for n, t in names.lead_fields.values() if same_name(n, name)), None)
             if found is None:
-                return f"lead field «{name}» not found; lead fields: {_listing(n for n, _ in names.lead_fields.values())}"
+                return f"lead field «{name}» not found; lead fields: " \
+                       f"{_listing(n for n, _ in names.lead_fields.values())}"
             if use.kind == kinds.DATE_FIELD and found[1] not in DATE_TYPES:
                 return f"lead field «{name}» is of type {found[1]}, a date or date-time field is needed"
         return None
@@ -599,6 +601,8 @@ class AmoCRM:
                     is_completed=True, result={"text": a.result})
             elif isinstance(a, SetTaskDue):
                 task_updates.setdefault(a.task_id, {"id": a.task_id})["complete_till"] = int(a.due.timestamp())
+            elif isinstance(a, SetTaskResponsible):
+                task_updates.setdefault(a.task_id, {"id": a.task_id})["responsible_user_id"] = a.user_id
             elif isinstance(a, SetLeadField):
                 fid, amo_type = self._lead_field(a.field)
                 values = updates.setdefault(a.lead_id, {"id": a.lead_id}).setdefault("custom_fields_values", [])

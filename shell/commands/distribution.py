@@ -3,6 +3,8 @@ and each manager's untouched new leads in shift-start order (FIRST_CONTACT_SLA).
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from datetime import datetime, timezone
 
 import click
@@ -36,9 +38,12 @@ def _when(t: datetime, tz) -> str:
               help="the absence ends then (the account's local time), e.g. 2025-03-10 or '2025-03-10 14:00'")
 @click.option("--clear", is_flag=True, help="the manager is back: remove the absence")
 @click.option("--list", "show", is_flag=True, help="show the absences and change nothing")
-def absent(config_path, account_id, manager, start, until, clear, show):
+@click.option("--reassign", is_flag=True,
+              help="also hand the manager's active leads and their open tasks to the managers on shift now")
+def absent(config_path, account_id, manager, start, until, clear, show, reassign):
     """Mark a manager absent from a moment (default now) until a moment: new leads skip them
-    then (DISTRIBUTION). Setting it again replaces the manager's absence."""
+    then (DISTRIBUTION). Setting it again replaces the manager's absence. With --reassign
+    (alone, or with --until), their active leads go round-robin to the managers on shift."""
     from jobs import context
     from reglament import shifts
 
@@ -46,7 +51,7 @@ def absent(config_path, account_id, manager, start, until, clear, show):
     group = context.rules(account.id).distribution.managers
     tz = context.calendar(account.id).tz
     if show:
-        if manager or start or until or clear:
+        if manager or start or until or clear or reassign:
             raise click.UsageError("--list takes no manager and no other option")
         _list(shifts.absences(r, account.id), group, tz)
         return
@@ -57,24 +62,63 @@ def absent(config_path, account_id, manager, start, until, clear, show):
         raise click.UsageError(f"«{manager}» is not in rules.distribution.managers; the group: "
                                + (", ".join(m.name for m in group) or "(empty)"))
     if clear:
+        if reassign:
+            raise click.UsageError("--clear and --reassign do not go together")
         click.echo(f"{known}: отсутствие снято." if shifts.clear_absent(r, account.id, known)
                    else f"{known}: отсутствие не было задано.")
         return
-    if until is None:
-        raise click.UsageError("give --until (or --clear)")
+    if until is None and not reassign:
+        raise click.UsageError("give --until (or --clear, or --reassign)")
     now = datetime.now(timezone.utc)
-    moment = until.replace(tzinfo=tz)
-    begin = start.replace(tzinfo=tz) if start else now
-    if moment <= now:
-        raise click.UsageError("--until is in the past")
-    if moment <= begin:
-        raise click.UsageError("--until must be after --from")
-    shifts.set_absent(r, account.id, known, moment, begin)
-    if start is None:
-        click.echo(f"{known}: отсутствует до {_when(moment, tz)} — новые заявки его пропускают.")
-    else:
-        click.echo(f"{known}: отсутствует с {_when(begin, tz)} до {_when(moment, tz)} — "
-                   "в это время новые заявки его пропускают.")
+    if until is not None:
+        moment = until.replace(tzinfo=tz)
+        begin = start.replace(tzinfo=tz) if start else now
+        if moment <= now:
+            raise click.UsageError("--until is in the past")
+        if moment <= begin:
+            raise click.UsageError("--until must be after --from")
+        if reassign and begin > now:
+            raise click.UsageError("--reassign hands the leads over now: run it when the absence starts")
+        shifts.set_absent(r, account.id, known, moment, begin)
+        if start is None:
+            click.echo(f"{known}: отсутствует до {_when(moment, tz)} — новые заявки его пропускают.")
+        else:
+            click.echo(f"{known}: отсутствует с {_when(begin, tz)} до {_when(moment, tz)} — "
+                       "в это время новые заявки его пропускают.")
+    elif start is not None:
+        raise click.UsageError("--from needs --until")
+    if reassign:
+        _reassign(account.id, known)
+
+
+def _reassign(account: str, manager: str) -> None:
+    from jobs import context
+    from jobs import reassign as handing
+
+    try:
+        done = handing.reassign(account, manager)
+    except handing.NobodyOnShift:
+        click.echo("Некому передать сделки: никого из группы нет на смене, а резервный пользователь "
+                   "(rules.distribution.fallback_user) не задан.")
+        sys.exit(1)
+    except ValueError as e:
+        raise click.UsageError(str(e))
+    if not done.handed and not done.busy and not done.kept:
+        click.echo(f"У менеджера {manager} нет активных сделок — передавать нечего.")
+        return
+    crm = context.crm_for(account)
+    click.echo(f"Передано сделок: {len(done.handed)}, задач: {done.tasks}.")
+    for h in done.handed:
+        tasks = f" (задач: {h.tasks})" if h.tasks else ""
+        click.echo(f"  Сделка {h.lead_id} «{h.name}» → {crm.user_name(h.to)}{tasks}")
+    share = Counter(crm.user_name(h.to) for h in done.handed)
+    if share:
+        click.echo("Кому: " + ", ".join(f"{name} — {n}" for name, n in share.most_common()) + ".")
+    if done.kept:
+        click.echo(f"Оставлены у менеджера (их уже передавали, а вернул человек): {', '.join(map(str, done.kept))}.")
+    if done.busy:
+        click.echo(f"Заняты другим заданием, не переданы: {', '.join(map(str, done.busy))} — "
+                   "запустите команду ещё раз.")
 
 
 def _list(absent, group, tz) -> None:
