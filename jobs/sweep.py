@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from connectors import registry
-from jobs import context
+from jobs import context, names
 from jobs.executor import Executor, Planned
 from jobs.rules import next_task
 from jobs.scheduler import PERIODIC
 from reglament import keys, metrics, rule_settings
 from reglament.lease import Lease
 from reglament.config import Settings
-from reglament.crm import CRM, SWEEP, LeadSnapshot, RuleEvent
+from reglament.crm import CRM, SWEEP, LeadSnapshot, RuleEvent, UnknownName
 
 log = logging.getLogger("reglament.sweep")
 
@@ -103,6 +103,9 @@ def sweep_job(account: str) -> dict:
         return {"account": account, "skipped": "already running"}
     try:
         result = run(context.executor_for(account), context.crm_for(account))
+    except UnknownName as e:  # e.g. rules.pipeline: said once an hour, not a failed job every sweep
+        names.report(r, account, "SWEEP", e)
+        return {"account": account, "skipped": "unknown name"}
     finally:
         guard.release()
     summary = result.summary()

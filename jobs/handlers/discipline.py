@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from rq import Queue
 
 from connectors import registry
-from jobs import context, queues, support
+from jobs import context, names, queues, support
 from jobs.router import on
 from jobs.rules import (comment_codes, incubator, next_task, no_postpone, overdue, redial, task_name, task_result,
                         unpaid_invoice)
@@ -34,7 +34,7 @@ from jobs.support import head_of, messenger_for, person
 from reglament import keys, metrics, violations
 from reglament.lease import Lease
 from reglament.config import Settings
-from reglament.crm import Lead, LeadSnapshot, SetTaskDue, Task
+from reglament.crm import Lead, LeadSnapshot, SetTaskDue, Task, UnknownName
 from reglament.events import Event
 
 log = logging.getLogger("reglament.discipline")
@@ -289,6 +289,9 @@ def sweep_job(account: str) -> dict:
         return {"account": account, "skipped": "already running"}
     try:
         result = sweep(account)
+    except UnknownName as e:  # e.g. rules.pipeline: said once an hour, not a failed job every sweep
+        names.report(r, account, "DISCIPLINE", e)
+        return {"account": account, "skipped": "unknown name"}
     finally:
         guard.release()
     log.info("discipline sweep: %s", result, extra={"account": account, "rule": "DISCIPLINE"})

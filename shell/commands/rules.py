@@ -23,6 +23,10 @@ def _setup(config_path: str | None, account_id: str | None):
     return account, context.executor_for(account.id), context.crm_for(account.id)
 
 
+SKIPPED = {"already running": "проверка уже идёт (её запустил планировщик) — пропущена.",
+           "unknown name": "не выполнена: в настройках имя, которого нет в CRM (см. журнал и reglament check)."}
+
+
 def _said(s: dict) -> str:
     """The task sweep's summary (jobs.sweep.SweepResult.summary) in the managers' words."""
     return (f"Проверено активных сделок: {s['checked']}; исправлено: {s['fixed']}; "
@@ -48,8 +52,8 @@ def sweep(config_path, account_id):
                              ("Дисциплина (OVERDUE, INCUBATOR, UNPAID_INVOICE)", discipline.sweep_job,
                               _said_discipline)):
         done = job(account.id)
-        busy = done.get("skipped") == "already running"
-        click.echo(f"{title}: " + ("проверка уже идёт (её запустил планировщик) — пропущена." if busy else said(done)))
+        click.echo(f"{title}: " + (SKIPPED.get(done["skipped"], done["skipped"]) if isinstance(done.get("skipped"), str)
+                                   else said(done)))
 
 
 @click.command()

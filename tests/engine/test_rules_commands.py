@@ -80,3 +80,17 @@ def test_sweep_runs_the_task_and_the_discipline_sweeps_once_and_says_what_they_d
     assert busy.exit_code == 0, busy.output
     assert busy.stdout.splitlines()[1] == ("Дисциплина (OVERDUE, INCUBATOR, UNPAID_INVOICE): проверка уже идёт "
                                            "(её запустил планировщик) — пропущена.")
+
+
+def test_sweep_with_an_unknown_pipeline_says_so_instead_of_failing(amo, r, redis_url, tmp_path, caplog):
+    cfg = tmp_path / "reglament.yaml"
+    doc = yaml.safe_load(open(write_config(tmp_path, amo, redis_url), encoding="utf-8"))
+    doc["accounts"][0]["rules"] = {"pipeline": "Входящие"}
+    cfg.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    for _ in range(2):
+        out = CliRunner().invoke(main, ["sweep", "--config", str(cfg)])
+        assert out.exit_code == 0, out.output
+        assert out.stdout.splitlines()[0] == ("Задачи (NEXT_TASK, STATUS_TASKS, REDIAL): не выполнена: в настройках имя, "
+                                              "которого нет в CRM (см. журнал и reglament check).")
+    said = [rec.getMessage() for rec in caplog.records if rec.levelname == "ERROR"]
+    assert len([m for m in said if m.startswith("SWEEP cannot use a name: pipeline «Входящие» not found")]) == 1
