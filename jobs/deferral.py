@@ -39,6 +39,7 @@ from connectors.http import AccessRefused
 from jobs import batch, context
 from reglament import metrics
 from reglament.crm import UnknownName
+from reglament.names import LEAD
 
 log = logging.getLogger("reglament.jobs")
 
@@ -60,11 +61,12 @@ def stopped(exc: Exception, account: str | None) -> tuple[float, str] | None:
 
 def _settings_wrong(exc: Exception, account: str) -> bool:
     """Whether exc comes from settings that name what the account's CRM lacks. A lead that
-    is gone raises UnknownName too, and that stops nothing: the names are checked again."""
-    if not isinstance(exc, UnknownName):
+    is gone raises UnknownName too, and that stops nothing: the names are checked again
+    (an optional name the CRM lacks is only a notice)."""
+    if not isinstance(exc, UnknownName) or exc.kind == LEAD:
         return False
     try:
-        return bool(context.crm_for(account).resolve_problems())
+        return any(not getattr(p, "optional", False) for p in context.crm_for(account).resolve_problems())
     except Exception:  # noqa: BLE001 — cannot tell: the job fails as any other would
         return False
 

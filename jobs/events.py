@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from jobs import context, names, router
+from jobs import router
 from reglament.events import Event
 
 log = logging.getLogger("reglament.jobs")
@@ -24,8 +24,7 @@ def handle_event(data: dict) -> dict:
         return {"kind": event.kind, "entity_id": event.entity_id, "events": results}
     ran = []
     for name, handler in router.handlers(event.kind):
-        with names.reported(context.redis_client(), event.account, name):
-            handler(event)
+        handler(event)
         ran.append(name)
     log.info("event handled", extra={"account": event.account, "source": event.source, "kind": event.kind,
                                      "entity_id": event.entity_id, "rule": ",".join(ran) or "-"})

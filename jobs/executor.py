@@ -23,6 +23,7 @@ import redis
 from redis.exceptions import LockError
 
 from jobs import names
+from reglament.names import RULE_KINDS
 from jobs.rules import decide_all
 from reglament.rule_settings import RuleSettings
 from reglament import keys, metrics
@@ -173,6 +174,8 @@ class Executor:
         try:
             created = self.crm.apply([a for a in actions if not isinstance(a, RecheckAt)])
         except UnknownName as e:
+            if e.kind not in RULE_KINDS:  # a pipeline, a lead that is gone: jobs/deferral.py decides
+                raise
             self._apply_apart(actions, e)
             return
         for a in rechecks:

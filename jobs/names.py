@@ -3,19 +3,20 @@
 - At the service's start (`reglament worker`) each account's names are resolved once, as
   `reglament check` resolves them (a few API calls per account), and every problem is
   logged: ERROR for a name a rule needs, WARNING for an optional one.
-- A rule that meets an unknown name while it acts (reglament.crm.UnknownName from the
-  connector) says so at ERROR once an hour per account, rule and name, and its job goes
-  on: a retry cannot make the name exist, and a failing job would fail again on every
-  webhook and every sweep. The executor catches it for every rule's actions; the event
-  job for whatever a handler reads.
+- A rule that meets an unknown name of its own while it acts (reglament.crm.UnknownName
+  of a status, field, task type, user or loss reason, from the connector) says so at
+  ERROR once an hour per account, rule and name, and only that rule's change on that lead
+  is left undone: a retry cannot make the name exist, and a failing job would fail again
+  on every webhook and every sweep. The executor catches it for every rule's actions.
+- A name every rule needs (rules.pipeline) stops the whole account instead, its events
+  kept until the name is fixed (jobs/deferral.py); a sweep meeting it says so here.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 
 import redis
 
@@ -48,15 +49,6 @@ def report_missing_users(r: redis.Redis, account: str, rule: str, wanted: Iterab
     for name in wanted:
         if name and not any(same_name(name, u) for u in users.values()):
             report(r, account, rule, UnknownName(f"user «{name}» not found", kind=USER, name=name))
-
-
-@contextmanager
-def reported(r: redis.Redis, account: str, rule: str) -> Iterator[None]:
-    """Run a block; an unknown name it meets is reported instead of raised."""
-    try:
-        yield
-    except UnknownName as e:
-        report(r, account, rule, e)
 
 
 def log_problems(settings: Settings) -> int:

@@ -23,6 +23,10 @@ LEAD_FIELD = "lead_field"    # a lead custom field, by the name the CRM shows
 DATE_FIELD = "date_field"    # a lead custom field that must hold a date or a date and time
 USER = "user"
 LOSS_REASON = "loss_reason"
+# The kinds one rule's settings name (an unknown one stops that rule only, jobs/names.py);
+# a pipeline is every rule's (an unknown one stops the account, jobs/deferral.py).
+RULE_KINDS = frozenset({STATUS, TASK_TYPE, LEAD_FIELD, DATE_FIELD, USER, LOSS_REASON})
+LEAD = "lead"                # not a name: UnknownName's kind for a lead that is gone
 
 
 class NameUse(NamedTuple):

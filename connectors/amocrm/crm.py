@@ -666,7 +666,7 @@ class AmoCRM:
         if lead_id not in self._pipeline_of:
             raw = self.client.get_lead(lead_id, with_contacts=False)
             if raw is None:
-                raise UnknownName(f"lead {lead_id} not found")
+                raise UnknownName(f"lead {lead_id} not found", kind=kinds.LEAD, name=str(lead_id))
             self._pipeline_of[lead_id] = int(raw["pipeline_id"])
         return self._pipeline_of[lead_id]
 

@@ -133,23 +133,28 @@ def test_an_unknown_name_stops_only_its_rule_on_its_lead_and_is_said_once(amo, r
     assert r.hget(keys.metrics("demo"), "unknown_names_total\trule=INCUBATOR") == b"3"
 
 
-def test_a_handler_meeting_an_unknown_name_does_not_fail_its_job(amo, r, caplog, monkeypatch):
-    from jobs import context, events, router
-    from reglament.crm import UnknownName
-    from reglament.events import Event, event_key
+def test_a_pipeline_or_a_gone_lead_is_not_one_rules_name_and_goes_on_to_the_job(amo, r, caplog):
+    from datetime import datetime, timezone
 
+    import pytest
+
+    from jobs import context, deferral
+    from reglament.crm import CreateLead, SetLeadStatus, UnknownName
+
+    context.set_settings(engine_settings(amo.server.url, {"pipeline": "Входящие"}), r)
+    ex = context.executor_for("demo")
+    with pytest.raises(UnknownName) as pipeline:   # every rule needs it: jobs/deferral.py stops the account
+        ex.apply([CreateLead(name="Звонок", phone=None, responsible_id=None, action_key="MISSED_CALL:0:lead")])
+    assert pipeline.value.kind == names.PIPELINE and deferral._settings_wrong(pipeline.value, "demo")
     context.set_settings(engine_settings(amo.server.url), r)
-
-    def reads(event):
-        raise UnknownName("pipeline «Входящие» not found", kind=names.PIPELINE, name="Входящие")
-
-    monkeypatch.setitem(router._handlers, "lead.deleted", [("probe", reads)])
-    event = Event(account="demo", source="amocrm", kind="lead.deleted", entity_id=5, fields={},
-                  key=event_key("lead.deleted", 5))
-    assert events.handle_event(event.to_dict())["rules"] == ["probe"]
-    events.handle_event(event.to_dict())
-    assert errors(caplog) == ["probe cannot use a name: pipeline «Входящие» not found. Fix it in the "
-                              "configuration (reglament check lists the valid ones); said once an hour"]
+    ex = context.executor_for("demo")
+    with pytest.raises(UnknownName) as gone:       # a lead deleted meanwhile: an error like any other
+        ex.apply([SetLeadStatus(lead_id=999, status="Отказ", action_key="REDIAL:999:final")])
+    assert gone.value.kind == names.LEAD and not deferral._settings_wrong(gone.value, "demo")
+    # The demo lacks two optional names: a notice, which stops nothing.
+    wrong = UnknownName("status «Инкубатр» not found", kind=names.STATUS, name="Инкубатр")
+    assert not deferral._settings_wrong(wrong, "demo")
+    assert errors(caplog) == []
 
 
 def test_the_worker_logs_the_names_problems_at_start(amo, r, caplog):
