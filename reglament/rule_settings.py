@@ -357,6 +357,12 @@ class RuleSettings(Model):
             raise ValueError(f"redial.status «{self.redial.status}» cannot be terminal")
         return self
 
+    def without_next_step(self, statuses: Iterable[str]) -> list[str]:
+        """The active statuses (of these, as the CRM names them) that no template and no
+        default_task give a next step: their leads would have no current task."""
+        return [name for name in statuses
+                if self.template_for(name) is None and not any(same_name(name, t) for t in self.terminal_statuses)]
+
     def template_for(self, status: str) -> TaskTemplate | None:
         """The status's task template, else default_task (None for a status with no task)."""
         for name, template in self.statuses.items():

@@ -264,6 +264,10 @@ class AmoCRM:
                 problems.append(NameProblem(f"{use.where}: {problem}; without it {use.fallback}", optional=True))
             elif problem:
                 problems.append(NameProblem(f"{use.where}: {problem}"))
+        open_stages = [n for p in watched[0] for i, n in names.statuses.get(p, {}).items() if i not in (WON, LOST)]
+        for status in s.without_next_step(dict.fromkeys(open_stages)):
+            problems.append(NameProblem(f"rules.statuses: status «{status}» has no next step (no template and no "
+                                        "default_task): its leads get no current task", optional=True))
         mapped = s.fields.mapped()
         for status, template in s.statuses.items():
             due_field = getattr(template.due, "field", None)

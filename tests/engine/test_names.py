@@ -77,6 +77,17 @@ def test_unknown_names_of_every_kind_are_listed_with_the_valid_ones(amo, r):
         "rules.distribution.pipeline: pipeline «Входящие» not found; the account has: «Продажи»"]
 
 
+def test_an_active_status_with_no_next_step_is_warned_about(amo, r):
+    """With default_task off, a status missing from the table would leave its leads without a task."""
+    assert not [p for p in connector(amo, r).resolve_problems() if "no next step" in p]  # the defaults cover all
+    rules = {"default_task": None, "statuses": {"Клиент": {"task": "Продление", "due": {"kind": "days", "days": 3}}}}
+    found = [p for p in connector(amo, r, rules).resolve_problems() if "no next step" in p]
+    assert all(p.optional for p in found)
+    stuck = {p.split("«")[1].split("»")[0] for p in found}
+    assert {"Новая заявка", "Недозвон", "Просил перезвонить", "Инкубатор"} <= stuck
+    assert not stuck & {"Клиент", "Отказ", "Расторгнут договор", "Завершил"}  # the table's and the terminal ones
+
+
 def test_check_lists_an_unknown_incubator_status_and_an_unknown_manager(amo, redis_url, tmp_path):
     path = tmp_path / "reglament.yaml"
     doc = {"redis_url": redis_url, "accounts": [{
