@@ -62,6 +62,68 @@ class AmoCRMSettings(Model):
         return self
 
 
+class Bitrix24OAuth(Model):
+    client_id: str
+    client_secret: str
+    # Seeds an empty store once; afterwards the rotating pair lives in Redis. A new value
+    # here repairs a pair Bitrix24 refused.
+    refresh_token: str | None = None
+    token_url: str = Field("https://oauth.bitrix24.tech/oauth/token/",
+                           description="the authorization server's token endpoint")
+
+
+class Bitrix24Settings(Model):
+    webhook_url: str | None = Field(None, description="an incoming webhook: https://<portal>/rest/<user>/<code>/")
+    oauth: Bitrix24OAuth | None = None
+    portal: str | None = Field(None, description="the portal's address, e.g. example.bitrix24.ru (with oauth)")
+    application_token: str | None = Field(None, description="auth[application_token] every incoming event carries")
+    member_id: str | None = Field(None, description="the portal's auth[member_id] in incoming events")
+    rate_limit: float = Field(2.0, gt=0, description="requests per second, shared by all processes (Enterprise: 5)")
+    burst: int = Field(50, ge=1, description="requests the portal lets through at once (Enterprise: 250)")
+    entity: Literal["deals", "leads"] = "deals"
+    next_step: Literal["todo", "task"] = Field("todo", description="a CRM to-do, or a task bound to the deal")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, v: str | None) -> str | None:
+        if v is not None and not re.match(r"^https?://[^/\s]+/rest/\d+/[^/\s]+/?$", v):
+            raise ValueError("must look like https://<portal>/rest/<user id>/<code>/")
+        return v if v is None else v.rstrip("/") + "/"
+
+    @field_validator("portal")
+    @classmethod
+    def _portal(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        v = v.strip().rstrip("/")
+        if not re.match(r"^(https?://)?[^/\s]+$", v):
+            raise ValueError("must be the portal's address, such as example.bitrix24.ru")
+        return v if v.startswith(("http://", "https://")) else "https://" + v
+
+    @model_validator(mode="after")
+    def _one_auth(self) -> "Bitrix24Settings":
+        if bool(self.webhook_url) == bool(self.oauth):
+            raise ValueError("give exactly one of webhook_url or oauth")
+        if self.oauth and not self.portal:
+            raise ValueError("oauth needs portal: the portal's address")
+        return self
+
+    @property
+    def portal_url(self) -> str:
+        """scheme://host of the portal."""
+        if self.webhook_url:
+            return re.match(r"^https?://[^/]+", self.webhook_url).group(0)
+        return self.portal or ""
+
+    def secrets(self) -> list[str]:
+        found = [self.webhook_url or "", self.application_token or ""]
+        if self.webhook_url:
+            found.append(self.webhook_url.rstrip("/").rsplit("/", 1)[-1])  # the code alone
+        if self.oauth:
+            found += [self.oauth.client_secret, self.oauth.refresh_token or ""]
+        return [s for s in found if s]
+
+
 class Wazzup(Model):
     api_key: str
     channel_id: str | None = None
@@ -93,6 +155,7 @@ class Account(Model):
     name: str | None = None
     crm: Literal["amocrm", "bitrix24"] = "amocrm"
     amocrm: AmoCRMSettings | None = None
+    bitrix24: Bitrix24Settings | None = None
     wazzup: Wazzup | None = None
     telephony: Telephony | None = None
     sms: SmsSettings | None = None
@@ -179,6 +242,8 @@ class Settings(Model):
                 if a.amocrm.oauth:
                     o = a.amocrm.oauth
                     found += [o.client_secret, o.authorization_code or "", o.refresh_token or ""]
+            if a.bitrix24:
+                found += a.bitrix24.secrets()
             if a.wazzup:
                 found.append(a.wazzup.api_key)
             if a.telephony and a.telephony.zadarma:
