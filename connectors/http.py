@@ -108,7 +108,8 @@ class HttpClient:
                  secrets: Callable[[], Iterable[str | None]] = lambda: (),
                  sleep: Callable[[float], None] = time.sleep,
                  session: requests.Session | None = None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None,
+                 judge: Callable[[requests.Response], str | None] = lambda resp: None):
         self.r = r
         self.account = account
         self.system = system
@@ -121,6 +122,10 @@ class HttpClient:
         self.secrets = secrets
         self.sleep = sleep
         self.session = session or requests.Session()
+        # For a 429/5xx answer, what the body says beyond its status: "refused" (the server
+        # did nothing: safe to repeat any request), "final" (not worth repeating: returned
+        # to the caller) or None (by the status alone).
+        self.judge = judge
         if headers:
             self.session.headers.update(headers)
 
@@ -204,12 +209,17 @@ class HttpClient:
                           "network", idempotent)
         self._count(resp.status_code)
         log.debug("%s %s %s -> %d (%.2f s)", self.system, method, path, resp.status_code, time.monotonic() - started)
+        verdict = self.judge(resp) if resp.status_code == 429 or resp.status_code >= 500 else None
+        if verdict == "final":
+            return resp
         if resp.status_code == 429:
             self._trouble(_Retry("HTTP 429 Too Many Requests", ambiguous=False,
                                  retry_after=parse_retry_after(resp.headers.get("Retry-After"))), "429", idempotent)
         if resp.status_code >= 500:
-            self._trouble(_Retry(f"HTTP {resp.status_code} {resp.reason or ''}".strip(), ambiguous=True,
-                                 retry_after=parse_retry_after(resp.headers.get("Retry-After"))), "5xx", idempotent)
+            # A refusal said in the body (Bitrix24's 503 QUERY_LIMIT_EXCEEDED) is the rate limit's "429".
+            self._trouble(_Retry(f"HTTP {resp.status_code} {resp.reason or ''}".strip(), ambiguous=verdict != "refused",
+                                 retry_after=parse_retry_after(resp.headers.get("Retry-After"))),
+                          "429" if verdict == "refused" else "5xx", idempotent)
         if self.limiter is not None:
             self.limiter.recovered()
         return resp
