@@ -35,6 +35,7 @@ import redis
 import requests
 
 from connectors.bitrix24 import errors as e
+from connectors.bitrix24 import finders
 from connectors.bitrix24.auth import NEW_WEBHOOK, REAUTHORIZE, OAuthTokens, WebhookAuth
 from connectors.http import DEFAULT_TIMEOUT, GaveUp, HttpClient
 from connectors.idempotency import ActionLog, Finder, IdempotentCreator, PartlyCreated, Pending
@@ -250,6 +251,18 @@ class Bitrix24Client:
                 raise PartlyCreated({k: v for k, v in created.items() if v is not None}, failed)
             return created
         return self.creator.create(kind, items, send=send, find=find)  # type: ignore[return-value]
+
+    def add_todos(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        """crm.activity.todo.add once per action key: {ownerTypeId, ownerId, deadline, title, responsibleId, ...}."""
+        return self.create("todos", "crm.activity.todo.add", items, find=lambda p: finders.todos(self, p))
+
+    def add_tasks(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        """tasks.task.add once per action key: {"fields": {TITLE, RESPONSIBLE_ID, DEADLINE, UF_CRM_TASK, ...}}."""
+        return self.create("tasks", "tasks.task.add", items, find=lambda p: finders.tasks(self, p))
+
+    def add_comments(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        """crm.timeline.comment.add once per action key: {"fields": {ENTITY_TYPE, ENTITY_ID, COMMENT}}."""
+        return self.create("comments", "crm.timeline.comment.add", items, find=lambda p: finders.comments(self, p))
 
     # ---------------------------------------------------------------- plumbing
 
