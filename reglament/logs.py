@@ -15,7 +15,12 @@ from collections.abc import Iterable
 
 # Our webhook URLs carry the secret as their last path segment.
 HOOK_PATH = re.compile(r"(/hooks/[a-z0-9_-]+(?:/[a-z0-9_-]+)?/)([^/\s?\"']+)", re.I)
+# A Bitrix24 incoming webhook's path carries its secret code: /rest/<user>/<code>/<method>.
+REST_HOOK = re.compile(r"(/rest/\d+/)([^/\s?\"']+)(?=/)")
 BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
+# Credentials in a query string (Bitrix24's OAuth server takes a rotating refresh token by GET,
+# and libraries log request URLs at DEBUG): the values go, whoever logged them.
+QUERY_SECRET = re.compile(r"([?&](?:refresh_token|client_secret|access_token|auth|code)=)[^&\s\"']+", re.I)
 REDACTED = "***"
 
 # Fields that structured log calls pass through `extra=`.
@@ -38,8 +43,12 @@ class Redactor(logging.Filter):
         # Cheap substring checks first: this runs for every log line.
         if "/hooks/" in text:
             text = redact_path(text)
+        if "/rest/" in text:
+            text = REST_HOOK.sub(lambda m: m.group(1) + REDACTED, text)
         if "earer" in text:
             text = BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+        if "token=" in text or "secret=" in text or "auth=" in text or "code=" in text:
+            text = QUERY_SECRET.sub(lambda m: m.group(1) + REDACTED, text)
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:

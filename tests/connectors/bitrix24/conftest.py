@@ -4,6 +4,7 @@ and the local Bitrix24 sandbox on a clock the test moves."""
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import pytest
 import responses
@@ -42,8 +43,9 @@ def mocked():
 class Clock:
     """The sandbox portal's clock: its bucket drains and its tokens expire as the test moves it."""
 
-    def __init__(self, now: float = 1_790_000_000.0):
-        self.now = now
+    def __init__(self, now: float | None = None):
+        # Starts at our own time: look-ups compare the portal's stamps with ours, as with a real portal.
+        self.now = time.time() if now is None else now
 
     def __call__(self) -> float:
         return self.now

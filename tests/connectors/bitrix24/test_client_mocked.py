@@ -407,3 +407,13 @@ def test_an_error_answer_with_200_is_still_an_error(mocked, make_b24):
     with pytest.raises(ApiError) as caught:
         make_b24().call("crm.deal.update", {"id": 0, "fields": {}})
     assert "ID is not defined or invalid." in str(caught.value)
+
+
+def test_the_log_filter_scrubs_webhook_codes_and_query_credentials_it_was_never_told():
+    from reglament.logs import Redactor
+
+    line = ('"POST /rest/1/unknown-code-77/crm.deal.get HTTP/1.1" 401; '
+            'GET /oauth/token/?grant_type=refresh_token&client_id=app.1&client_secret=s3cr3t-x&refresh_token=r0tated-1')
+    scrubbed = Redactor([]).scrub(line)
+    assert "unknown-code-77" not in scrubbed and "s3cr3t-x" not in scrubbed and "r0tated-1" not in scrubbed
+    assert "/rest/1/***/crm.deal.get" in scrubbed and "grant_type=refresh_token" in scrubbed
