@@ -4,6 +4,7 @@ and the local Bitrix24 sandbox on a clock the test moves."""
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from connectors.bitrix24 import Bitrix24Client
 from reglament.config import Bitrix24Settings
 from sandbox.bitrix24 import Credentials, Portal, PortalServer
 from tests.connectors.bitrix24.bodies import webhook_settings
+from tests.sandbox_bitrix24.conftest import Clock
 
 ACCOUNT = "acme"
 SANDBOX_CREDS = Credentials(webhook_user=1, webhook_code="sandbox-code-7c1d9e", client_id="local.reglament.test",
@@ -40,23 +42,36 @@ def mocked():
         yield rsps
 
 
-class Clock:
-    """The sandbox portal's clock: its bucket drains and its tokens expire as the test moves it."""
-
-    def __init__(self, now: float | None = None):
-        # Starts at our own time: look-ups compare the portal's stamps with ours, as with a real portal.
-        self.now = time.time() if now is None else now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    # Starts at our own time: look-ups compare the portal's stamps with ours, as with a real portal.
+    return Clock(time.time())
+
+
+def in_two_clients(redis_url: str, settings: Bitrix24Settings, call) -> tuple[list, list]:
+    """`call(client)` in two threads at once, each with its own client and Redis connection:
+    (results, exceptions)."""
+    import redis as redis_lib
+
+    start, results, failures = threading.Barrier(2), [], []
+
+    def run():
+        conn = redis_lib.Redis.from_url(redis_url)
+        try:
+            client = Bitrix24Client(ACCOUNT, settings, conn, backoff_base=0.001, backoff_max=0.004)
+            start.wait(5)
+            results.append(call(client))
+        except Exception as exc:  # noqa: BLE001 - returned to the test
+            failures.append(exc)
+        finally:
+            conn.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    return results, failures
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from connectors.bitrix24.client import command, command_key, created_id, php_que
 from connectors.idempotency import PartlyCreated
 from reglament import keys
 from tests.connectors.bitrix24 import bodies as b
-from tests.connectors.bitrix24.conftest import ACCOUNT
+from tests.connectors.bitrix24.conftest import ACCOUNT, in_two_clients
 
 
 def url(method: str) -> str:
@@ -245,8 +245,6 @@ def test_expired_token_is_refreshed_once_and_the_call_repeated(r, mocked, make_b
 
 
 def test_two_clients_with_an_expired_token_refresh_once(r, redis_url, mocked, make_b24):
-    import redis as redis_lib
-
     r.hset(keys.key(ACCOUNT, "bitrix24", "oauth"), mapping={"access_token": b.OLD_ACCESS, "refresh_token": b.OLD_REFRESH,
                                                             "expires_at": 4_000_000_000})
     refreshes, refused = [], []
@@ -267,24 +265,8 @@ def test_two_clients_with_an_expired_token_refresh_once(r, redis_url, mocked, ma
 
     mocked.add_callback(responses.POST, f"{b.PORTAL}/rest/crm.deal.get", callback=deal)
     mocked.add_callback(responses.GET, b.TOKEN_URL, callback=token)
-    results, failures = [], []
-
-    def run():
-        conn = redis_lib.Redis.from_url(redis_url)
-        try:
-            from connectors.bitrix24 import Bitrix24Client
-            client = Bitrix24Client(ACCOUNT, b.oauth_settings(), conn, backoff_base=0.001, backoff_max=0.004)
-            results.append(client.call("crm.deal.get", {"id": 7405})["ID"])
-        except Exception as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
+    results, failures = in_two_clients(redis_url, b.oauth_settings(),
+                                       lambda client: client.call("crm.deal.get", {"id": 7405})["ID"])
     assert not failures and results == ["7405", "7405"]
     assert len(refused) == 2 and len(refreshes) == 1
 

@@ -6,16 +6,14 @@ GET /_sandbox/requests. Demo ids (sandbox/bitrix24/README.md): deals 101–107, 
 from __future__ import annotations
 
 import logging
-import threading
 
 import pytest
-import redis as redis_lib
 import requests
 
-from connectors.bitrix24 import Bitrix24Client, NotFound, OperationTimeLimit
+from connectors.bitrix24 import NotFound, OperationTimeLimit
 from reglament.config import Bitrix24OAuth, Bitrix24Settings
 from reglament.logs import Redactor
-from tests.connectors.bitrix24.conftest import ACCOUNT, SANDBOX_CREDS
+from tests.connectors.bitrix24.conftest import ACCOUNT, SANDBOX_CREDS, in_two_clients
 
 TODO = {"ownerTypeId": 2, "ownerId": 105, "deadline": "2026-12-01T12:00:00+03:00", "title": "Продать",
         "responsibleId": 2}
@@ -176,24 +174,8 @@ def test_an_expired_token_is_refreshed_once_across_two_clients(r, portal, redis_
     first = make_b24(oauth_settings(portal, seed))
     assert first.call("user.current")["ID"] == "1"           # spends the configured refresh token
     requests.post(portal.url + "/_sandbox/oauth/expire", timeout=5)
-    start, results, failures = threading.Barrier(2), [], []
-
-    def run():
-        conn = redis_lib.Redis.from_url(redis_url)
-        try:
-            client = Bitrix24Client(ACCOUNT, oauth_settings(portal, seed), conn, backoff_base=0.001)
-            start.wait(5)
-            results.append(client.call("crm.deal.get", {"id": 101})["ID"])
-        except Exception as exc:  # noqa: BLE001 - reported below
-            failures.append(exc)
-        finally:
-            conn.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    results, failures = in_two_clients(redis_url, oauth_settings(portal, seed),
+                                       lambda client: client.call("crm.deal.get", {"id": 101})["ID"])
     assert not failures and results == ["101", "101"]
     granted = requests.get(portal.url + "/_sandbox/oauth", timeout=5).json()["granted"]
     assert granted["refresh_token"] == 2                     # the seed, then exactly one refresh
