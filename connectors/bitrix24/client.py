@@ -188,9 +188,12 @@ class Bitrix24Client:
     def pages(self, method: str, params: Mapping[str, Any] | None = None, *,
               key: str | None = None) -> Iterator[list]:
         """Page after page, following `next` (one request a page; memory stays bounded)."""
-        start: int | None = 0
+        return self._pages_from(method, params or {}, 0, key)
+
+    def _pages_from(self, method: str, params: Mapping[str, Any], start: int | None,
+                    key: str | None) -> Iterator[list]:
         while start is not None:
-            body = self.call_raw(method, {**(params or {}), "start": start})
+            body = self.call_raw(method, {**params, "start": start})
             yield items_of(body.get("result"), key)
             nxt = body.get("next")
             start = int(nxt) if nxt not in (None, "") and int(nxt) > start else None
@@ -221,7 +224,11 @@ class Bitrix24Client:
                 continue
             found[name] = items_of(result, keys.get(name))
             method, params = calls[name]
-            total = first.totals.get(name) or 0
+            total = first.totals.get(name)
+            if total is None:  # no count to plan by: follow `next` page by page
+                found[name] += [row for page in self._pages_from(method, params, first.next[name], keys.get(name))
+                                for row in page]
+                continue
             for start in range(int(first.next[name]), int(total), PAGE):
                 more[f"{name}~{start}"] = (method, {**params, "start": start})
         if more:

@@ -90,6 +90,15 @@ def test_list_reads_the_first_page_then_every_other_page_in_one_batch(mocked, ma
     assert all(method == "crm.deal.list" and params["filter[CATEGORY_ID]"] == "0" for method, params in second.values())
 
 
+def test_a_list_without_a_total_follows_next_page_by_page(mocked, make_b24):
+    mocked.post(url("batch"), json=b.batch_answer({"list": b.deals(1, 50)}, nexts={"list": 50}))
+    mocked.post(url("crm.deal.list"), json=b.answer(b.deals(51, 50), next=100))
+    mocked.post(url("crm.deal.list"), json=b.answer(b.deals(101, 3)))
+    rows = make_b24().list("crm.deal.list", {"select": ["ID"]})
+    assert [int(d["ID"]) for d in rows] == list(range(1, 104))
+    assert [sent(c).get("start") for c in mocked.calls[1:]] == [50, 100]
+
+
 def test_pages_follow_next_one_request_a_page(mocked, make_b24):
     mocked.post(url("crm.deal.list"), json=b.answer(b.deals(1, 50), next=50, total=70))
     mocked.post(url("crm.deal.list"), json=b.answer(b.deals(51, 20), total=70))
