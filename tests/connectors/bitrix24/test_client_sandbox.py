@@ -130,6 +130,19 @@ def test_a_lost_comment_is_found_too(portal, make_b24):
     assert texts.count("второй") == 1 and texts.count(comment["fields"]["COMMENT"]) == 1 and first != second
 
 
+def test_a_lost_task_is_found_too(portal, make_b24):
+    session = requests.Session()
+    session.request = _losing_for(session, "tasks.task.add")
+    client = make_b24(settings(portal), session=session)
+    task = {"fields": {"TITLE": "Продать", "RESPONSIBLE_ID": 2, "DEADLINE": "2026-12-01T12:00:00+03:00",
+                       "UF_CRM_TASK": ["D_105"]}}
+    [task_id] = client.add_tasks([("next:deal:105:task", task)])
+    found = client.list("tasks.task.list", {"filter": {"UF_CRM_TASK": "D_105"}, "select": ["ID", "TITLE"]})
+    assert [int(t["id"]) for t in found] == [task_id]
+    sent = [c["commands"] for c in calls(portal) if c["method"] == "batch"]
+    assert sum("tasks.task.add" in cmds for cmds in sent) == 1 and any("tasks.task.list" in c for c in sent)
+
+
 def _losing_for(session, method_name):
     real = requests.Session.request.__get__(session)
     state = {"lost": False}
