@@ -11,7 +11,8 @@ method takes JSON; POST is the documented production way). Answers are
 - **batch** (CONFIRMED): up to 50 commands `"method?php-encoded-params"`, `halt` 0; results,
   errors, totals and next starts come back keyed by command. `batch()` splits longer
   lists; `gather()` runs many gets and lists in as few batches as it can.
-- **Rate:** one leaky bucket per portal shared by every process (connectors/ratelimit.py).
+- **Rate:** one leaky bucket per portal shared by every process, with the portal's burst
+  (connectors/ratelimit.py); inside a job a long wait becomes OverLimit and the job goes back.
   503 QUERY_LIMIT_EXCEEDED is a refusal: nothing happened, so it is retried with backoff
   even for a write. Other 5xx, timeouts and dropped connections after a write left are
   ambiguous (AmbiguousFailure): `create()` looks before it sends again.
@@ -39,7 +40,7 @@ from connectors.bitrix24 import finders
 from connectors.bitrix24.auth import NEW_WEBHOOK, REAUTHORIZE, OAuthTokens, WebhookAuth
 from connectors.http import DEFAULT_TIMEOUT, GaveUp, HttpClient
 from connectors.idempotency import ActionLog, Finder, IdempotentCreator, PartlyCreated, Pending
-from connectors.ratelimit import RateLimiter
+from connectors.ratelimit import OverLimit, RateLimiter
 from reglament import keys
 from reglament.config import Bitrix24Settings
 
@@ -142,7 +143,7 @@ class Bitrix24Client:
                  sleep=time.sleep):
         self.account_id = account_id
         self.settings = settings
-        limiter = RateLimiter(r, budget_key(settings), settings.rate_limit)
+        limiter = RateLimiter(r, budget_key(settings), settings.rate_limit, burst=settings.burst)
         self.http = HttpClient(r, account_id, SYSTEM, limiter=limiter, timeout=timeout, max_attempts=max_attempts,
                                backoff_base=backoff_base, backoff_max=backoff_max, sleep=sleep, session=session,
                                secrets=lambda: self.auth.secrets(), judge=_judge)
@@ -158,7 +159,7 @@ class Bitrix24Client:
         self.creator = IdempotentCreator(ActionLog(r, account_id, SYSTEM), attempts=max_attempts,
                                          backoff=self.http.backoff, sleep=sleep, name="Bitrix24",
                                          ambiguous_error=e.AmbiguousWriteError, gave_up_error=e.Bitrix24GaveUp,
-                                         refused=(e.ApiError, e.Bitrix24GaveUp), error=e.Bitrix24Error)
+                                         refused=(e.ApiError, e.Bitrix24GaveUp, OverLimit), error=e.Bitrix24Error)
 
     def __repr__(self) -> str:
         return f"Bitrix24Client(account={self.account_id!r}, portal={urlsplit(self.settings.portal_url).netloc!r})"

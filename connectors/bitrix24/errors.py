@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from connectors.http import ConnectorError, GaveUp
+from connectors.ratelimit import OverLimit
 
 # Codes by what they mean for us (CONFIRMED in _includes/system-errors.md, limits.md and the
 # method pages; the sandbox README lists its choices where the docs are silent).
@@ -37,7 +38,8 @@ class ApiError(Bitrix24Error):
         self.method, self.code, self.description, self.status, self.body = method, code, description, status, body
         words = ": ".join(w for w in (code, description) if w) or "no details"
         where = f" (HTTP {status})" if status else ""
-        super().__init__(f"Bitrix24 refused {method}{where}: {words}")
+        # Exception's own init: OperationTimeLimit is also an OverLimit, whose init wants other arguments.
+        Exception.__init__(self, f"Bitrix24 refused {method}{where}: {words}")
 
 
 class MethodNotFound(ApiError):
@@ -56,19 +58,18 @@ class AuthError(ApiError):
     """Bitrix24 does not accept our credentials and we cannot fix it ourselves: an admin must act."""
 
 
-class OperationTimeLimit(ApiError):
+class OperationTimeLimit(ApiError, OverLimit):
     """429 OPERATION_TIME_LIMIT: Bitrix24 blocked this method for a while (its 10-minute operating
-    budget is spent). Nothing was done; the job should be deferred until `retry_at` (unix time)."""
+    budget is spent). Nothing was done. It is an OverLimit, so the jobs layer defers the job until
+    `retry_at` (unix time) as it does for a spent budget; the portal's other methods go on."""
 
     def __init__(self, method: str, code: str, description: str, status: int | None = None, body: Any = None,
                  retry_at: float | None = None):
-        super().__init__(method, code, description, status, body)
+        ApiError.__init__(self, method, code, description, status, body)
         # Bitrix24 lifts the block within 10 minutes (system-errors.md); the answer may say sooner.
         self.retry_at = retry_at or time.time() + 600
-
-    @property
-    def retry_in(self) -> float:
-        return max(0.0, self.retry_at - time.time())
+        self.key, self.reason = method, "429"
+        self.retry_in = max(1.0, self.retry_at - time.time())
 
 
 class Bitrix24GaveUp(Bitrix24Error, GaveUp):

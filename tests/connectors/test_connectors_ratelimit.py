@@ -101,3 +101,61 @@ def test_trouble_pauses_the_account_for_every_caller_growing_with_strikes_until_
     limiter.acquire()
     limiter.recovered()                              # the first success clears the record
     assert (state(r, key).reason, state(r, key).strikes) == ("", 0)
+
+
+def _take_until_refused(redis_url: str, key: str, rate: float, burst: int) -> int:
+    from connectors.ratelimit import OverLimit, waiting_at_most
+
+    r = redis.Redis.from_url(redis_url)
+    limiter = RateLimiter(r, key, rate, burst=burst, margin=0)
+    taken = 0
+    with waiting_at_most(0):
+        while True:
+            try:
+                limiter.acquire()
+            except OverLimit:
+                return taken
+            taken += 1
+
+
+def test_a_burst_goes_at_once_shared_by_every_process_then_one_per_interval(redis_url):
+    from connectors.ratelimit import OverLimit, waiting_at_most
+
+    key = keys.key("acme", "bitrix24", "ratelimit")
+    # At 0.1 a second the bucket drains one request in 10 s: what goes at once is the burst alone.
+    with multiprocessing.get_context("fork").Pool(3) as pool:
+        taken = pool.starmap(_take_until_refused, [(redis_url, key, 0.1, 20)] * 3)
+    assert sum(taken) == 20
+    with waiting_at_most(0), pytest.raises(OverLimit) as caught:
+        RateLimiter(redis.Redis.from_url(redis_url), key, 0.1, burst=20, margin=0).acquire()
+    assert 9 < caught.value.retry_in <= 10                  # the next one interval after the last
+
+
+def test_the_burst_keeps_the_margin_and_burst_one_is_plain_spacing(r):
+    assert RateLimiter(r, "rg:a:x", 2.0, burst=50).burst == 47  # 5 % short of Bitrix24's 50
+    assert RateLimiter(r, "rg:a:x", 7.0).burst == 1
+    with pytest.raises(ValueError):
+        RateLimiter(r, "rg:a:x", 2.0, burst=0)
+
+
+def test_a_pause_holds_whatever_the_burst_and_no_burst_follows_it(r):
+    from connectors.ratelimit import OverLimit, pause, waiting_at_most
+
+    key = keys.key("acme", "bitrix24", "ratelimit")
+    limiter = RateLimiter(r, key, 100.0, burst=50, margin=0)   # 10 ms apart, 49 intervals = 0.49 s of burst
+    limiter.acquire()
+
+    def ahead() -> float:
+        sec, micro = r.time()
+        return (int(r.get(key)) - sec * 1_000_000 - micro) / 1e6
+
+    assert 0.45 < limiter.pause("429") <= 0.5
+    # After the pause tat stands a whole burst ahead: requests go one interval apart, not 50 at once.
+    assert ahead() > 0.45 + 0.49
+    with waiting_at_most(0), pytest.raises(OverLimit) as caught:
+        limiter.acquire()                                   # the bucket had room, but the account is paused
+    assert caught.value.reason == "429" and caught.value.retry_in > 0.4
+    assert 4.9 < pause(r, key, "auth", 5.0) <= 5.0          # a pause from outside the limiter holds too
+    with waiting_at_most(0), pytest.raises(OverLimit) as caught:
+        limiter.acquire()
+    assert caught.value.retry_in > 4.8 and caught.value.reason == "auth"   # its `until`, not cut by the burst

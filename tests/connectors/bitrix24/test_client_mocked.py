@@ -202,6 +202,9 @@ def test_operation_time_limit_is_raised_at_once_for_the_job_to_defer(mocked, mak
     assert len(mocked.calls) == 1                            # not retried: waiting seconds won't help
     assert caught.value.retry_at == b.TIME["operating_reset_at"]
     assert caught.value.method == "crm.deal.list"
+    from jobs.deferral import stopped  # the jobs layer defers it as it does a spent budget
+
+    assert stopped(caught.value, "acme") == (caught.value.retry_in, "429") and caught.value.retry_in >= 1
 
 
 def test_unknown_method_access_and_credentials_are_named_by_method_never_by_url(mocked, make_b24, caplog):
