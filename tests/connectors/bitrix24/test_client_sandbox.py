@@ -217,3 +217,16 @@ def test_no_secret_in_logs_or_errors(portal, make_b24, caplog):
     assert len(raised) == 4 and "webhook" in raised[-1]
     for text in raised + [caplog.text, repr(client), repr(client.auth)]:
         assert SANDBOX_CREDS.webhook_code not in text and "wrong-code-123" not in text
+
+
+def test_the_portals_burst_is_used_without_overfilling_its_bucket(r, portal, make_b24):
+    # The portal's clock stands still here, so its bucket never drains: 50 requests at most.
+    requests.post(portal.url + "/_sandbox/bucket", json={"rate": 2, "burst": 50}, timeout=5)
+    client = make_b24(Bitrix24Settings(webhook_url=portal.webhook_url, rate_limit=2, burst=50))
+    forget_calls(portal)
+    for i in range(48):
+        client.call("crm.deal.get", {"id": 101 + i % 7})
+    assert [c["status"] for c in calls(portal)] == [200] * 48
+    sec, micro = r.time()
+    ahead = (int(r.get(client.http.limiter.key)) - sec * 1_000_000 - micro) / 1e6
+    assert ahead > 40 / 1.9                                  # 47 went at once: the budget stands a burst ahead
