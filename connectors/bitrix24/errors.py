@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from connectors.http import ConnectorError, GaveUp
+from connectors.http import AccessRefused, ConnectorError, GaveUp
 from connectors.ratelimit import OverLimit
 
 # Codes by what they mean for us (CONFIRMED in _includes/system-errors.md, limits.md and the
@@ -50,11 +50,11 @@ class NotFound(ApiError):
     """The entity does not exist (crm.*: "Not found" with an empty code; NOT_FOUND, OWNER_NOT_FOUND)."""
 
 
-class AccessDenied(ApiError):
+class AccessDenied(ApiError, AccessRefused):
     """The webhook's or application's user lacks the rights or the scope for this method."""
 
 
-class AuthError(ApiError):
+class AuthError(ApiError, AccessRefused):
     """Bitrix24 does not accept our credentials and we cannot fix it ourselves: an admin must act."""
 
 

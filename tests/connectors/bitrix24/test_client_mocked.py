@@ -221,6 +221,8 @@ def test_unknown_method_access_and_credentials_are_named_by_method_never_by_url(
         assert method in str(caught.value)
         raised.append(str(caught.value))
     assert "webhook" in raised[2]                            # says what the admin must check
+    from connectors.http import AccessRefused                # the jobs layer stops the account on these
+    assert issubclass(AuthError, AccessRefused) and issubclass(AccessDenied, AccessRefused)
     for text in raised + [caplog.text]:
         assert b.CODE not in text and b.WEBHOOK not in text
 
