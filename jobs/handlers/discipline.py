@@ -30,7 +30,7 @@ from jobs.rules import (comment_codes, incubator, next_task, no_postpone, overdu
                         unpaid_invoice)
 from reglament.discipline_settings import Alert, DisciplineSettings, Outcome
 from jobs.scheduler import PERIODIC
-from jobs.support import head_of, messenger_for, person
+from jobs.support import head_of, messenger_for, moment, person
 from reglament import keys, metrics, violations
 from reglament.lease import Lease
 from reglament.config import Settings
@@ -46,13 +46,6 @@ MEMORY_TTL = 60 * 86400
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _moment(value: Any) -> datetime | None:
-    try:
-        return datetime.fromtimestamp(int(value), timezone.utc) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
 
 
 def dsettings(account: str) -> DisciplineSettings:
@@ -81,7 +74,7 @@ def remember_due(account: str, task_id: int, due: datetime, only_new: bool = Fal
 
 def known_due(account: str, task_id: int) -> datetime | None:
     raw = context.redis_client().get(_memory_key(account, task_id))
-    return _moment(raw.decode()) if raw else None
+    return moment(raw.decode()) if raw else None
 
 
 # ---------------------------------------------------------------- carrying out an outcome
@@ -187,7 +180,7 @@ def check_comment_code(account: str, lead_id: int, stage: str, changed_at: int, 
         reason = lead.custom_value(s.comment_codes.callback_field)
     else:
         reason = crm.latest_comment(lead_id)
-    changed = _moment(changed_at) or _now()
+    changed = moment(changed_at) or _now()
     outcome = comment_codes.decide(lead_id, lead.status or "Закрыто и не реализовано", lost,
                                    None if reason is None else str(reason), by or lead.responsible_id,
                                    changed, s, link(account, lead_id))
