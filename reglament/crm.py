@@ -433,7 +433,7 @@ class CRM(Protocol):
         ...
 
     # --- events
-    def expand(self, event: Any) -> list[Any]:
+    def expand(self, event: Event) -> list[Event]:
         """The neutral events (reglament.events.Event) a crm.changed event means: for a CRM
         whose webhooks carry only ids, the connector reads the objects and compares them with
         the last state it saw (a stage moved, a to-do completed, ...). Events of other kinds
