@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Literal, Protocol, Union
 
+from reglament.events import Event
 from reglament.names import NameProblem, same_name
 
 # Custom lead values the rules read or write, by logical name. The account's
