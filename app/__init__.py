@@ -32,6 +32,7 @@ def connect(url: str) -> redis.Redis:
 
 def create_app(settings: Settings, r: redis.Redis) -> Flask:
     from app.amocrm.views import bp as amocrm_bp
+    from app.bitrix24.views import bp as bitrix24_bp
     from app.dashboard import bp as dashboard_bp
     from app.health import bp as health_bp
     from app.telephony.views import bp as telephony_bp
@@ -47,7 +48,7 @@ def create_app(settings: Settings, r: redis.Redis) -> Flask:
         ingress=Ingress(r, settings.dedupe_ttl_seconds, settings.raw_retention_hours,
                         settings.rejected_keep, settings.rejected_ttl_hours),
     )
-    for bp in (amocrm_bp, wazzup_bp, telephony_bp, health_bp, dashboard_bp):
+    for bp in (amocrm_bp, bitrix24_bp, wazzup_bp, telephony_bp, health_bp, dashboard_bp):
         app.register_blueprint(bp)
 
     @app.before_request

@@ -203,7 +203,7 @@ def replay(config_path, account_id, ids, since, until):
 @main.command()
 @CONFIG_OPTION
 def urls(config_path):
-    """Print the webhook URLs to paste into amoCRM and Wazzup (they contain the secret)."""
+    """Print the webhook URLs to paste into amoCRM or Bitrix24 and Wazzup (they contain the secret)."""
     settings = load_settings(config_path)
     for account in settings.accounts:
         for line in webhook_urls(settings, account):
@@ -212,7 +212,8 @@ def urls(config_path):
 
 def webhook_urls(settings: config.Settings, account: config.Account) -> list[str]:
     base = settings.public_url.rstrip("/")
-    return [f"[{account.id}] amoCRM webhook: {base}/hooks/amocrm/{account.webhook_secret}",
+    crm = {"amocrm": "amoCRM", "bitrix24": "Bitrix24"}[account.crm]
+    return [f"[{account.id}] {crm} webhook: {base}/hooks/{account.crm}/{account.webhook_secret}",
             f"[{account.id}] Wazzup webhook: {base}/hooks/wazzup/{account.webhook_secret}"]
 
 

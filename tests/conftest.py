@@ -38,19 +38,28 @@ ZADARMA_SECRET = "zadarma-api-secret-0001"
 MANGO_KEY, MANGO_SALT = "abc123", "mango-salt-0002"
 
 
+ACCOUNT = {
+    "id": "acme",
+    "amocrm": {"base_url": "https://acme.amocrm.ru", "long_lived_token": TOKEN},
+    "webhook_secret": SECRET,
+    "telephony": {"zadarma": {"secret": ZADARMA_SECRET},
+                  "mango": {"api_key": MANGO_KEY, "api_salt": MANGO_SALT}},
+}
+# A Bitrix24 account; its token and member_id are those of tests/fixtures/bitrix24.
+B24_SECRET = "b24-webhook-secret-path-0123456789"
+B24_TOKEN = "jvh9y1ulvt2m6k5or90v9mg8nn32ozas"
+B24_MEMBER = "d897063e1ce7c5eb9f04b9751eef5915"
+B24_ACCOUNT = {
+    "id": "b24", "crm": "bitrix24", "webhook_secret": B24_SECRET,
+    "bitrix24": {"webhook_url": "https://some-domain.bitrix24.com/rest/1/c0de0123/",
+                 "application_token": B24_TOKEN, "member_id": B24_MEMBER},
+}
+
+
 def make_settings(**overrides):
     from reglament.config import Settings
 
-    doc = {
-        "public_url": "http://127.0.0.1:8000",
-        "accounts": [{
-            "id": "acme",
-            "amocrm": {"base_url": "https://acme.amocrm.ru", "long_lived_token": TOKEN},
-            "webhook_secret": SECRET,
-            "telephony": {"zadarma": {"secret": ZADARMA_SECRET},
-                          "mango": {"api_key": MANGO_KEY, "api_salt": MANGO_SALT}},
-        }],
-    }
+    doc = {"public_url": "http://127.0.0.1:8000", "accounts": [ACCOUNT]}
     doc.update(overrides)
     return Settings.model_validate(doc)
 

@@ -12,7 +12,7 @@ import redis
 from reglament import config, keys
 from shell.commands.common import CONFIG_OPTION, load_settings, redis_for
 
-SOURCES = ("amocrm", "wazzup", "telephony.zadarma", "telephony.mango")
+SOURCES = ("wazzup", "telephony.zadarma", "telephony.mango")  # besides the account's CRM
 SCAN = 5000  # inbox entries looked through for each source's last delivery
 
 
@@ -20,11 +20,12 @@ def _at(entry_id: bytes | str) -> float:
     return int((entry_id.decode() if isinstance(entry_id, bytes) else entry_id).split("-")[0]) / 1000
 
 
-def last_webhooks(r: redis.Redis, account: str) -> dict[str, float | None]:
+def last_webhooks(r: redis.Redis, account: str, crm: str = "amocrm") -> dict[str, float | None]:
     """When each source's last delivery arrived (the inbox entry id is its arrival time)."""
+    sources = (crm, *SOURCES)
     found: dict[str, float | None] = {}
     top, seen = "+", 0
-    while len(found) < len(SOURCES) and seen < SCAN:
+    while len(found) < len(sources) and seen < SCAN:
         page = r.xrevrange(keys.inbox(account), max=top, count=500)
         for entry_id, fields in page:
             source = fields.get(b"source", b"").decode()
@@ -33,7 +34,7 @@ def last_webhooks(r: redis.Redis, account: str) -> dict[str, float | None]:
             break
         seen += len(page)
         top = "(" + page[-1][0].decode()
-    return {s: found.get(s) for s in SOURCES}
+    return {s: found.get(s) for s in sources}
 
 
 def api_calls(counters: dict[str, int]) -> dict[str, int]:
@@ -66,7 +67,7 @@ def gather(settings: config.Settings, r: redis.Redis) -> dict:
         calls = api_calls(counters)
         accounts.append({
             "id": a.id, "name": a.name, "kind": a.crm,
-            "last_webhook": last_webhooks(r, a.id),
+            "last_webhook": last_webhooks(r, a.id, a.crm),
             "inbox": r.xlen(keys.inbox(a.id)),
             "rejected": r.xlen(keys.rejected(a.id)),
             "crm": None if h is None else {

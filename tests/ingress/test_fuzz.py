@@ -5,11 +5,13 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from tests.conftest import SECRET
+from tests.conftest import ACCOUNT, B24_ACCOUNT, B24_SECRET, B24_TOKEN, SECRET, make_settings
 from tests.fixtures import load
 
 PATHS = [f"/hooks/amocrm/{SECRET}", f"/hooks/wazzup/{SECRET}", f"/hooks/telephony/zadarma/{SECRET}",
-         f"/hooks/telephony/mango/{SECRET}", f"/hooks/telephony/mango/{SECRET}/events/summary"]
+         f"/hooks/telephony/mango/{SECRET}", f"/hooks/telephony/mango/{SECRET}/events/summary",
+         f"/hooks/bitrix24/{B24_SECRET}"]
+B24 = PATHS[-1]
 CONTENT_TYPES = ["application/x-www-form-urlencoded", "application/json", "application/json; charset-utf-8",
                  "text/plain", "multipart/form-data; boundary=x", "", "application/xml", "text/html; charset=\x00"]
 FUZZ = hsettings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -27,6 +29,11 @@ json_value = st.recursive(
         st.sampled_from(["messages", "statuses", "test", "messageId", "chatId", "status", "isEcho",
                          "error", "contact", "text"]) | st.text(max_size=5), children, max_size=5),
     max_leaves=20)
+
+
+@pytest.fixture
+def settings():
+    return make_settings(accounts=[ACCOUNT, B24_ACCOUNT])
 
 
 def assert_not_5xx(resp):
@@ -66,6 +73,37 @@ def test_random_telephony_fields(client, fields, path, signature):
     resp = client.post(path, data=urlencode(fields), content_type="application/x-www-form-urlencoded",
                        headers={"Signature": signature})
     assert_not_5xx(resp)
+
+
+b24_key = st.one_of(
+    st.sampled_from(["event", "event_handler_id", "ts", "data[FIELDS][ID]", "data[FIELDS]", "data[FIELDS_AFTER][ID]",
+                     "data[FIELDS_BEFORE][ID]", "data[FIELDS_AFTER]", "data[CALL_ID]", "data", "auth[domain]",
+                     "auth[member_id]", "auth", "auth[application_token][0]"]), nested_key)
+b24_value = st.one_of(st.sampled_from(["ONCRMDEALADD", "oncrmdealupdate", "ONTASKDELETE", "ONVOXIMPLANTCALLEND",
+                                       "ONCRMCOMPANYADD", "7405", "0", "-1", "1766047124", "undefined", ""]),
+                      st.text(max_size=12))
+
+
+@FUZZ
+@given(pairs=st.lists(st.tuples(b24_key, b24_value), max_size=10), token=st.booleans())
+def test_random_bitrix24_events(client, pairs, token):
+    """Mostly with the right token, so the parser is reached; the token goes last, so a
+    generated auth[...] key may collide with it as in a hostile body."""
+    from urllib.parse import urlencode
+
+    tail = [("auth[application_token]", B24_TOKEN)] if token else []
+    assert_not_5xx(client.post(B24, data=urlencode(pairs + tail), content_type="application/x-www-form-urlencoded"))
+
+
+@pytest.mark.parametrize("name", load.names("bitrix24"))
+def test_every_truncation_of_bitrix24_fixtures(client, name):
+    """The token is moved first so that most cuts reach the parser."""
+    from urllib.parse import urlencode
+
+    pairs = load.amocrm_pairs(name, "bitrix24")
+    body = urlencode(sorted(pairs, key=lambda p: p[0] != "auth[application_token]")).encode()
+    for cut in range(0, len(body), max(1, len(body) // 40)):
+        assert_not_5xx(client.post(B24, data=body[:cut], content_type="application/x-www-form-urlencoded"))
 
 
 @FUZZ

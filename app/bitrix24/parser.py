@@ -1,0 +1,99 @@
+"""Bitrix24 outgoing events (form-encoded, PHP-style keys) → one `crm.changed` Event.
+
+Shapes follow ../shared/reference/bitrix24.md §2 (CONFIRMED): `event`, `event_handler_id`,
+`data[...]`, `ts`, `auth[...]`. An event carries only the id of what changed (a call's
+event carries the call), so the event becomes `crm.changed` with {entity, id, event, at};
+the connector reads the object and derives the neutral events (CRM.expand) in the job.
+
+Bitrix24 never retries an event, but a replay or a handler bound twice repeats it. The
+dedupe key is the body's identity without `event_handler_id` and `auth`: the event name,
+its data and `ts`. Two changes of one object within the same second share it; the job
+reads the object's state when it runs, and the catch-up sweep covers the rest.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from app import php_form
+from app.errors import Rejected
+from reglament.events import Event, event_key
+
+SOURCE = "bitrix24"
+
+# Handled events (upper case) → the entity they are about. Others are answered 200 and ignored.
+EVENTS = {
+    **{f"ONCRM{name}{action}": name.lower()
+       for name in ("DEAL", "LEAD", "CONTACT", "ACTIVITY") for action in ("ADD", "UPDATE", "DELETE")},
+    "ONTASKADD": "task", "ONTASKUPDATE": "task", "ONTASKDELETE": "task",
+    "ONVOXIMPLANTCALLEND": "call",
+}
+
+_ID = re.compile(r"^\d{1,18}$")
+
+
+@dataclass
+class Parsed:
+    events: list[Event]
+    ignored: list[str] = field(default_factory=list)
+    application_token: str | None = None
+    member_id: str | None = None
+    domain: str | None = None
+
+
+def _entity_id(name: str, data: dict) -> int | str:
+    """Where each event keeps its object's id: data[FIELDS][ID] for CRM objects,
+    data[FIELDS_AFTER][ID] for tasks (data[FIELDS_BEFORE][ID] once deleted), data[CALL_ID]
+    for a call (CONFIRMED, reference §2.3–2.4 and OnTaskDelete)."""
+    if EVENTS[name] == "call":
+        call_id = data.get("CALL_ID")
+        if not isinstance(call_id, str) or not call_id.strip():
+            raise Rejected(f"{name} has no data[CALL_ID]")
+        return call_id
+    where = "FIELDS" if not name.startswith("ONTASK") else "FIELDS_BEFORE" if name == "ONTASKDELETE" else "FIELDS_AFTER"
+    fields = data.get(where)
+    raw = fields.get("ID") if isinstance(fields, dict) else None
+    if not isinstance(raw, str) or not _ID.match(raw) or int(raw) == 0:
+        raise Rejected(f"{name} has no valid data[{where}][ID]")
+    return int(raw)
+
+
+def parse(body: bytes | str, account: str, full: bool = True) -> Parsed:
+    """`full` is accepted for the receiver's interface: the event is the same either way."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejected("body is not UTF-8 text")
+    try:
+        form = php_form.parse(body)
+    except php_form.FormError as e:
+        raise Rejected(f"body is not a Bitrix24 event: {e}")
+    event, auth, data, ts = form.get("event"), form.get("auth"), form.get("data"), form.get("ts")
+    if not isinstance(event, str) or not event.strip():
+        raise Rejected("body has no event: not a Bitrix24 event")
+    if not isinstance(auth, dict):
+        raise Rejected("body has no auth[...] block: not a Bitrix24 event")
+    parsed = Parsed(events=[], application_token=_text(auth.get("application_token")),
+                    member_id=_text(auth.get("member_id")), domain=_text(auth.get("domain")))
+    name = event.strip().upper()  # one doc example writes onCrmActivityAdd
+    if name not in EVENTS:
+        parsed.ignored.append(name)
+        return parsed
+    if not isinstance(ts, str) or not _ID.match(ts):
+        raise Rejected(f"{name} has no valid ts (unix seconds)")
+    if not isinstance(data, dict):
+        raise Rejected(f"{name} has no data[...]")
+    entity_id = _entity_id(name, data)
+    at = int(ts)
+    parsed.events.append(Event(
+        account=account, source=SOURCE, kind="crm.changed", entity_id=entity_id,
+        fields={"entity": EVENTS[name], "id": entity_id, "event": name, "at": at},
+        key=event_key(SOURCE, name, data, at),
+    ))
+    return parsed
+
+
+def _text(v) -> str | None:
+    return v if isinstance(v, str) and v else None
