@@ -23,14 +23,17 @@ def main() -> None:
 @CONFIG_OPTION
 @click.option("--port", type=int, envvar="PORT", default=8000, show_default=True)
 @click.option("--sandbox-port", type=int, default=8001, show_default=True,
-              help="port of the local amoCRM sandbox started when no config is given")
+              help="port of the local CRM sandbox started when no config is given")
 @click.option("--data-dir", default=config.DATA_DIR, show_default=True)
-def run(config_path, port, sandbox_port, data_dir):
+@click.option("--crm", type=click.Choice(["amocrm", "bitrix24"]), default="amocrm", show_default=True,
+              help="the CRM whose local sandbox serves as the demo account when no config is given")
+def run(config_path, port, sandbox_port, data_dir, crm):
     """Start everything on this machine: Redis (embedded unless REDIS_URL), web, worker,
-    scheduler; with no configuration, also a local amoCRM sandbox as the demo account."""
+    scheduler; with no configuration, also a local amoCRM (or --crm bitrix24: Bitrix24)
+    sandbox as the demo account."""
     from shell.runner import run as run_all
 
-    sys.exit(run_all(config_path, port, sandbox_port, data_dir))
+    sys.exit(run_all(config_path, port, sandbox_port, data_dir, crm))
 
 
 @main.command()

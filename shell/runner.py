@@ -1,8 +1,8 @@
 """`reglament run`: the whole service as one process tree on one machine.
 
 Starts an embedded redis-server (unless REDIS_URL is set), and the web, worker and
-scheduler processes; with no configuration, also the local amoCRM sandbox as the demo
-account, subscribed to our webhooks.
+scheduler processes; with no configuration, also the local amoCRM sandbox (or, with
+--crm bitrix24, the Bitrix24 one) as the demo account, subscribed to our webhooks.
 
 - One run per data directory: it holds an exclusive lock (flock) on `run.lock` there.
 - Every child, redis-server included, dies with the run, SIGKILL included (lifeline).
@@ -32,19 +32,32 @@ from shell.redis_server import RedisServer
 
 log = logging.getLogger("reglament.run")
 
-DEMO_MANAGERS = ["Анна Смирнова", "Борис Иванов", "Вера Петрова"]  # the sandbox demo account's users
+DEMO_MANAGERS = ["Анна Смирнова", "Борис Иванов", "Вера Петрова"]  # the users of both sandboxes' demo
+CRM_NAMES = {"amocrm": "amoCRM", "bitrix24": "Bitrix24"}
 LOCK = "run.lock"
 STOP_WAIT = 30  # seconds the children get to finish their work on a stop
 MAX_PAUSE = 30  # the longest pause before restarting a child that keeps dying
 
 
-def sandbox_settings(data_dir: Path, port: int, sandbox_port: int) -> Path:
-    """A configuration whose one account is the local sandbox; its token and webhook secret
-    are generated once and kept in the data directory, so a restart keeps them."""
+def _crm_section(crm: str, previous: dict, sandbox_port: int) -> dict:
+    """The demo account's CRM credentials: the ones kept from an earlier run, else new ones."""
+    base = f"http://127.0.0.1:{sandbox_port}"
+    if crm == "amocrm":
+        return {"base_url": base, "long_lived_token": (previous.get("amocrm") or {}).get("long_lived_token")
+                or secrets.token_urlsafe(24)}
+    kept = previous.get("bitrix24") or {}
+    code = (kept.get("webhook_url") or "").rstrip("/").rsplit("/", 1)[-1] or secrets.token_hex(8)
+    # The sandbox's user 1 is the head, an admin, as the incoming webhook's owner on a real portal.
+    return {"webhook_url": f"{base}/rest/1/{code}/",
+            "application_token": kept.get("application_token") or secrets.token_hex(16)}
+
+
+def sandbox_settings(data_dir: Path, port: int, sandbox_port: int, crm: str = "amocrm") -> Path:
+    """A configuration whose one account is the local sandbox of `crm`; its credentials and
+    webhook secret are generated once and kept in the data directory, so a restart keeps them."""
     path = data_dir / config.GENERATED
     previous = yaml.safe_load(path.read_text()) if path.exists() else None
     account = (previous or {}).get("accounts", [{}])[0]
-    token = account.get("amocrm", {}).get("long_lived_token") or secrets.token_urlsafe(24)
     secret = account.get("webhook_secret") or secrets.token_urlsafe(24)
     dashboard = (account.get("departments") or [{}])[0].get("dashboard_token") or secrets.token_urlsafe(12)
     # Telephony keys of the demo account's own, so the Zadarma and Mango endpoints answer too.
@@ -56,9 +69,9 @@ def sandbox_settings(data_dir: Path, port: int, sandbox_port: int) -> Path:
         "data_dir": str(data_dir),
         "accounts": [{
             "id": "demo",
-            "name": "Демо (песочница amoCRM)",
-            "crm": "amocrm",
-            "amocrm": {"base_url": f"http://127.0.0.1:{sandbox_port}", "long_lived_token": token},
+            "name": f"Демо (песочница {CRM_NAMES[crm]})",
+            "crm": crm,
+            crm: _crm_section(crm, account, sandbox_port),
             "webhook_secret": secret,
             "telephony": telephony,
             "timezone": "Europe/Moscow",
@@ -152,7 +165,7 @@ def _refuse_locked(data_dir: Path) -> int:
     return 1
 
 
-def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) -> int:
+def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str, crm: str = "amocrm") -> int:
     logs.setup()
     data = Path(data_dir)
     found = config.locate(config_path, generated=False)
@@ -162,8 +175,10 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
         held = lock_dir(data)  # before the generated file is rewritten with this run's ports
         if held is None:
             return _refuse_locked(data)
-        found = sandbox_settings(data, port, sandbox_port)
-        log.info("no configuration given: serving the local amoCRM sandbox as the demo account")
+        found = sandbox_settings(data, port, sandbox_port, crm)
+        log.info("no configuration given: serving the local %s sandbox as the demo account", CRM_NAMES[crm])
+    elif crm != "amocrm":
+        log.warning("--crm %s is for a run without a configuration; %s says which CRM each account uses", crm, found)
     try:
         settings = config.load(found)
     except config.ConfigError as e:
@@ -188,11 +203,8 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str) ->
     me = [sys.executable, "-m", "shell.cli"]
     children: list[Child] = []
     if sandbox:
-        from shell.commands.amocrm import SANDBOX_TOKEN_ENV
-
-        token = settings.accounts[0].amocrm.long_lived_token
-        children.append(Child("sandbox", me + ["sandbox", "--port", str(sandbox_port)],
-                              env | {SANDBOX_TOKEN_ENV: token}))
+        children.append(Child("sandbox", me + ["sandbox", "--crm", crm, "--port", str(sandbox_port)],
+                              env | _sandbox_secrets(settings.accounts[0])))
     children += [
         Child("web", me + ["web", "--config", config_path, "--port", str(port), "--workers", "2"], env),
         Child("worker", me + ["worker", "--config", config_path], env),
@@ -255,16 +267,49 @@ def _keep_alive(redis_server: RedisServer | None, children: list[Child]) -> None
             child.start()
 
 
+def _sandbox_secrets(account: config.Account) -> dict[str, str]:
+    """The sandbox child's credentials, in its environment (never on its command line)."""
+    from shell.commands.sandbox import B24_ENV, SANDBOX_TOKEN_ENV
+
+    if account.crm == "amocrm":
+        return {SANDBOX_TOKEN_ENV: account.amocrm.long_lived_token}
+    b24 = account.bitrix24
+    user, code = b24.webhook_url.rstrip("/").split("/")[-2:]
+    # The application's token too, so a handler bound with event.bind gets the same one.
+    return {B24_ENV + "WEBHOOK": f"{user}/{code}", B24_ENV + "APPLICATION_TOKEN": b24.application_token}
+
+
 def _subscribe_sandbox(settings: config.Settings, sandbox_port: int) -> None:
+    account = settings.accounts[0]
+    if account.crm == "bitrix24":
+        _bind_bitrix24_sandbox(settings, account, sandbox_port)
+        return
     from shell.commands.amocrm import register_webhooks
 
-    account = settings.accounts[0]
     token = account.amocrm.long_lived_token
     if not _wait_http(f"http://127.0.0.1:{sandbox_port}/api/v4/account", 30,
                       {"Authorization": f"Bearer {token}"}):
         log.error("the sandbox did not come up on port %s", sandbox_port)
         return
     register_webhooks(settings, account)
+
+
+def _bind_bitrix24_sandbox(settings: config.Settings, account: config.Account, sandbox_port: int) -> None:
+    """Our handler as the demo portal's outgoing webhook, with the account's application token:
+    what an admin sets up on a portal reached by an incoming webhook (event.bind is for OAuth
+    applications only)."""
+    from app.bitrix24.parser import EVENTS
+    from shell.commands.amocrm import hook_url
+
+    sandbox = f"http://127.0.0.1:{sandbox_port}"
+    if not _wait_http(sandbox + "/_sandbox/handlers", 30):
+        log.error("the sandbox did not come up on port %s", sandbox_port)
+        return
+    answer = requests.post(sandbox + "/_sandbox/webhooks/outgoing", timeout=10, json={
+        "handler": hook_url(settings, account), "events": sorted(EVENTS),
+        "application_token": account.bitrix24.application_token})
+    if answer.status_code != 201:
+        log.error("could not bind our handler in the Bitrix24 sandbox: %s %s", answer.status_code, answer.text[:200])
 
 
 def _banner(settings: config.Settings, sandbox: bool, sandbox_port: int) -> None:
@@ -276,9 +321,13 @@ def _banner(settings: config.Settings, sandbox: bool, sandbox_port: int) -> None
     for account in settings.accounts:
         lines += ["  " + u for u in webhook_urls(settings, account)]
     if sandbox:
-        token = settings.accounts[0].amocrm.long_lived_token
-        lines += [f"  amoCRM sandbox: http://127.0.0.1:{sandbox_port}/  (API token: {token})",
-                  f"  dashboard: {settings.public_url}/dashboard/  (token: {settings.accounts[0].departments[0].dashboard_token})",
+        account = settings.accounts[0]
+        if account.crm == "bitrix24":
+            lines += [f"  Bitrix24 sandbox: http://127.0.0.1:{sandbox_port}/ (incoming webhook: "
+                      f"{account.bitrix24.webhook_url}, application token: {account.bitrix24.application_token})"]
+        else:
+            lines += [f"  amoCRM sandbox: http://127.0.0.1:{sandbox_port}/  (API token: {account.amocrm.long_lived_token})"]
+        lines += [f"  dashboard: {settings.public_url}/dashboard/  (token: {account.departments[0].dashboard_token})",
                   "  Open the sandbox page, change a lead's status, and watch the log."]
     lines += ["  Other commands run here find this service: reglament status, outbox, queue, digest …",
               "  Ctrl-C stops everything.\n"]

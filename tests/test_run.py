@@ -58,11 +58,12 @@ def redis_servers_on(directory: Path) -> list[int]:
 
 
 class Run:
-    def __init__(self, tmp: Path, name: str):
+    def __init__(self, tmp: Path, name: str, *args: str):
         self.tmp, self.port, self.sandbox_port = tmp, free_port(), free_port()
         env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REGLAMENT_CONFIG")}
         self.out, self.err = tmp / f"{name}.out", tmp / f"{name}.err"
-        self.proc = subprocess.Popen(REGLAMENT + ["run", "--port", str(self.port), "--sandbox-port", str(self.sandbox_port)],
+        self.proc = subprocess.Popen(REGLAMENT + ["run", "--port", str(self.port), "--sandbox-port", str(self.sandbox_port),
+                                                  *args],
                                      cwd=tmp, env=env, stdout=open(self.out, "w"), stderr=open(self.err, "w"),
                                      start_new_session=True)
         self.base = f"http://127.0.0.1:{self.port}"
@@ -84,7 +85,7 @@ class Run:
 @pytest.fixture
 def tmp(tmp_path):
     started = []
-    yield tmp_path, lambda name: started.append(Run(tmp_path, name)) or started[-1]
+    yield tmp_path, lambda name, *args: started.append(Run(tmp_path, name, *args)) or started[-1]
     for run in started:
         run.kill()
 
@@ -218,3 +219,48 @@ def test_killed_redis_comes_back_and_a_killed_run_leaves_nothing(tmp):
     os.killpg(again.proc.pid, signal.SIGTERM)
     assert again.proc.wait(30) == 0
     assert redis_servers_on(redis_dir) == []
+
+
+def test_run_with_crm_bitrix24_serves_its_sandbox_bound_to_our_handler(tmp):
+    """The Bitrix24 demo: the banner's two lines, the portal's own event reaching us through
+    the outgoing webhook the run set up, a real-format body refused with a wrong token and
+    accepted with the right one, and no secret on a command line."""
+    tmp, start = tmp
+    run = start("b24", "--crm", "bitrix24")
+    banner = run.up()
+    base, sandbox = run.base, f"http://127.0.0.1:{run.sandbox_port}"
+    hook = re.search(rf"^  \[demo\] Bitrix24 webhook: ({base}/hooks/bitrix24/\S+)$", banner, re.M).group(1)
+    line = re.search(rf"^  Bitrix24 sandbox: {sandbox}/ \(incoming webhook: ({sandbox}/rest/1/(\w+)/), "
+                     r"application token: (\w+)\)$", banner, re.M)
+    assert line, banner
+    webhook, code, token = line.groups()
+    generated = yaml.safe_load((tmp / ".reglament" / "sandbox-config.yaml").read_text())["accounts"][0]
+    assert generated["crm"] == "bitrix24" and generated["bitrix24"] == {"webhook_url": webhook,
+                                                                       "application_token": token}
+    assert hook.endswith("/" + generated["webhook_secret"]) and "amoCRM" not in banner
+    for pid, p in processes().items():
+        assert not any(s in p["cmdline"] for s in (code, token, generated["webhook_secret"])), p["cmdline"]
+
+    # The incoming webhook answers, and the portal's outgoing webhook points at us.
+    assert requests.post(webhook + "user.current", json={}, timeout=5).json()["result"]["ID"] == "1"
+    [bound] = requests.get(sandbox + "/_sandbox/handlers", timeout=5).json()["outgoing_webhooks"]
+    assert bound["handler"] == hook and "ONCRMDEALUPDATE" in bound["events"]
+
+    # A stage moved on the portal: its event reaches us with our token and is accepted.
+    requests.post(webhook + "crm.deal.update", json={"id": 104, "fields": {"STAGE_ID": "UC_CAME"}}, timeout=5)
+    assert wait_for(lambda: any(e["event"] == "ONCRMDEALUPDATE" and e["status"] == 200
+                                for e in requests.get(sandbox + "/_sandbox/events", timeout=5).json()), 15)
+
+    # A real-format body: a wrong token is refused with its reason, the right one accepted.
+    pairs = dict(load.amocrm_pairs("deal_updated", "bitrix24"))
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    wrong = requests.post(hook, data=urlencode(pairs), headers=form, timeout=5)
+    assert wrong.status_code == 403 and "application_token" in wrong.json()["error"]
+    right = requests.post(hook, data=urlencode(pairs | {"auth[application_token]": token}), headers=form, timeout=5)
+    assert right.status_code == 200 and right.json()["accepted"] == 1
+    assert right.json()["duplicates"] == 0   # another deal's moment than the sandbox's event
+    # The refusal is kept for `reglament rejected`, which finds this run by itself.
+    done = subprocess.run(REGLAMENT + ["rejected"], cwd=tmp, capture_output=True, text=True, timeout=30,
+                          env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REGLAMENT_CONFIG")})
+    assert done.returncode == 0, done.stderr
+    assert "bitrix24  403 wrong_token: auth[application_token] does not match" in done.stdout

@@ -9,7 +9,8 @@ DELETE /_sandbox/events             forget them
 POST   /_sandbox/events/wait?timeout=5   until every queued delivery is done -> {"idle": bool}
 GET    /_sandbox/handlers           handlers bound with event.bind and outgoing webhooks (no tokens)
 POST   /_sandbox/webhooks/outgoing  {"handler": url, "events": [...]} -> the new outgoing webhook with its
-                                    application_token (shown once, as the portal's page does)
+                                    application_token (shown once, as the portal's page does; a demo set up by
+                                    a script may give its own as "application_token")
 DELETE /_sandbox/webhooks/outgoing/<id>
 POST   /_sandbox/reset?generate=0   reload the seed (handlers and tokens stay)
 POST   /_sandbox/generate?n=100&without_todo_share=0.1   add generated deals (silently)
@@ -82,7 +83,9 @@ def outgoing_add():
     data = _body()
     events = data.get("events")
     try:
-        made = current().events.add_webhook(str(data.get("handler", "")), events if isinstance(events, list) else [])
+        token = data.get("application_token")
+        made = current().events.add_webhook(str(data.get("handler", "")), events if isinstance(events, list) else [],
+                                            token if isinstance(token, str) and token else None)
     except ValueError as e:
         return jsonify({"error": str(e)}), 400
     return jsonify(made), 201

@@ -67,6 +67,14 @@ def test_an_outgoing_webhook_gets_the_short_auth_block_and_only_its_events(b24, 
     assert b24.wait_events() and len(receiver.posts) == 1
 
 
+def test_an_outgoing_webhook_set_up_by_a_script_may_give_its_token(b24, receiver):
+    made = requests.post(b24.url + "/_sandbox/webhooks/outgoing", timeout=5, json={
+        "handler": receiver.url + "/given", "events": ["ONCRMDEALUPDATE"], "application_token": "demo-token-1"}).json()
+    assert made["application_token"] == "demo-token-1"
+    hook(b24, "crm.deal.update", {"id": 104, "fields": {"TITLE": "с токеном"}})
+    assert receiver.wait_for(1)[0]["form"]["auth[application_token]"] == "demo-token-1"
+
+
 def test_events_are_never_retried(b24, receiver):
     requests.post(b24.url + "/_sandbox/webhooks/outgoing", timeout=5,
                   json={"handler": receiver.url + "/down", "events": ["ONCRMDEALUPDATE"]})
