@@ -10,6 +10,8 @@ import re
 from functools import lru_cache
 from urllib.parse import unquote_plus
 
+from app.errors import Rejected
+
 _PART = re.compile(r"\[([^\[\]]*)\]")
 
 
@@ -70,3 +72,16 @@ def parse(body: str) -> dict:
             raise FormError(f"key {key!r} conflicts with nested keys of the same name")
         node[path[-1]] = value
     return root
+
+
+def webhook(body: bytes | str, what: str) -> dict:
+    """A webhook's form body, nested, or Rejected (400) saying why it is not `what`."""
+    if isinstance(body, bytes):
+        try:
+            body = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Rejected("body is not UTF-8 text")
+    try:
+        return parse(body)
+    except FormError as e:
+        raise Rejected(f"body is not {what}: {e}")

@@ -4,11 +4,11 @@ environment or an owner-only file, the given ones never printed."""
 import os
 import subprocess
 import sys
-import time
 
 import requests
 
 from shell.redis_server import free_port
+from tests.test_run import wait_for
 
 REGLAMENT = [sys.executable, "-m", "shell.cli"]
 
@@ -24,14 +24,8 @@ def test_the_bitrix24_sandbox_takes_its_secrets_from_the_environment_and_a_file(
                             stderr=subprocess.STDOUT, text=True)
     try:
         url = f"http://127.0.0.1:{port}/rest/1/env-secret-code/user.current"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                answer = requests.get(url, timeout=2)
-                break
-            except requests.ConnectionError:
-                assert time.monotonic() < deadline and proc.poll() is None, "the sandbox did not start"
-                time.sleep(0.1)
+        assert wait_for(lambda: requests.get(url, timeout=2).ok, 20), "the sandbox did not start"
+        answer = requests.get(url, timeout=2)
         assert answer.status_code == 200 and answer.json()["result"]["ID"] == "1"
     finally:
         proc.terminate()

@@ -234,15 +234,7 @@ def _message_fields(item: dict) -> dict[str, Any]:
 def parse(body: bytes | str, account: str, full: bool = True) -> Parsed:
     """`full=False` (the request path) checks the body and identifies each event (kind, id,
     dedupe key) without normalising its fields; the dispatcher parses fully later."""
-    if isinstance(body, bytes):
-        try:
-            body = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Rejected("body is not UTF-8 text")
-    try:
-        form = php_form.parse(body)
-    except php_form.FormError as e:
-        raise Rejected(f"body is not an amoCRM webhook: {e}")
+    form = php_form.webhook(body, "an amoCRM webhook")
     acct = form.pop("account", None)
     if not isinstance(acct, dict) or not (acct.get("id") or acct.get("subdomain")):
         raise Rejected("body has no account[id] or account[subdomain]: not an amoCRM webhook")

@@ -61,15 +61,7 @@ def _entity_id(name: str, data: dict) -> int | str:
 
 def parse(body: bytes | str, account: str, full: bool = True) -> Parsed:
     """`full` is accepted for the receiver's interface: the event is the same either way."""
-    if isinstance(body, bytes):
-        try:
-            body = body.decode("utf-8")
-        except UnicodeDecodeError:
-            raise Rejected("body is not UTF-8 text")
-    try:
-        form = php_form.parse(body)
-    except php_form.FormError as e:
-        raise Rejected(f"body is not a Bitrix24 event: {e}")
+    form = php_form.webhook(body, "a Bitrix24 event")
     event, auth, data, ts = form.get("event"), form.get("auth"), form.get("data"), form.get("ts")
     if not isinstance(event, str) or not event.strip():
         raise Rejected("body has no event: not a Bitrix24 event")
