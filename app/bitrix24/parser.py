@@ -31,6 +31,7 @@ EVENTS = {
 }
 
 _ID = re.compile(r"^\d{1,18}$")
+_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
 
 
 @dataclass
@@ -70,6 +71,8 @@ def parse(body: bytes | str, account: str, full: bool = True) -> Parsed:
     parsed = Parsed(events=[], application_token=_text(auth.get("application_token")),
                     member_id=_text(auth.get("member_id")), domain=_text(auth.get("domain")))
     name = event.strip().upper()  # one doc example writes onCrmActivityAdd
+    if not _NAME.match(name):  # it becomes a metric label, and answers list it
+        raise Rejected(f"event {event[:40]!r} is not an event name")
     if name not in EVENTS:
         parsed.ignored.append(name)
         return parsed

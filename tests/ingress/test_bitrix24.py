@@ -146,6 +146,7 @@ def test_events_we_do_not_handle_are_200_and_listed_as_ignored(b24, r):
 
 @pytest.mark.parametrize("changed, reason", [
     ({"event": None}, "body has no event: not a Bitrix24 event"),
+    ({"event": "ON\tCRM=1"}, "event 'ON\\tCRM=1' is not an event name"),
     ({"ts": None}, "ONCRMDEALADD has no valid ts (unix seconds)"),
     ({"ts": "yesterday"}, "ONCRMDEALADD has no valid ts (unix seconds)"),
     ({"data[FIELDS][ID]": None}, "ONCRMDEALADD has no data[...]"),
