@@ -21,6 +21,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -100,6 +101,7 @@ class Child:
         self.process: subprocess.Popen | None = None
         self.deaths: list[float] = []
         self.due = 0.0  # when to start it again after a death
+        self.restarted = None  # called (in a thread) after a restart: a sandbox keeps its bindings in memory
 
     def start(self) -> None:
         # A process group of its own, so that Ctrl-C reaches the run alone and each child gets
@@ -205,6 +207,8 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str, cr
     if sandbox:
         children.append(Child("sandbox", me + ["sandbox", "--crm", crm, "--port", str(sandbox_port)],
                               env | _sandbox_secrets(settings.accounts[0])))
+        if crm == "bitrix24":  # a new portal process has no outgoing webhook: set ours up again
+            children[-1].restarted = lambda: _subscribe_sandbox(settings, sandbox_port)
     children += [
         Child("web", me + ["web", "--config", config_path, "--port", str(port), "--workers", "2"], env),
         Child("worker", me + ["worker", "--config", config_path], env),
@@ -265,6 +269,8 @@ def _keep_alive(redis_server: RedisServer | None, children: list[Child]) -> None
             child.process = None
         if child.process is None and now >= child.due:
             child.start()
+            if child.restarted:
+                threading.Thread(target=child.restarted, name=f"{child.name}-restarted", daemon=True).start()
 
 
 def _sandbox_secrets(account: config.Account) -> dict[str, str]:

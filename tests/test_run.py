@@ -259,6 +259,13 @@ def test_run_with_crm_bitrix24_serves_its_sandbox_bound_to_our_handler(tmp):
     right = requests.post(hook, data=urlencode(pairs | {"auth[application_token]": token}), headers=form, timeout=5)
     assert right.status_code == 200 and right.json()["accepted"] == 1
     assert right.json()["duplicates"] == 0   # another deal's moment than the sandbox's event
+    # A sandbox that dies comes back with our handler bound again (its state is in memory).
+    [child] = [pid for pid, p in processes().items()
+               if p["ppid"] == run.proc.pid and "sandbox --crm bitrix24" in p["cmdline"]]
+    os.kill(child, signal.SIGKILL)
+    assert wait_for(lambda: [h["handler"] for h in requests.get(sandbox + "/_sandbox/handlers", timeout=2).json()
+                             ["outgoing_webhooks"]] == [hook], 20), run.log()[-2000:]
+
     # The refusal is kept for `reglament rejected`, which finds this run by itself.
     done = subprocess.run(REGLAMENT + ["rejected"], cwd=tmp, capture_output=True, text=True, timeout=30,
                           env={k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "REGLAMENT_CONFIG")})
