@@ -52,7 +52,7 @@ class Health:
 def health(r: redis.Redis, accounts: list[Account]) -> list[Health]:
     scheduled_ids = ScheduledJobRegistry(queue=Queue(queues.EVENTS, connection=r)).get_job_ids()
     found = []
-    for acc in accounts:
+    for acc in (a for a in accounts if registry.supported(a)):  # a CRM with no connector has no budget
         account = acc.id
         limit = RateLimitRegistry(queues.in_flight(queues.EVENTS, account).key, connection=r)
         budget = ratelimit.state(r, registry.budget_key(acc))
