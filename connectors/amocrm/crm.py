@@ -32,11 +32,12 @@ from zoneinfo import ZoneInfo
 
 import redis
 
+from connectors import vocabulary
 from connectors.amocrm.client import PAGE, AmoCRMClient
 from reglament import rule_settings
 from reglament.rule_settings import RuleSettings
 from reglament import names as kinds
-from reglament.names import NameProblem, NameUse, same_name
+from reglament.names import NameProblem, same_name
 from reglament import keys
 from reglament.config import Account
 from reglament.crm import (Action, AddNote, Call,
@@ -76,14 +77,8 @@ def call_status(code: Any) -> CallStatus:
         return CallStatus.OTHER
 
 
-def _listing(found: Iterable[str]) -> str:
-    return ", ".join(f"«{n}»" for n in found) or "(none)"
-
-
-def _find(mapping: Mapping[int, str], name: str | None) -> int | None:
-    if not name:
-        return None
-    return next((i for i, n in mapping.items() if same_name(n, name)), None)
+_listing = vocabulary.listing
+_find = vocabulary.find
 
 
 def _moment(ts: Any) -> datetime | None:
@@ -253,63 +248,11 @@ class AmoCRM:
         """Every name the rules use (RuleSettings.used_names) that the account does not have,
         with the names it does have (for `reglament check` and the service's start); an
         optional one is marked so. Reads the vocabulary afresh."""
-        s, names = self.settings, self.names(refresh=True)
-        watched = _find(names.pipelines, s.pipeline) if s.pipeline else None
-        watched = ([watched], f"pipeline «{names.pipelines[watched]}»") if watched is not None \
-            else (list(names.pipelines), "any pipeline")
-        problems = []
-        for use in s.used_names(self.account.departments):
-            problem = self._unresolved(use, names, watched)
-            if problem and use.fallback:
-                problems.append(NameProblem(f"{use.where}: {problem}; without it {use.fallback}", optional=True))
-            elif problem:
-                problems.append(NameProblem(f"{use.where}: {problem}"))
-        open_stages = [n for p in watched[0] for i, n in names.statuses.get(p, {}).items() if i not in (WON, LOST)]
-        for status in s.without_next_step(dict.fromkeys(open_stages)):
-            problems.append(NameProblem(f"rules.statuses: status «{status}» has no next step (no template and no "
-                                        "default_task): its leads get no current task", optional=True))
-        mapped = s.fields.mapped()
-        for status, template in s.statuses.items():
-            due_field = getattr(template.due, "field", None)
-            if due_field and due_field not in mapped:
-                problems.append(NameProblem(f"rules.statuses.«{status}».due: uses {due_field}, "
-                                            "which rules.fields does not map"))
-        return problems
-
-    @staticmethod
-    def _unresolved(use: NameUse, names: Names, watched: tuple[list[int], str]) -> str | None:
-        """What is wrong with one name, or None when the account has it. `watched`: the
-        pipelines a status with no pipeline of its own must be in, and how to call them."""
-        name = use.name
-        if use.kind == kinds.PIPELINE:
-            if _find(names.pipelines, name) is None:
-                return f"pipeline «{name}» not found; the account has: {_listing(names.pipelines.values())}"
-        elif use.kind == kinds.STATUS:
-            pipelines, where = watched
-            if use.pipeline:
-                found = _find(names.pipelines, use.pipeline)
-                if found is None:
-                    return None  # the pipeline's own setting reports it
-                pipelines, where = [found], f"pipeline «{names.pipelines[found]}»"
-            if not any(_find(names.statuses.get(p, {}), name) is not None for p in pipelines):
-                return f"status «{name}» is not in {where}; statuses: {_listing(names.status_names(pipelines))}"
-        elif use.kind == kinds.TASK_TYPE:
-            if _find(names.task_types, name) is None:
-                return f"task type «{name}» not found; task types: {_listing(names.task_types.values())}"
-        elif use.kind == kinds.LOSS_REASON:
-            if _find(names.loss_reasons, name) is None:
-                return f"loss reason «{name}» not found; loss reasons: {_listing(names.loss_reasons.values())}"
-        elif use.kind == kinds.USER:
-            if _find(names.users, name) is None:
-                return f"user «{name}» not found; users: {_listing(names.users.values())}"
-        elif use.kind in (kinds.LEAD_FIELD, kinds.DATE_FIELD):
-            found = next(((n, t) for n, t in names.lead_fields.values() if same_name(n, name)), None)
-            if found is None:
-                return f"lead field «{name}» not found; lead fields: " \
-                       f"{_listing(n for n, _ in names.lead_fields.values())}"
-            if use.kind == kinds.DATE_FIELD and found[1] not in DATE_TYPES:
-                return f"lead field «{name}» is of type {found[1]}, a date or date-time field is needed"
-        return None
+        names = self.names(refresh=True)
+        return vocabulary.problems(self.settings, self.account.departments, vocabulary.Vocabulary(
+            pipelines=names.pipelines, statuses=names.statuses, closed=frozenset({WON, LOST}), users=names.users,
+            task_types=names.task_types, loss_reasons=names.loss_reasons,
+            lead_fields={n: t for n, t in names.lead_fields.values()}, date_types=frozenset(DATE_TYPES)))
 
     def user_name(self, user_id: int | None) -> str:
         return self.names().users.get(user_id, str(user_id or "")) if user_id else ""
