@@ -23,7 +23,7 @@ class CrmKind:
     connector: Callable[..., CRM]                   # (account, redis, rule settings, **client options) → CRM
     register_webhooks: Callable[[Account, redis.Redis, str], str]    # → what was done, in one line
     unregister_webhooks: Callable[[Account, redis.Redis, str], str]
-    budget_key: Callable[[str], str]  # account id → the Redis key of its request budget (connectors/ratelimit.py)
+    budget_key: Callable[[Account], str]  # the Redis key of the account's request budget (connectors/ratelimit.py)
 
 
 def _amocrm() -> CrmKind:
@@ -39,10 +39,25 @@ def _amocrm() -> CrmKind:
         removed = webhooks.unregister(AmoCRMClient(account.id, account.amocrm, r), url)
         return "removed" if removed else "no subscription was there"
 
-    return CrmKind("amocrm", AmoCRM.for_account, register, unregister, budget_key)
+    return CrmKind("amocrm", AmoCRM.for_account, register, unregister, lambda account: budget_key(account.id))
 
 
-KINDS: dict[str, Callable[[], CrmKind]] = {"amocrm": _amocrm}
+def _bitrix24() -> CrmKind:
+    from connectors.bitrix24 import Bitrix24Client, webhooks
+    from connectors.bitrix24.client import budget_key
+    from connectors.bitrix24.crm import Bitrix24CRM
+
+    def register(account: Account, r: redis.Redis, url: str) -> str:
+        return webhooks.register(Bitrix24Client(account.id, account.bitrix24, r), url)
+
+    def unregister(account: Account, r: redis.Redis, url: str) -> str:
+        return webhooks.unregister(Bitrix24Client(account.id, account.bitrix24, r), url)
+
+    return CrmKind("bitrix24", Bitrix24CRM.for_account, register, unregister,
+                   lambda account: budget_key(account.bitrix24))
+
+
+KINDS: dict[str, Callable[[], CrmKind]] = {"amocrm": _amocrm, "bitrix24": _bitrix24}
 
 
 class NoConnector(ConnectorError):
@@ -68,4 +83,4 @@ def supported(account: Account) -> bool:
 
 def budget_key(account: Account) -> str:
     """The Redis key of the account's request budget, which also says when and why it is paused."""
-    return kind(account).budget_key(account.id)
+    return kind(account).budget_key(account)

@@ -82,6 +82,8 @@ class Bitrix24Settings(Model):
     burst: int = Field(50, ge=1, description="requests the portal lets through at once (Enterprise: 250)")
     entity: Literal["deals", "leads"] = "deals"
     next_step: Literal["todo", "task"] = Field("todo", description="a CRM to-do, or a task bound to the deal")
+    loss_reason_field: str = Field("Причина отказа", description="the deal (lead) field that holds the loss reason: "
+                                   "Bitrix24 has no list of loss reasons")
 
     @field_validator("webhook_url")
     @classmethod

@@ -1,0 +1,861 @@
+"""The CRM protocol (reglament.crm) over Bitrix24 REST: deals by default (leads as an option),
+categories as pipelines, stages by name, the next step as a to-do (or a task bound to the
+deal), comments in the timeline.
+
+Reads
+- One deal: the deal and its open activities in one `batch` (1 request).
+- The sweep: every open activity of deals and every active deal, each list read whole by
+  `gather` (5,000 deals: 3 requests), then served in pages from memory.
+- An event (`expand`): the deal, its open activities and what became of the activities it
+  had, in one `batch`; compared with the state last seen (changes.py), kept in Redis.
+
+Writes (`apply`): deal updates, activity changes and task changes in one `batch`; to-dos,
+tasks and comments created once per action key (client.create).
+
+The portal's vocabulary (categories, stages, users, deal fields) costs 2 requests; it is
+kept in Redis for NAMES_TTL and read again at once when a name or id is not found in it.
+Bitrix24 has no task types and no loss-reason list: a task type is ignored (the important
+marker falls back to its prefix) and the loss reason is a deal field
+(`bitrix24.loss_reason_field`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import redis
+
+from connectors import vocabulary
+from connectors.bitrix24.changes import DealState, TaskState, compare
+from connectors.bitrix24.client import Bitrix24Client, items_of
+from connectors.bitrix24.errors import NotFound
+from reglament import keys, rule_settings
+from reglament import names as kinds
+from reglament.config import Account
+from reglament.crm import (Action, AddNote, Call, CallDirection, CallStatus, CompleteTask, Contact, CreateLead,
+                           CreateTask, Lead, LeadSnapshot, SetLeadField, SetLeadStatus, SetResponsible, SetTaskDue,
+                           SetTaskResponsible, SnapshotPage, Task, Touch, UnknownName)
+from reglament.events import Event, event_key
+from reglament.names import NameProblem, same_name
+from reglament.rule_settings import RuleSettings
+
+log = logging.getLogger("reglament.bitrix24")
+
+NAMES_TTL = 600                 # seconds the portal's vocabulary is trusted
+SWEEP_PAGE = 250
+STATE_TTL = 90 * 86400          # a deal untouched this long is seen afresh (its first event is a baseline)
+DATE_TYPES = frozenset({"date", "datetime"})
+ACTIVITY_SELECT = ["ID", "OWNER_TYPE_ID", "OWNER_ID", "PROVIDER_ID", "SUBJECT", "DEADLINE", "RESPONSIBLE_ID",
+                   "COMPLETED", "CREATED", "ASSOCIATED_ENTITY_ID", "DESCRIPTION"]
+# Open activities that are not a next step a manager set: an unanswered e-mail, an open-lines chat.
+NOT_NEXT_STEPS = {"CRM_EMAIL", "IMOPENLINES_SESSION"}
+CLOSED = {"S": "won", "F": "lost"}
+
+# CALL_FAILED_CODE (reference §2.4) → how the call ended, as the rules see it.
+CALL_CODES: dict[str, CallStatus] = {
+    "200": CallStatus.TALKED,
+    "304": CallStatus.NOT_REACHED,   # missed
+    "480": CallStatus.NOT_REACHED,   # temporarily unavailable
+    "603": CallStatus.NOT_REACHED,   # declined
+    "603-S": CallStatus.NOT_REACHED, # cancelled
+    "486": CallStatus.BUSY,
+}
+OUTGOING_CALL_TYPES = {"1", "4", "5"}    # outgoing, callback, informational; 2 and 3 are incoming
+
+
+@dataclass(frozen=True)
+class Entity:
+    """What the connector calls a lead: a deal (default) or a Bitrix24 lead."""
+    name: str            # crm.<name>.get, the timeline's ENTITY_TYPE
+    owner_type: int      # OWNER_TYPE_ID of its activities
+    prefix: str          # UF_CRM_TASK binding prefix
+    stage: str           # the stage's field
+    semantic: str        # P / S / F
+
+
+ENTITIES = {"deals": Entity("deal", 2, "D", "STAGE_ID", "STAGE_SEMANTIC_ID"),
+            "leads": Entity("lead", 1, "L", "STATUS_ID", "STATUS_SEMANTIC_ID")}
+
+
+def call_status(code: Any) -> CallStatus:
+    return CALL_CODES.get(str(code or "").upper(), CallStatus.OTHER)
+
+
+def _label(raw: dict) -> str:
+    """A user field's label: a string, or (on real portals) one per language."""
+    for key in ("EDIT_FORM_LABEL", "LIST_COLUMN_LABEL", "LIST_FILTER_LABEL"):
+        label = raw.get(key)
+        if isinstance(label, dict):
+            label = label.get("ru") or label.get("en") or next(iter(label.values()), None)
+        if label:
+            return str(label)
+    return str(raw.get("FIELD_NAME") or "")
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "", "0", 0) else None
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the portal's vocabulary -----------------------------------------------------------
+
+@dataclass
+class Names:
+    pipelines: dict[str, str] = field(default_factory=dict)             # category id → name ("" for leads)
+    statuses: dict[str, dict[str, str]] = field(default_factory=dict)   # category → stage id → name, in order
+    semantics: dict[str, str] = field(default_factory=dict)             # stage id → P / S / F
+    users: dict[int, str] = field(default_factory=dict)
+    fields: dict[str, tuple[str, str, dict[str, str]]] = field(default_factory=dict)  # UF_ → (label, type, enum)
+
+    @classmethod
+    def read(cls, client: Bitrix24Client, entity: Entity) -> "Names":
+        calls = {"users": ("user.get", {}),
+                 "fields": (f"crm.{entity.name}.userfield.list", {})}
+        if entity.name == "deal":
+            calls["categories"] = ("crm.category.list", {"entityTypeId": 2})
+        else:
+            calls["s"] = ("crm.status.list", {"filter": {"ENTITY_ID": "STATUS"}, "order": {"SORT": "ASC"}})
+        got = client.gather(calls, keys={"categories": "categories"})
+        names = cls(users={int(u["ID"]): " ".join(p for p in (u.get("NAME"), u.get("LAST_NAME")) if p).strip()
+                           or str(u["ID"]) for u in got["users"] if u.get("ACTIVE") not in (False, "N")})
+        for f in got["fields"]:
+            enum = {str(i["ID"]): str(i["VALUE"]) for i in f.get("LIST") or []}
+            names.fields[f["FIELD_NAME"]] = (_label(f), str(f.get("USER_TYPE_ID") or "string"), enum)
+        if entity.name == "deal":
+            categories = sorted(got["categories"], key=lambda c: (str(c.get("isDefault")) != "Y", int(c["id"])))
+            names.pipelines = {str(c["id"]): c["name"] for c in categories}
+            stages = client.gather({f"s{c}": ("crm.status.list", {
+                "filter": {"ENTITY_ID": "DEAL_STAGE" if c == "0" else f"DEAL_STAGE_{c}"}, "order": {"SORT": "ASC"}})
+                for c in names.pipelines})
+        else:
+            names.pipelines, stages = {"": "Лиды"}, {"s": got["s"]}
+        for c in names.pipelines:
+            rows = sorted(stages.get(f"s{c}", []), key=lambda s: int(s.get("SORT") or 0))
+            names.statuses[c] = {s["STATUS_ID"]: s["NAME"] for s in rows}
+            for s in rows:
+                semantics = s.get("SEMANTICS") or (s.get("EXTRA") or {}).get("SEMANTICS") or "P"
+                names.semantics[s["STATUS_ID"]] = {"success": "S", "failure": "F"}.get(semantics, semantics)
+        return names
+
+    def to_json(self) -> str:
+        return json.dumps({"pipelines": self.pipelines, "statuses": self.statuses, "semantics": self.semantics,
+                           "users": self.users, "fields": self.fields}, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> "Names":
+        d = json.loads(text)
+        return cls(pipelines=d["pipelines"], statuses=d["statuses"], semantics=d["semantics"],
+                   users={int(k): v for k, v in d["users"].items()},
+                   fields={k: (v[0], v[1], v[2]) for k, v in d["fields"].items()})
+
+    def closed_stages(self) -> frozenset[str]:
+        return frozenset(s for s, sem in self.semantics.items() if sem in CLOSED)
+
+    def field_named(self, label: str | None) -> str | None:
+        """The UF_ name of the field with this label (or this UF_ name)."""
+        if not label:
+            return None
+        return next((k for k, (name, _, _) in self.fields.items() if same_name(name, label) or k == label), None)
+
+
+# --- the connector -----------------------------------------------------------------------
+
+class Bitrix24CRM:
+    """reglament.crm.CRM for one Bitrix24 portal. Cheap to create; shared state lives in Redis."""
+
+    def __init__(self, account: Account, client: Bitrix24Client, r: redis.Redis,
+                 settings: RuleSettings | None = None, *, names_ttl: float = NAMES_TTL):
+        if account.bitrix24 is None:
+            raise ValueError(f"account {account.id} has no bitrix24: section")
+        self.account = account
+        self.b24 = account.bitrix24
+        self.entity = ENTITIES[self.b24.entity]
+        self.client = client
+        self.r = r
+        self.settings = settings or rule_settings.load(account.rules)
+        self.tz = ZoneInfo(account.timezone)
+        self.names_ttl = names_ttl
+        self._names: Names | None = None
+        self._names_read = 0.0
+        self._pipeline_of: dict[int, str] = {}
+        self._sweep: tuple[str, list[LeadSnapshot]] | None = None
+
+    @classmethod
+    def for_account(cls, account: Account, r: redis.Redis, settings: RuleSettings | None = None,
+                    **client_options) -> "Bitrix24CRM":
+        if account.bitrix24 is None:
+            raise ValueError(f"account {account.id} has no bitrix24: section")
+        return cls(account, Bitrix24Client(account.id, account.bitrix24, r, **client_options), r, settings)
+
+    def __repr__(self) -> str:
+        return f"Bitrix24CRM(account={self.account.id!r})"
+
+    def _key(self, *parts: Any) -> str:
+        return keys.key(self.account.id, "bitrix24", *parts)
+
+    # ------------------------------------------------------------------ names
+
+    def names(self, refresh: bool = False) -> Names:
+        fresh = self._names is not None and time.monotonic() - self._names_read < self.names_ttl
+        if fresh and not refresh:
+            return self._names
+        raw = None if refresh else self.r.get(self._key("names"))
+        if raw is not None:
+            self._names = Names.from_json(raw)
+        else:
+            self._names = Names.read(self.client, self.entity)
+            self.r.set(self._key("names"), self._names.to_json(), ex=int(self.names_ttl))
+        self._names_read = time.monotonic()
+        return self._names
+
+    def _lookup(self, find):
+        names = self.names()
+        found = find(names)
+        if found is None:
+            names = self.names(refresh=True)
+            found = find(names)
+        return found, names
+
+    def _watched_pipelines(self, names: Names) -> list[str]:
+        if not self.settings.pipeline or self.entity.name == "lead":
+            return list(names.pipelines)
+        found = vocabulary.find(names.pipelines, self.settings.pipeline)
+        if found is None:
+            raise UnknownName(f"pipeline «{self.settings.pipeline}» not found; the portal has: "
+                              f"{vocabulary.listing(names.pipelines.values())}", kind=kinds.PIPELINE,
+                              name=self.settings.pipeline)
+        return [found]
+
+    def _status_id(self, pipeline: str, name: str) -> str:
+        found, names = self._lookup(lambda n: vocabulary.find(n.statuses.get(pipeline, {}), name))
+        if found is not None:
+            return found
+        raise UnknownName(f"status «{name}» not found in pipeline «{names.pipelines.get(pipeline, pipeline)}»; "
+                          f"it has: {vocabulary.listing(names.statuses.get(pipeline, {}).values())}",
+                          kind=kinds.STATUS, name=name)
+
+    def _field(self, logical_or_label: str, *, logical: bool) -> tuple[str, str, dict[str, str]]:
+        """(UF_ name, type, enum items) of a mapped logical field or of a field by label."""
+        label = self.settings.fields.mapped().get(logical_or_label) if logical else logical_or_label
+        if not label:
+            raise UnknownName(f"rules.fields.{logical_or_label} is not set, so Reglament cannot write it",
+                              kind=kinds.LEAD_FIELD, name=logical_or_label)
+        found, names = self._lookup(lambda n: n.field_named(label))
+        if found is None:
+            raise UnknownName(f"{self.entity.name} field «{label}» not found; fields: "
+                              f"{vocabulary.listing(f[0] for f in names.fields.values())}",
+                              kind=kinds.LEAD_FIELD, name=label)
+        return (found, *names.fields[found][1:])
+
+    def resolve_problems(self) -> list[NameProblem]:
+        names = self.names(refresh=True)
+        problems = vocabulary.problems(self.settings, self.account.departments, vocabulary.Vocabulary(
+            pipelines=names.pipelines, statuses=names.statuses, closed=names.closed_stages(), users=names.users,
+            task_types=None, loss_reasons=self._loss_reasons(names),
+            lead_fields={label: t for label, t, _ in names.fields.values()}, date_types=DATE_TYPES))
+        if names.field_named(self.b24.loss_reason_field) is None:
+            problems.append(NameProblem(f"bitrix24.loss_reason_field: {self.entity.name} field "
+                                        f"«{self.b24.loss_reason_field}» not found; without it a loss reason "
+                                        "is not recorded", optional=True))
+        return problems
+
+    def _loss_reasons(self, names: Names) -> dict[str, str] | None:
+        """The loss-reason field's list items; None (any text) for a text field or no field."""
+        uf = names.field_named(self.b24.loss_reason_field)
+        return dict(names.fields[uf][2]) if uf and names.fields[uf][2] else None
+
+    # ------------------------------------------------------------------ records
+
+    def _moment(self, value: Any) -> datetime | None:
+        if value in (None, ""):
+            return None
+        try:
+            moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=self.tz)
+
+    def _iso(self, moment: datetime) -> str:
+        return moment.astimezone(self.tz).isoformat(timespec="seconds")
+
+    def _value(self, raw: Any, uf_type: str, enum: Mapping[str, str]) -> Any:
+        if isinstance(raw, list):
+            raw = raw[0] if raw else None
+        if raw in (None, "", False):
+            return None
+        if uf_type in DATE_TYPES:
+            moment = self._moment(raw)
+            if moment is None:
+                return None
+            return moment.astimezone(self.tz).date() if uf_type == "date" else moment
+        if enum:
+            return enum.get(str(raw), raw)
+        return raw
+
+    def _wire_value(self, value: Any, uf_type: str, enum: Mapping[str, str]) -> Any:
+        if value is None or value == "":
+            return ""
+        if uf_type in DATE_TYPES:
+            if isinstance(value, datetime):
+                moment = value
+            elif isinstance(value, date):
+                return value.isoformat()
+            else:
+                moment = datetime.fromisoformat(str(value))
+            moment = moment if moment.tzinfo else moment.replace(tzinfo=self.tz)
+            return moment.astimezone(self.tz).date().isoformat() if uf_type == "date" else self._iso(moment)
+        if enum:
+            found = vocabulary.find(enum, str(value))
+            if found is None:
+                raise UnknownName(f"«{value}» is not an item of the list field; items: "
+                                  f"{vocabulary.listing(enum.values())}", kind=kinds.LOSS_REASON, name=str(value))
+            return found
+        return value if isinstance(value, (int, float)) else str(value)
+
+    def _pipeline(self, raw: dict) -> str:
+        return str(raw.get("CATEGORY_ID") or "0") if self.entity.name == "deal" else ""
+
+    def _lead(self, raw: dict, names: Names) -> Lead:
+        pipeline, stage = self._pipeline(raw), str(raw.get(self.entity.stage) or "")
+        status = names.statuses.get(pipeline, {}).get(stage)
+        if status is None:
+            names = self.names(refresh=True)   # a stage added or renamed since we last looked
+            status = names.statuses.get(pipeline, {}).get(stage)
+        custom, fields = {}, {}
+        for uf, (label, uf_type, enum) in names.fields.items():
+            if uf in raw:
+                custom[label] = self._value(raw[uf], uf_type, enum)
+        for logical, label in self.settings.fields.mapped().items():
+            uf = names.field_named(label)
+            if uf and uf in raw:
+                fields[logical] = custom[names.fields[uf][0]]
+        semantic = raw.get(self.entity.semantic) or names.semantics.get(stage, "P")
+        loss_uf = names.field_named(self.b24.loss_reason_field)
+        lead_id = int(raw["ID"])
+        self._pipeline_of[lead_id] = pipeline
+        return Lead(id=lead_id, name=raw.get("TITLE") or "", stage=stage, status=status or "", pipeline=pipeline,
+                    responsible_id=_int(raw.get("ASSIGNED_BY_ID")), created_at=self._moment(raw.get("DATE_CREATE")),
+                    closed=CLOSED.get(semantic),
+                    loss_reason=custom.get(names.fields[loss_uf][0]) if loss_uf else None,
+                    fields=fields, custom=custom)
+
+    def _task(self, raw: dict) -> Task:
+        return Task(id=int(raw["ID"]), lead_id=int(raw.get("OWNER_ID") or 0), text=raw.get("SUBJECT") or "",
+                    due=self._moment(raw.get("DEADLINE")) or datetime.now(timezone.utc),
+                    responsible_id=_int(raw.get("RESPONSIBLE_ID")), is_completed=raw.get("COMPLETED") == "Y",
+                    created_at=self._moment(raw.get("CREATED")))
+
+    def _watched(self, lead: Lead, names: Names) -> bool:
+        return not self.settings.pipeline or lead.pipeline in self._watched_pipelines(names)
+
+    # ------------------------------------------------------------------ reads
+
+    def _open_activities(self, owner_ids: Sequence[int] | None = None) -> tuple[str, dict]:
+        flt: dict[str, Any] = {"OWNER_TYPE_ID": self.entity.owner_type, "COMPLETED": "N"}
+        if owner_ids is not None:
+            flt["OWNER_ID"] = owner_ids[0] if len(owner_ids) == 1 else list(owner_ids)
+        return "crm.activity.list", {"filter": flt, "select": ACTIVITY_SELECT, "order": {"ID": "ASC"}}
+
+    @staticmethod
+    def _next_steps(rows: Iterable[dict]) -> list[dict]:
+        return [a for a in rows if a.get("PROVIDER_ID") not in NOT_NEXT_STEPS]
+
+    def _read(self, lead_id: int, extra: Mapping[str, tuple[str, dict]] | None = None
+              ) -> tuple[dict, list[dict], dict] | None:
+        """The deal, its open activities and any extra calls, in one batch; None when the deal is gone."""
+        calls = {"lead": (f"crm.{self.entity.name}.get", {"id": lead_id}), "acts": self._open_activities([lead_id]),
+                 **(extra or {})}
+        answer = self.client.batch(calls)
+        if isinstance(answer.errors.get("lead"), NotFound):
+            return None
+        answer.raise_first()
+        found = dict(answer.results)
+        if "acts" in answer.next:  # more than a page of open activities: rare, read the rest
+            found["acts"] = self.client.list(*self._open_activities([lead_id]))
+        return found["lead"], self._next_steps(items_of(found["acts"])), found
+
+    def get_lead_snapshot(self, lead_id: int) -> LeadSnapshot | None:
+        got = self._read(lead_id)
+        if got is None:
+            return None
+        names = self.names()
+        lead = self._lead(got[0], names)
+        if not self._watched(lead, names):
+            return None
+        return _snapshot(lead, [self._task(a) for a in got[1]])
+
+    def get_lead(self, lead_id: int) -> Lead | None:
+        try:
+            raw = self.client.call(f"crm.{self.entity.name}.get", {"id": lead_id})
+        except NotFound:
+            return None
+        return self._lead(raw, self.names()) if raw else None
+
+    def get_leads(self, lead_ids: Sequence[int]) -> dict[int, Lead]:
+        ids = list(dict.fromkeys(int(i) for i in lead_ids))
+        if not ids:
+            return {}
+        names = self.names()
+        rows = self.client.list(f"crm.{self.entity.name}.list", {"filter": {"@ID": ids}, "select": ["*", "UF_*"]})
+        return {int(raw["ID"]): self._lead(raw, names) for raw in rows}
+
+    def _active_filter(self, names: Names) -> dict:
+        terminal = self.settings.terminal_statuses
+        pipelines = self._watched_pipelines(names)
+        stages = [s for p in pipelines for s, name in names.statuses.get(p, {}).items()
+                  if names.semantics.get(s, "P") not in CLOSED and not any(same_name(name, t) for t in terminal)]
+        flt: dict[str, Any] = {"@" + self.entity.stage: stages or ["-"]}
+        if self.entity.name == "deal" and self.settings.pipeline:
+            flt["CATEGORY_ID"] = pipelines[0]
+        return flt
+
+    def active_leads(self) -> Iterator[Lead]:
+        names = self.names()
+        for page in self.client.pages(f"crm.{self.entity.name}.list", {
+                "filter": self._active_filter(names), "select": ["*", "UF_*"], "order": {"ID": "ASC"}}):
+            for raw in page:
+                lead = self._lead(raw, names)
+                if lead.closed is None:
+                    yield lead
+
+    def list_active_leads_with_open_tasks(self, cursor: str | None = None) -> SnapshotPage:
+        """Every active deal with its open activities: the first page reads both lists whole
+        (`gather`: 5,000 deals in 3 requests), the rest are served from memory."""
+        session, page = cursor.rsplit(":", 1) if cursor else (uuid.uuid4().hex, "0")
+        if self._sweep is None or self._sweep[0] != session:
+            names = self.names()
+            got = self.client.gather({
+                "leads": (f"crm.{self.entity.name}.list", {"filter": self._active_filter(names),
+                                                           "select": ["*", "UF_*"], "order": {"ID": "ASC"}}),
+                "acts": self._open_activities()})
+            by_lead: dict[int, list[Task]] = defaultdict(list)
+            for a in self._next_steps(got["acts"]):
+                by_lead[int(a["OWNER_ID"])].append(self._task(a))
+            snapshots = []
+            for raw in got["leads"]:
+                lead = self._lead(raw, names)
+                if lead.closed is None:
+                    snapshots.append(_snapshot(lead, by_lead.get(lead.id, ())))
+            self._sweep = (session, snapshots)
+        start = int(page) * SWEEP_PAGE
+        everything = self._sweep[1]
+        more = start + SWEEP_PAGE < len(everything)
+        if not more:
+            self._sweep = None
+        return SnapshotPage(tuple(everything[start:start + SWEEP_PAGE]), f"{session}:{int(page) + 1}" if more else None)
+
+    def stage_name(self, pipeline: str | None, stage: str | None) -> str:
+        if not stage:
+            return ""
+        found, _ = self._lookup(lambda n: n.statuses.get(pipeline or "", {}).get(stage)
+                                or next((s[stage] for s in n.statuses.values() if stage in s), None))
+        return found or ""
+
+    def has_field(self, field_name: str) -> bool:
+        return self.names().field_named(field_name) is not None
+
+    def open_tasks(self, lead_id: int) -> tuple[Task, ...]:
+        rows = self._next_steps(self.client.list(*self._open_activities([lead_id])))
+        return tuple(self._task(a) for a in rows)
+
+    def all_open_tasks(self) -> Iterator[Task]:
+        for page in self.client.pages(*self._open_activities()):
+            for a in self._next_steps(page):
+                yield self._task(a)
+
+    def task_from_event(self, fields: Mapping[str, Any]) -> Task | None:
+        try:
+            due = datetime.fromtimestamp(int(fields["due"]), timezone.utc) if fields.get("due") not in (None, "") \
+                else None
+        except (TypeError, ValueError):
+            due = None
+        if not fields.get("lead_id") or due is None:
+            return None
+        return Task(id=int(fields["task_id"]), lead_id=int(fields["lead_id"]), text=fields.get("text") or "",
+                    task_type=None, due=due, responsible_id=fields.get("responsible_id"),
+                    is_completed=bool(fields.get("completed")), result=fields.get("result"))
+
+    def deadline_before(self, task_id: int, due: datetime) -> datetime | None:
+        """Bitrix24 keeps no history of a to-do's deadline."""
+        return None
+
+    def _comments(self, lead_id: int) -> tuple[str, dict]:
+        return "crm.timeline.comment.list", {"filter": {"ENTITY_TYPE": self.entity.name, "ENTITY_ID": lead_id},
+                                             "select": ["ID", "COMMENT", "CREATED", "AUTHOR_ID"]}
+
+    def latest_comment(self, lead_id: int) -> str | None:
+        rows = self.client.list(*self._comments(lead_id))
+        texts = [(self._moment(c.get("CREATED")) or datetime.min.replace(tzinfo=timezone.utc), int(c["ID"]),
+                  c.get("COMMENT") or "") for c in rows]
+        texts = [t for t in texts if t[2] and not t[2].startswith("Reglament")]
+        return max(texts)[2] if texts else None
+
+    def touches(self, lead_id: int, since: datetime) -> list[Touch]:
+        """Timeline comments and calls (call activities on the deal) since a moment: one batch."""
+        got = self.client.gather({
+            "comments": self._comments(lead_id),
+            "calls": ("crm.activity.list", {"filter": {"OWNER_TYPE_ID": self.entity.owner_type, "OWNER_ID": lead_id,
+                                                       "PROVIDER_ID": "VOXIMPLANT_CALL"},
+                                            "select": ACTIVITY_SELECT + ["DIRECTION", "START_TIME", "END_TIME",
+                                                                        "SETTINGS", "ORIGIN_ID"]})})
+        found = []
+        for c in got["comments"]:
+            at = self._moment(c.get("CREATED"))
+            if at is not None and at >= since:
+                found.append(Touch(kind="comment", at=at, by=_int(c.get("AUTHOR_ID"))))
+        for a in got["calls"]:
+            at = self._moment(a.get("START_TIME") or a.get("CREATED"))
+            if at is None or at < since:
+                continue
+            start, end = self._moment(a.get("START_TIME")), self._moment(a.get("END_TIME"))
+            duration = int((end - start).total_seconds()) if start and end else 0
+            call = Call(id=str(a.get("ORIGIN_ID") or f"activity-{a['ID']}"),
+                        direction=CallDirection.IN if str(a.get("DIRECTION")) == "1" else CallDirection.OUT,
+                        status=CallStatus.TALKED if duration > 0 else CallStatus.NOT_REACHED, at=at,
+                        duration=duration, responsible_id=_int(a.get("RESPONSIBLE_ID")))
+            found.append(Touch(kind="call", at=at, by=_int(a.get("RESPONSIBLE_ID")), call=call))
+        return found
+
+    def _call_record(self, call_id: str) -> dict | None:
+        rows = self.client.call("voximplant.statistic.get", {"FILTER": {"CALL_ID": call_id}})
+        rows = items_of(rows)
+        return rows[0] if rows else None
+
+    def call_outcome(self, ref: str | None) -> CallStatus:
+        """`ref` is the call's CALL_ID; its CALL_FAILED_CODE from voximplant.statistic.get."""
+        record = self._call_record(ref) if ref else None
+        return call_status((record or {}).get("CALL_FAILED_CODE"))
+
+    # ------------------------------------------------------------------ pipelines, people, clients
+
+    def arrival_stage(self, pipeline: str | None, status: str | None) -> tuple[str, str, str] | None:
+        names = self.names()
+        category = vocabulary.find(names.pipelines, pipeline) if pipeline else next(iter(names.pipelines), None)
+        if category is None:
+            return None
+        stages = names.statuses.get(category, {})
+        if status:
+            stage = vocabulary.find(stages, status)
+        else:
+            stage = next((s for s in stages if names.semantics.get(s, "P") not in CLOSED), None)
+        if stage is None:
+            return None
+        return category, stage, names.pipelines[category]
+
+    def contacts_by_phone(self, phone: str) -> list[Contact]:
+        """crm.duplicate.findbycomm, then the contacts and their deals in one batch."""
+        found = self.client.call("crm.duplicate.findbycomm", {"type": "PHONE", "values": [phone],
+                                                              "entity_type": "CONTACT"})
+        ids = [int(i) for i in (found.get("CONTACT") or [])] if isinstance(found, dict) else []
+        if not ids:
+            return []
+        got = self.client.gather({
+            "contacts": ("crm.contact.list", {"filter": {"@ID": ids}, "select": ["ID", "NAME", "LAST_NAME",
+                                                                               "ASSIGNED_BY_ID"]}),
+            "leads": (f"crm.{self.entity.name}.list", {"filter": {"@CONTACT_ID": ids},
+                                                       "select": ["ID", "CONTACT_ID"], "order": {"ID": "ASC"}})})
+        leads: dict[int, list[int]] = defaultdict(list)
+        for d in got["leads"]:
+            if _int(d.get("CONTACT_ID")):
+                leads[int(d["CONTACT_ID"])].append(int(d["ID"]))
+        return [Contact(id=int(c["ID"]), name=" ".join(p for p in (c.get("NAME"), c.get("LAST_NAME")) if p),
+                        responsible_id=_int(c.get("ASSIGNED_BY_ID")), lead_ids=tuple(leads.get(int(c["ID"]), ())))
+                for c in got["contacts"]]
+
+    def users(self) -> dict[int, str]:
+        return self.names().users
+
+    def user_name(self, user_id: int | None) -> str:
+        return self.names().users.get(user_id, str(user_id or "")) if user_id else ""
+
+    def own_user_id(self) -> int | None:
+        key = self._key("me")
+        got = self.r.get(key)
+        if got is not None:
+            return int(got) or None
+        me = _int((self.client.call("user.current") or {}).get("ID")) or 0
+        self.r.set(key, me, ex=86400)
+        return me or None
+
+    def lead_url(self, lead_id: int) -> str:
+        return f"{self.b24.portal_url}/crm/{self.entity.name}/details/{lead_id}/"
+
+    # ------------------------------------------------------------------ events
+
+    def _state_key(self, lead_id: int) -> str:
+        return self._key("state", lead_id)
+
+    def expand(self, event: Event) -> list[Event]:
+        """A crm.changed event as the neutral events it means, by reading the deal and comparing
+        it with the state last seen (changes.py). Other kinds come back as they are."""
+        if event.kind != "crm.changed":
+            return [event]
+        name = str(event.fields.get("event") or "").upper()
+        object_id = event.fields.get("id") or event.entity_id
+        at = event.fields.get("at") or int(time.time())
+        if name == "ONVOXIMPLANTCALLEND" or event.fields.get("entity") == "call":
+            return self._call_events(event.account, str(object_id), at)
+        prefix = f"ONCRM{self.entity.name.upper()}"
+        if name.startswith(prefix):
+            lead_id = int(object_id)
+            if name.endswith("DELETE"):
+                self.r.delete(self._state_key(lead_id))
+                return [Event(event.account, "bitrix24", "lead.deleted", lead_id, {"lead_id": lead_id, "at": at},
+                              key=event_key("lead.deleted", lead_id))]
+            return self.changes(lead_id, at=at, added=name.endswith("ADD"))
+        if name.startswith("ONCRMACTIVITY"):
+            lead_id = self._owner_of(int(object_id), deleted=name.endswith("DELETE"))
+            return self.changes(lead_id, at=at) if lead_id else []
+        return []
+
+    def _owner_of(self, activity_id: int, *, deleted: bool) -> int | None:
+        known = self.r.hget(self._key("activity_owner"), str(activity_id))
+        if known is not None:
+            return int(known)
+        if deleted:
+            return None  # never seen open: its deletion changes nothing we know of
+        try:
+            act = self.client.call("crm.activity.get", {"id": activity_id})
+        except NotFound:
+            return None
+        if not act or int(act.get("OWNER_TYPE_ID") or 0) != self.entity.owner_type:
+            return None
+        return int(act["OWNER_ID"])
+
+    def changes(self, lead_id: int, *, at: int | None = None, added: bool = False) -> list[Event]:
+        """Read the deal (one batch: the deal, its open activities, what became of those it had)
+        and return what changed since the state last seen; the new state is kept."""
+        at = at or int(time.time())
+        raw = self.r.get(self._state_key(lead_id))
+        before = DealState.from_json(raw) if raw is not None else None
+        extra = {}
+        if before is not None and before.tasks:
+            extra["done"] = ("crm.activity.list", {"filter": {"@ID": list(before.tasks), "COMPLETED": "Y"},
+                                                   "select": ["ID"]})
+        got = self._read(lead_id, extra)
+        if got is None:
+            if before is None:
+                return []
+            self.r.delete(self._state_key(lead_id))
+            return [Event(self.account.id, "bitrix24", "lead.deleted", lead_id, {"lead_id": lead_id, "at": at},
+                          key=event_key("lead.deleted", lead_id))]
+        deal, acts, found = got
+        completed = frozenset(int(a["ID"]) for a in items_of(found.get("done")))
+        after = self._state(deal, acts)
+        found_changes = compare(before, after, completed=completed, added=added)
+        with self.r.pipeline(transaction=False) as p:
+            p.set(self._state_key(lead_id), after.to_json(), ex=STATE_TTL)
+            owners = self._key("activity_owner")
+            if after.tasks:
+                p.hset(owners, mapping={str(i): lead_id for i in after.tasks})
+            gone = [str(i) for i in (before.tasks if before else {}) if i not in after.tasks]
+            if gone:
+                p.hdel(owners, *gone)
+            p.execute()
+        events = []
+        for c in found_changes:
+            fields = {**c.fields, "lead_id": lead_id, "at": at}
+            entity_id = fields.get("task_id") or lead_id
+            events.append(Event(self.account.id, "bitrix24", c.kind, entity_id, fields,
+                                key=event_key(c.kind, lead_id, sorted(c.fields.items(), key=lambda kv: kv[0]))))
+        return events
+
+    def _state(self, deal: dict, acts: Iterable[dict]) -> DealState:
+        closed = CLOSED.get(deal.get(self.entity.semantic) or "")
+        tasks = {int(a["ID"]): TaskState(int(self._moment(a.get("DEADLINE")).timestamp())
+                                         if self._moment(a.get("DEADLINE")) else None,
+                                         _int(a.get("RESPONSIBLE_ID")), a.get("SUBJECT") or "")
+                 for a in acts}
+        return DealState(stage=str(deal.get(self.entity.stage) or ""), pipeline=self._pipeline(deal),
+                         responsible_id=_int(deal.get("ASSIGNED_BY_ID")), closed=closed, tasks=tasks)
+
+    def _call_events(self, account: str, call_id: str, at: int) -> list[Event]:
+        record = self._call_record(call_id)
+        return [self.call_event(account, record)] if record else []
+
+    def call_event(self, account: str, record: Mapping[str, Any]) -> Event:
+        """A voximplant.statistic.get record (or the ONVOXIMPLANTCALLEND data) as a call.ended event."""
+        call_id = str(record.get("CALL_ID"))
+        start = self._moment(record.get("CALL_START_DATE"))
+        lead_id = None
+        if str(record.get("CRM_ENTITY_TYPE") or "").upper() == self.entity.name.upper():
+            lead_id = _int(record.get("CRM_ENTITY_ID"))
+        fields = {"call_id": call_id,
+                  "direction": "out" if str(record.get("CALL_TYPE")) in OUTGOING_CALL_TYPES else "in",
+                  "outcome": call_status(record.get("CALL_FAILED_CODE")).value,
+                  "duration": int(record.get("CALL_DURATION") or 0),
+                  "phone": "".join(ch for ch in str(record.get("PHONE_NUMBER") or "") if ch.isdigit()),
+                  "lead_id": lead_id, "user_id": _int(record.get("PORTAL_USER_ID")),
+                  "at": int(start.timestamp()) if start else int(time.time()), "ref": call_id}
+        return Event(account, "bitrix24", "call.ended", call_id, fields, key=event_key("call.ended", call_id))
+
+    def changed_since(self, since: datetime) -> tuple[list[int], list[Event]]:
+        """For the catch-up: the deals modified after `since` and the calls started since then,
+        in one batch (plus pages)."""
+        got = self.client.gather({
+            "leads": (f"crm.{self.entity.name}.list", {"filter": {">DATE_MODIFY": self._iso(since)},
+                                                       "select": ["ID"], "order": {"ID": "ASC"}}),
+            "calls": ("voximplant.statistic.get", {"FILTER": {">=CALL_START_DATE": self._iso(since)},
+                                                   "SORT": "CALL_START_DATE", "ORDER": "ASC"})})
+        return [int(d["ID"]) for d in got["leads"]], [self.call_event(self.account.id, c) for c in got["calls"]]
+
+    # ------------------------------------------------------------------ writes
+
+    def apply(self, actions: Sequence[Action]) -> dict[str, int]:
+        """Every name is resolved before anything is sent, so a wrong name changes nothing."""
+        created: dict[str, int] = {}
+        lead_updates: dict[int, dict] = {}
+        task_changes: dict[int, dict] = {}
+        new_tasks: list[tuple[str, CreateTask]] = []
+        notes: list[tuple[str, dict]] = []
+        for a in actions:
+            if isinstance(a, CreateLead):
+                continue
+            if isinstance(a, SetResponsible):
+                lead_updates.setdefault(a.lead_id, {})["ASSIGNED_BY_ID"] = a.user_id
+            elif isinstance(a, SetLeadField):
+                uf, uf_type, enum = self._field(a.field, logical=True)
+                lead_updates.setdefault(a.lead_id, {})[uf] = self._wire_value(a.value, uf_type, enum)
+            elif isinstance(a, SetLeadStatus):
+                item = lead_updates.setdefault(a.lead_id, {})
+                item[self.entity.stage] = self._status_id(self._pipeline_for(a.lead_id), a.status)
+                if a.loss_reason:
+                    uf, uf_type, enum = self._field(self.b24.loss_reason_field, logical=False)
+                    item[uf] = self._wire_value(a.loss_reason, uf_type, enum)
+            elif isinstance(a, CompleteTask):
+                task_changes.setdefault(a.task_id, {})["result"] = a.result
+            elif isinstance(a, SetTaskDue):
+                task_changes.setdefault(a.task_id, {})["due"] = a.due
+            elif isinstance(a, SetTaskResponsible):
+                task_changes.setdefault(a.task_id, {})["responsible"] = a.user_id
+            elif isinstance(a, CreateTask):
+                new_tasks.append((a.action_key, a))
+            elif isinstance(a, AddNote):
+                notes.append((a.action_key, {"fields": {"ENTITY_TYPE": self.entity.name, "ENTITY_ID": a.lead_id,
+                                                        "COMMENT": a.text}}))
+            else:
+                raise TypeError(f"cannot apply {type(a).__name__}")
+        for a in actions:
+            if isinstance(a, CreateLead):
+                created[a.action_key] = self._create_lead(a)
+        commands = {f"u{lead_id}": (f"crm.{self.entity.name}.update", {"id": lead_id, "fields": fields})
+                    for lead_id, fields in lead_updates.items()}
+        commands.update(self._task_commands(task_changes))
+        if commands:
+            self.client.batch(commands).raise_first()
+        if new_tasks:
+            created.update(self._create_tasks(new_tasks))
+        if notes:
+            created.update(zip((k for k, _ in notes), self.client.add_comments(notes)))
+        return created
+
+    def _task_commands(self, changes: Mapping[int, dict]) -> dict[str, tuple[str, dict]]:
+        """The writes for activity changes; the activities are read first (one batch) for their kind and owner."""
+        if not changes:
+            return {}
+        read = self.client.batch({f"a{i}": ("crm.activity.get", {"id": i}) for i in changes})
+        commands: dict[str, tuple[str, dict]] = {}
+        for task_id, change in changes.items():
+            if f"a{task_id}" in read.errors:
+                raise read.errors[f"a{task_id}"]
+            act = read.results[f"a{task_id}"]
+            owner = {"ownerTypeId": int(act["OWNER_TYPE_ID"]), "ownerId": int(act["OWNER_ID"]), "id": task_id}
+            if act.get("PROVIDER_ID") == "TASKS_TASK" and _int(act.get("ASSOCIATED_ENTITY_ID")):
+                task = int(act["ASSOCIATED_ENTITY_ID"])
+                fields = {}
+                if "due" in change:
+                    fields["DEADLINE"] = self._iso(change["due"])
+                if "responsible" in change:
+                    fields["RESPONSIBLE_ID"] = change["responsible"]
+                if fields:
+                    commands[f"t{task_id}"] = ("tasks.task.update", {"taskId": task, "fields": fields})
+                if "result" in change and act.get("COMPLETED") != "Y":
+                    commands[f"c{task_id}"] = ("tasks.task.complete", {"taskId": task})
+                continue
+            todo = act.get("PROVIDER_ID") == "CRM_TODO"
+            if "due" in change and todo:
+                commands[f"d{task_id}"] = ("crm.activity.todo.updateDeadline",
+                                           {**owner, "value": self._iso(change["due"])})
+            if "responsible" in change and todo:
+                commands[f"r{task_id}"] = ("crm.activity.todo.updateResponsibleUser",
+                                           {**owner, "responsibleId": change["responsible"]})
+            fields: dict[str, Any] = {}
+            if not todo and "due" in change:
+                fields["START_TIME"] = fields["END_TIME"] = self._iso(change["due"])
+            if not todo and "responsible" in change:
+                fields["RESPONSIBLE_ID"] = change["responsible"]
+            if "result" in change and act.get("COMPLETED") != "Y":
+                # A to-do has no result field: the result goes after its description.
+                fields["COMPLETED"] = "Y"
+                if change["result"]:
+                    fields["DESCRIPTION"] = "\n".join(p for p in (act.get("DESCRIPTION"), change["result"]) if p)
+            if fields:
+                commands[f"f{task_id}"] = ("crm.activity.update", {"id": task_id, "fields": fields})
+        return commands
+
+    def _create_tasks(self, items: list[tuple[str, CreateTask]]) -> dict[str, int]:
+        """To-dos (default) or tasks bound to the deal; either way the ids returned are activity ids."""
+        def rendered(a: CreateTask) -> str:
+            return self.settings.important.render(a.text, a.task_type, ())[0] if a.important else a.text
+
+        if self.b24.next_step == "todo":
+            todos = [(key, {"ownerTypeId": self.entity.owner_type, "ownerId": a.lead_id, "deadline": self._iso(a.due),
+                            "title": rendered(a), **({"responsibleId": a.responsible_id} if a.responsible_id else {})})
+                     for key, a in items]
+            return dict(zip((k for k, _ in todos), self.client.add_todos(todos)))
+        own = self.own_user_id()
+        tasks = [(key, {"fields": {"TITLE": rendered(a), "DEADLINE": self._iso(a.due),
+                                   "RESPONSIBLE_ID": a.responsible_id or own,
+                                   "UF_CRM_TASK": [f"{self.entity.prefix}_{a.lead_id}"]}}) for key, a in items]
+        task_ids = self.client.add_tasks(tasks)
+        rows = self.client.list("crm.activity.list", {"filter": {"PROVIDER_ID": "TASKS_TASK",
+                                                                 "@ASSOCIATED_ENTITY_ID": task_ids},
+                                                      "select": ["ID", "ASSOCIATED_ENTITY_ID"]})
+        activity_of = {int(r["ASSOCIATED_ENTITY_ID"]): int(r["ID"]) for r in rows}
+        return {key: activity_of.get(t, t) for (key, _), t in zip(tasks, task_ids)}
+
+    def _create_lead(self, a: CreateLead) -> int:
+        """The deal and, unless the client has one, its contact, each created once per action key."""
+        category = self._watched_pipelines(self.names())[0]
+        fields: dict[str, Any] = {"TITLE": a.name}
+        if self.entity.name == "deal":
+            fields["CATEGORY_ID"] = category
+        if a.status:
+            fields[self.entity.stage] = self._status_id(category, a.status)
+        if a.responsible_id:
+            fields["ASSIGNED_BY_ID"] = a.responsible_id
+        contact_id = a.contact_id
+        if not contact_id and a.phone:
+            contact = {"NAME": a.name, "PHONE": [{"VALUE": a.phone, "VALUE_TYPE": "WORK"}]}
+            if a.responsible_id:
+                contact["ASSIGNED_BY_ID"] = a.responsible_id
+            contact_id = self.client.create("contacts", "crm.contact.add",
+                                            [(f"{a.action_key}:contact", {"fields": contact})], find=None)[0]
+        if contact_id:
+            fields["CONTACT_ID"] = contact_id
+        lead_id = self.client.create("leads", f"crm.{self.entity.name}.add",
+                                     [(f"{a.action_key}:lead", {"fields": fields})], find=None)[0]
+        self._pipeline_of[lead_id] = category
+        return lead_id
+
+    def _pipeline_for(self, lead_id: int) -> str:
+        if lead_id not in self._pipeline_of:
+            if self.get_lead(lead_id) is None:
+                raise UnknownName(f"{self.entity.name} {lead_id} not found", kind=kinds.LEAD, name=str(lead_id))
+        return self._pipeline_of[lead_id]
+
+
+def _snapshot(lead: Lead, tasks: Iterable[Task]) -> LeadSnapshot:
+    open_tasks = tuple(sorted((t for t in tasks if not t.is_completed), key=lambda t: (t.due, t.id)))
+    return LeadSnapshot(lead=lead, open_tasks=open_tasks, last_task_id=max((t.id for t in open_tasks), default=None))
