@@ -38,9 +38,10 @@ def set_settings(settings: config.Settings, r: redis.Redis) -> None:
         _calendars.clear()
         _generation += 1
     import jobs.rule_jobs  # noqa: F401 — registers the task rules' webhook handlers
-    from jobs import sweep
+    from jobs import catchup, sweep
 
     sweep.register_periodic(settings)
+    catchup.register_periodic(settings)
     for module in _handler_modules():
         if hasattr(module, "register_periodic"):
             module.register_periodic(settings)

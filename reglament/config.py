@@ -84,6 +84,8 @@ class Bitrix24Settings(Model):
     next_step: Literal["todo", "task"] = Field("todo", description="a CRM to-do, or a task bound to the deal")
     loss_reason_field: str = Field("Причина отказа", description="the deal (lead) field that holds the loss reason: "
                                    "Bitrix24 has no list of loss reasons")
+    catchup_seconds: int = Field(60, ge=0, description="how often the catch-up asks what events missed "
+                                 "(Bitrix24 never retries an event); 0 turns it off")
 
     @field_validator("webhook_url")
     @classmethod

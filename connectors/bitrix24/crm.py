@@ -52,6 +52,7 @@ log = logging.getLogger("reglament.bitrix24")
 
 NAMES_TTL = 600                 # seconds the portal's vocabulary is trusted
 SWEEP_PAGE = 250
+CALLS_SEEN_TTL = 7 * 86400     # the catch-up never looks back further than this
 STATE_TTL = 90 * 86400          # a deal untouched this long is seen afresh (its first event is a baseline)
 DATE_TYPES = frozenset({"date", "datetime"})
 ACTIVITY_SELECT = ["ID", "OWNER_TYPE_ID", "OWNER_ID", "PROVIDER_ID", "SUBJECT", "DEADLINE", "RESPONSIBLE_ID",
@@ -682,7 +683,19 @@ class Bitrix24CRM:
 
     def _call_events(self, account: str, call_id: str, at: int) -> list[Event]:
         record = self._call_record(call_id)
-        return [self.call_event(account, record)] if record else []
+        event = self.call_event(account, record) if record else None
+        return [event] if event and self.first_sight(event) else []
+
+    def first_sight(self, call: Event) -> bool:
+        """Whether this call.ended is new (marked seen now): a call the event brought is not
+        brought again by the catch-up, nor by the event delivered twice."""
+        key = self._key("calls_seen")
+        now = time.time()
+        with self.r.pipeline(transaction=False) as p:
+            p.zadd(key, {str(call.fields["call_id"]): now}, nx=True)
+            p.zremrangebyscore(key, "-inf", now - CALLS_SEEN_TTL)
+            new, _ = p.execute()
+        return bool(new)
 
     def call_event(self, account: str, record: Mapping[str, Any]) -> Event:
         """A voximplant.statistic.get record (or the ONVOXIMPLANTCALLEND data) as a call.ended event."""
@@ -700,15 +713,38 @@ class Bitrix24CRM:
                   "at": int(start.timestamp()) if start else int(time.time()), "ref": call_id}
         return Event(account, "bitrix24", "call.ended", call_id, fields, key=event_key("call.ended", call_id))
 
-    def changed_since(self, since: datetime) -> tuple[list[int], list[Event]]:
-        """For the catch-up: the deals modified after `since` and the calls started since then,
-        in one batch (plus pages)."""
+    def baseline(self) -> int:
+        """Remember the state of every open deal not seen yet (the catch-up's first pass): two
+        lists read whole, so a deal's first missed change is a change, not a baseline."""
+        got = self.client.gather({
+            "leads": (f"crm.{self.entity.name}.list", {
+                "filter": {"@" + self.entity.semantic: ["P"]} if self.entity.name == "deal" else {},
+                "select": ["ID", self.entity.stage, self.entity.semantic, "CATEGORY_ID", "ASSIGNED_BY_ID"],
+                "order": {"ID": "ASC"}}),
+            "acts": self._open_activities()})
+        acts: dict[int, list[dict]] = defaultdict(list)
+        for a in self._next_steps(got["acts"]):
+            acts[int(a["OWNER_ID"])].append(a)
+        with self.r.pipeline(transaction=False) as p:
+            for raw in got["leads"]:
+                lead_id = int(raw["ID"])
+                p.set(self._state_key(lead_id), self._state(raw, acts.get(lead_id, ())).to_json(), ex=STATE_TTL,
+                      nx=True)
+                if acts.get(lead_id):
+                    p.hset(self._key("activity_owner"), mapping={a["ID"]: lead_id for a in acts[lead_id]})
+            p.execute()
+        return len(got["leads"])
+
+    def changed_since(self, since: datetime) -> tuple[list[tuple[int, bool]], list[Event]]:
+        """For the catch-up: the deals modified after `since` (with whether each was created
+        since then) and the calls started since then, in one batch (plus pages)."""
         got = self.client.gather({
             "leads": (f"crm.{self.entity.name}.list", {"filter": {">DATE_MODIFY": self._iso(since)},
-                                                       "select": ["ID"], "order": {"ID": "ASC"}}),
+                                                       "select": ["ID", "DATE_CREATE"], "order": {"ID": "ASC"}}),
             "calls": ("voximplant.statistic.get", {"FILTER": {">=CALL_START_DATE": self._iso(since)},
                                                    "SORT": "CALL_START_DATE", "ORDER": "ASC"})})
-        return [int(d["ID"]) for d in got["leads"]], [self.call_event(self.account.id, c) for c in got["calls"]]
+        created = [(int(d["ID"]), (self._moment(d.get("DATE_CREATE")) or since) >= since) for d in got["leads"]]
+        return created, [self.call_event(self.account.id, c) for c in got["calls"]]
 
     # ------------------------------------------------------------------ writes
 

@@ -1,0 +1,43 @@
+"""The Bitrix24 catch-up (jobs/catchup.py): what no event brought is found on the next pass,
+through the same comparison, and nothing is found twice."""
+
+from __future__ import annotations
+
+import pytest
+
+from jobs import catchup, context
+from jobs.scheduler import PERIODIC
+from reglament.config import Settings
+from tests.connectors.bitrix24.conftest import SANDBOX_CREDS  # noqa: F401 — the portal fixture's credentials
+from tests.sandbox_bitrix24.conftest import app, result
+
+
+@pytest.fixture
+def handled(portal, r, monkeypatch):
+    settings = Settings.model_validate({"public_url": "http://127.0.0.1:8000", "accounts": [{
+        "id": "acme", "crm": "bitrix24", "webhook_secret": "w" * 30,
+        "bitrix24": {"webhook_url": portal.webhook_url, "rate_limit": 1000, "catchup_seconds": 30}}]})
+    context.set_settings(settings, r)
+    seen: list = []
+    monkeypatch.setattr("jobs.events.handle_event", lambda data: seen.append((data["kind"], data["entity_id"])))
+    yield seen
+    PERIODIC[:] = [e for e in PERIODIC if e[0] is not catchup.catchup_job]
+
+
+def test_changes_no_event_brought_are_found_once(portal, handled):
+    assert (catchup.catchup_job, 30, {"account": "acme"}) in PERIODIC
+    catchup.catchup_job("acme")          # the first pass sees the portal as it is: baselines
+    handled.clear()
+    result(portal, "crm.deal.update", {"id": 102, "fields": {"STAGE_ID": "UC_CALLBACK"}})
+    token = portal.auth.issue()["access_token"]
+    call = app(portal, token, "telephony.externalcall.register",
+               {"USER_ID": 2, "PHONE_NUMBER": "+7 916 123-45-03", "TYPE": 2}).json()["result"]
+    app(portal, token, "telephony.externalcall.finish", {"CALL_ID": call["CALL_ID"], "USER_ID": 2,
+                                                         "STATUS_CODE": "304"})
+    new = result(portal, "crm.deal.add", {"fields": {"TITLE": "Новый клиент", "STAGE_ID": "NEW"}})
+    assert catchup.catchup_job("acme")["events"] == 3
+    assert sorted(handled, key=str) == sorted([("lead.status_changed", 102), ("call.ended", call["CALL_ID"]),
+                                               ("lead.added", int(new))], key=str)
+    handled.clear()
+    catchup.catchup_job("acme")
+    assert handled == []
