@@ -30,17 +30,19 @@ class DealState:
     responsible_id: int | None = None
     closed: str | None = None
     tasks: dict[int, TaskState] = field(default_factory=dict)   # open activities by id
+    values: dict[str, str] = field(default_factory=dict)        # custom values by field name, as the wire has them
 
     def to_json(self) -> str:
         return json.dumps({"stage": self.stage, "pipeline": self.pipeline, "responsible_id": self.responsible_id,
-                           "closed": self.closed, "tasks": {str(i): t.to_list() for i, t in self.tasks.items()}},
-                          ensure_ascii=False)
+                           "closed": self.closed, "tasks": {str(i): t.to_list() for i, t in self.tasks.items()},
+                           "values": self.values}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "DealState":
         d = json.loads(text)
         return cls(stage=d["stage"], pipeline=d.get("pipeline") or "", responsible_id=d.get("responsible_id"),
-                   closed=d.get("closed"), tasks={int(i): TaskState(*t) for i, t in (d.get("tasks") or {}).items()})
+                   closed=d.get("closed"), tasks={int(i): TaskState(*t) for i, t in (d.get("tasks") or {}).items()},
+                   values=d.get("values") or {})
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,8 @@ def compare(before: DealState | None, after: DealState, *, completed: frozenset[
         found.append(Change("lead.status_changed", dict(lead)))
     if before.responsible_id != after.responsible_id:
         found.append(Change("lead.responsible_changed", {**lead, "previous_responsible_id": before.responsible_id}))
+    if before.values != after.values:
+        found.append(Change("lead.updated", dict(lead)))
     for task_id, now in after.tasks.items():
         was = before.tasks.get(task_id)
         task = {"task_id": task_id, "text": now.text, "due": now.due, "responsible_id": now.responsible_id,

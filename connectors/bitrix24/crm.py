@@ -56,7 +56,7 @@ CALLS_SEEN_TTL = 7 * 86400     # the catch-up never looks back further than this
 STATE_TTL = 90 * 86400          # a deal untouched this long is seen afresh (its first event is a baseline)
 DATE_TYPES = frozenset({"date", "datetime"})
 ACTIVITY_SELECT = ["ID", "OWNER_TYPE_ID", "OWNER_ID", "PROVIDER_ID", "SUBJECT", "DEADLINE", "RESPONSIBLE_ID",
-                   "COMPLETED", "CREATED", "ASSOCIATED_ENTITY_ID", "DESCRIPTION"]
+                   "COMPLETED", "CREATED", "ASSOCIATED_ENTITY_ID", "DESCRIPTION", "AUTHOR_ID", "EDITOR_ID"]
 # Open activities that are not a next step a manager set: an unanswered e-mail, an open-lines chat.
 NOT_NEXT_STEPS = {"CRM_EMAIL", "IMOPENLINES_SESSION"}
 CLOSED = {"S": "won", "F": "lost"}
@@ -643,7 +643,7 @@ class Bitrix24CRM:
         extra = {}
         if before is not None and before.tasks:
             extra["done"] = ("crm.activity.list", {"filter": {"@ID": list(before.tasks), "COMPLETED": "Y"},
-                                                   "select": ["ID"]})
+                                                   "select": ACTIVITY_SELECT})
         got = self._read(lead_id, extra)
         if got is None:
             if before is None:
@@ -652,9 +652,9 @@ class Bitrix24CRM:
             return [Event(self.account.id, "bitrix24", "lead.deleted", lead_id, {"lead_id": lead_id, "at": at},
                           key=event_key("lead.deleted", lead_id))]
         deal, acts, found = got
-        completed = frozenset(int(a["ID"]) for a in items_of(found.get("done")))
+        done = {int(a["ID"]): a for a in items_of(found.get("done"))}
         after = self._state(deal, acts)
-        found_changes = compare(before, after, completed=completed, added=added)
+        found_changes = compare(before, after, completed=frozenset(done), added=added)
         with self.r.pipeline(transaction=False) as p:
             p.set(self._state_key(lead_id), after.to_json(), ex=STATE_TTL)
             owners = self._key("activity_owner")
@@ -664,9 +664,26 @@ class Bitrix24CRM:
             if gone:
                 p.hdel(owners, *gone)
             p.execute()
+        if not found_changes:
+            return []
+        names = self.names()
+        lead = self._lead(deal, names)
+        values = {label: v for label, v in after.values.items()}
+        created_at = int(lead.created_at.timestamp()) if lead.created_at else None
+        acts_by_id = {int(a["ID"]): a for a in acts} | done
         events = []
         for c in found_changes:
             fields = {**c.fields, "lead_id": lead_id, "at": at}
+            if c.kind.startswith("lead."):
+                by = deal.get("MOVED_BY_ID") if c.kind == "lead.status_changed" else deal.get("MODIFY_BY_ID")
+                fields.update(name=lead.name, values=values, created_at=created_at, by=_int(by))
+            else:
+                act = acts_by_id.get(int(c.fields["task_id"]), {})
+                created = self._moment(act.get("CREATED"))
+                fields.update(created_by=_int(act.get("AUTHOR_ID")), by=_int(act.get("EDITOR_ID")),
+                              created_at=int(created.timestamp()) if created else None)
+                if c.fields.get("completed"):
+                    fields["result"] = act.get("DESCRIPTION") or None
             entity_id = fields.get("task_id") or lead_id
             events.append(Event(self.account.id, "bitrix24", c.kind, entity_id, fields,
                                 key=event_key(c.kind, lead_id, sorted(c.fields.items(), key=lambda kv: kv[0]))))
@@ -678,12 +695,15 @@ class Bitrix24CRM:
                                          if self._moment(a.get("DEADLINE")) else None,
                                          _int(a.get("RESPONSIBLE_ID")), a.get("SUBJECT") or "")
                  for a in acts}
+        fields = self.names().fields
+        values = {fields[k][0] if k in fields else k: fields[k][2].get(str(v), v) if k in fields else v
+                  for k, v in deal.items() if k.startswith("UF_") and v not in (None, "", [], False)}
         return DealState(stage=str(deal.get(self.entity.stage) or ""), pipeline=self._pipeline(deal),
-                         responsible_id=_int(deal.get("ASSIGNED_BY_ID")), closed=closed, tasks=tasks)
+                         responsible_id=_int(deal.get("ASSIGNED_BY_ID")), closed=closed, tasks=tasks, values=values)
 
     def _call_events(self, account: str, call_id: str, at: int) -> list[Event]:
         record = self._call_record(call_id)
-        event = self.call_event(account, record) if record else None
+        event = self.call_event(account, record, self._client_lead(record)) if record else None
         return [event] if event and self.first_sight(event) else []
 
     def first_sight(self, call: Event) -> bool:
@@ -697,11 +717,21 @@ class Bitrix24CRM:
             new, _ = p.execute()
         return bool(new)
 
-    def call_event(self, account: str, record: Mapping[str, Any]) -> Event:
-        """A voximplant.statistic.get record (or the ONVOXIMPLANTCALLEND data) as a call.ended event."""
+    def _client_lead(self, record: Mapping[str, Any]) -> int | None:
+        """The lead a call is about: its CRM entity, or the newest open deal of its contact."""
+        entity, entity_id = str(record.get("CRM_ENTITY_TYPE") or "").upper(), _int(record.get("CRM_ENTITY_ID"))
+        if entity == self.entity.name.upper() or not entity_id:
+            return entity_id if entity == self.entity.name.upper() else None
+        if entity != "CONTACT" or self.entity.name != "deal":
+            return None
+        rows = items_of(self.client.call("crm.deal.list", {"filter": {"CONTACT_ID": entity_id, "CLOSED": "N"},
+                                                           "select": ["ID"], "order": {"ID": "DESC"}}))
+        return int(rows[0]["ID"]) if rows else None
+
+    def call_event(self, account: str, record: Mapping[str, Any], lead_id: int | None = None) -> Event:
+        """A voximplant.statistic.get record as a call.ended event (`lead_id`: when known)."""
         call_id = str(record.get("CALL_ID"))
         start = self._moment(record.get("CALL_START_DATE"))
-        lead_id = None
         if str(record.get("CRM_ENTITY_TYPE") or "").upper() == self.entity.name.upper():
             lead_id = _int(record.get("CRM_ENTITY_ID"))
         fields = {"call_id": call_id,
@@ -719,7 +749,7 @@ class Bitrix24CRM:
         got = self.client.gather({
             "leads": (f"crm.{self.entity.name}.list", {
                 "filter": {"@" + self.entity.semantic: ["P"]} if self.entity.name == "deal" else {},
-                "select": ["ID", self.entity.stage, self.entity.semantic, "CATEGORY_ID", "ASSIGNED_BY_ID"],
+                "select": ["ID", self.entity.stage, self.entity.semantic, "CATEGORY_ID", "ASSIGNED_BY_ID", "UF_*"],
                 "order": {"ID": "ASC"}}),
             "acts": self._open_activities()})
         acts: dict[int, list[dict]] = defaultdict(list)

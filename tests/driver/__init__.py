@@ -41,7 +41,7 @@ from reglament.events import Event
 WON, LOST = "won", "lost"   # the CRM's own closing stages, whatever the CRM calls them
 
 # crm name → "module:class" of its driver
-DRIVERS = {"amocrm": "tests.driver.amocrm:AmoCRMDriver"}
+DRIVERS = {"amocrm": "tests.driver.amocrm:AmoCRMDriver", "bitrix24": "tests.driver.bitrix24:Bitrix24Driver"}
 
 Direction = Literal["in", "out"]
 Outcome = Literal["talked", "not_reached", "busy", "other"]
@@ -242,9 +242,10 @@ class CrmDriver(ABC):
         self.close()
 
 
-def open_driver(name: str, account: str) -> CrmDriver:
+def open_driver(name: str, account: str, redis_url: str | None = None) -> CrmDriver:
+    """A CRM's driver; `redis_url`: the test's Redis, for a driver that keeps state (Bitrix24's last-seen deals)."""
     module, cls = DRIVERS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(account)
+    return getattr(importlib.import_module(module), cls)(account, redis_url=redis_url)
 
 
 # --- a local webhook receiver ----------------------------------------------------------------

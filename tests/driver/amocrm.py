@@ -37,7 +37,7 @@ def _moment(ts: int | None) -> datetime | None:
 class AmoCRMDriver(CrmDriver):
     name = "amocrm"
 
-    def __init__(self, account: str):
+    def __init__(self, account: str, redis_url: str | None = None):
         self.account = account
         self.server = SandboxServer(token=TOKEN, rate_limit=0, webhook_retry_delays=(0.2,)).start()
         self.receiver = WebhookReceiver()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from tests.driver import LOST, ApiCall
 
 
@@ -39,6 +41,11 @@ def test_a_lead_with_a_client_then_moved(crm):
     assert taken.fields["responsible_id"] == crm.user("Борис Иванов") == crm.lead(created.id).responsible
 
 
+NO_TASK_TYPES = "Bitrix24 to-dos have no task types"
+NO_COMMENT_EVENTS = "the Bitrix24 sandbox sends no timeline-comment events (ONCRMTIMELINECOMMENTADD is not fired)"
+
+
+@pytest.mark.skip_crm("bitrix24", reason=NO_TASK_TYPES)
 def test_a_task_moved_then_completed(crm):
     anna = crm.user("Анна Смирнова")
     lead_id = crm.create_lead("Новая заявка").id
@@ -58,6 +65,7 @@ def test_a_task_moved_then_completed(crm):
     assert (crm.task(task.id).completed, crm.task(task.id).result) == (True, "Договорились")
 
 
+@pytest.mark.skip_crm("bitrix24", reason=NO_COMMENT_EVENTS)
 def test_a_call_and_a_comment(crm):
     anna = crm.user("Анна Смирнова")
     lead_id = crm.create_lead("Новая заявка", phone="+7 902 000-11-22").id
