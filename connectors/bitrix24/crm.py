@@ -815,11 +815,11 @@ class Bitrix24CRM:
         for a in actions:
             if isinstance(a, CreateLead):
                 created[a.action_key] = self._create_lead(a)
-        commands = {f"u{lead_id}": (f"crm.{self.entity.name}.update", {"id": lead_id, "fields": fields})
-                    for lead_id, fields in lead_updates.items()}
-        commands.update(self._task_commands(task_changes))
-        if commands:
-            self.client.batch(commands).raise_first()
+        # Deals, then activities: a batch each (Bitrix24 runs a batch's commands in order anyway).
+        for commands in ({f"u{lead_id}": (f"crm.{self.entity.name}.update", {"id": lead_id, "fields": fields})
+                          for lead_id, fields in lead_updates.items()}, self._task_commands(task_changes)):
+            if commands:
+                self.client.batch(commands).raise_first()
         if new_tasks:
             created.update(self._create_tasks(new_tasks))
         if notes:

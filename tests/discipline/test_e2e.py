@@ -4,6 +4,8 @@ outbox (no channel configured)."""
 
 from __future__ import annotations
 
+import pytest
+
 import time
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -70,6 +72,7 @@ def test_vague_name_then_postponed_then_closed_without_result(crm, discipline_on
     assert sum(t.startswith("Задача закрыта без результата") for t in notes) == 1
 
 
+@pytest.mark.skip_crm("bitrix24", reason="Bitrix24 keeps no history of a to-do's deadline (deadline_before is None)")
 def test_postponed_task_we_never_saw_is_found_in_the_events_api_and_reverted(crm, r):
     context.set_settings(crm_discipline_settings(crm, no_postpone={"revert": True}), r)
     anna = crm.user("Анна Смирнова")

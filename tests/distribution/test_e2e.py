@@ -242,6 +242,7 @@ def test_lead_called_in_time_never_alerts(crm, r, stub):
     assert stats == {anna: {"count": 1, "median": 420.0, "p90": 420.0}}
 
 
+@pytest.mark.skip_crm("bitrix24", reason='the Bitrix24 sandbox sends no timeline-comment events (ONCRMTIMELINECOMMENTADD is not fired)')
 def test_a_lost_webhook_is_found_in_the_crm_and_robot_notes_do_not_count(crm, r, stub):
     setup(crm, r)
     a, b = create_leads(crm, 2)

@@ -10,7 +10,7 @@ Bitrix24 has no task types, so a task's type reads back as ""."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timezone
 from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
@@ -34,10 +34,15 @@ STATUS_CODES = {"talked": "200", "not_reached": "304", "busy": "486", "other": "
 # type keeps only the day, so the driver's fields are date-times.
 UF_TYPES = {"text": "string", "date": "datetime", "datetime": "datetime"}
 DATE_TYPES = {"date", "datetime"}
-OPS = {"get": "read", "list": "read", "add": "create", "update": "update", "delete": "delete",
-       "complete": "update", "finish": "create", "register": "create", "findbycomm": "read"}
+OPS = (("add", "create"), ("register", "create"), ("update", "update"), ("complete", "update"),
+       ("delete", "delete"), ("unbind", "delete"))
 ENTITIES = {"deal": "lead", "activity": "task", "task": "task", "contact": "contact", "comment": "comment",
             "externalcall": "call", "statistic": "call"}
+
+
+def _op(method: str) -> str:
+    last = method.lower().rsplit(".", 1)[-1]
+    return next((op for prefix, op in OPS if last.startswith(prefix)), "read")
 
 
 def _digits(text: str) -> str:
@@ -271,7 +276,7 @@ class Bitrix24Driver(CrmDriver):
         stage = WON if semantic == "S" else LOST if semantic == "F" else stages.get(raw["STAGE_ID"], raw["STAGE_ID"])
         return LeadView(id=int(raw["ID"]), name=raw.get("TITLE") or "", stage=stage,
                         responsible=int(raw["ASSIGNED_BY_ID"]) if raw.get("ASSIGNED_BY_ID") else None, values=values,
-                        loss_reason=loss, created_at=datetime.fromisoformat(raw["DATE_CREATE"]),
+                        loss_reason=loss, created_at=datetime.fromisoformat(raw["DATE_CREATE"]).astimezone(timezone.utc),
                         contacts=(int(raw["CONTACT_ID"]),) if raw.get("CONTACT_ID") not in (None, "", "0") else ())
 
     def _task_view(self, raw: dict) -> TaskView:
@@ -321,30 +326,38 @@ class Bitrix24Driver(CrmDriver):
     # ------------------------------------------------------------------ what the CRM saw
     def mark(self) -> Mark:
         assert self.server.wait_events(5), "the sandbox's events did not arrive"
+        self._expand(0)   # the connector's last state is now's, as Reglament's would be
         log = requests.get(self.server.url + "/_sandbox/requests", timeout=5).json()
         return Mark(webhooks=len(self.receiver.deliveries), requests=log[-1]["index"] + 1 if log else 0)
 
     def events_since(self, mark: Mark) -> Events:
         assert self.server.wait_events(5), "the sandbox's events did not arrive"
+        return self._expand(mark.webhooks)
+
+    def _expand(self, since: int) -> Events:
         found = Events()
-        for index in range(mark.webhooks, len(self.receiver.deliveries)):
+        for index in range(min([since, *[i for i in range(len(self.receiver.deliveries)) if i not in self._expanded]]),
+                           len(self.receiver.deliveries)):
             if index not in self._expanded:  # expanding is comparing with the last state: once per body
                 d = self.receiver.deliveries[index]
                 assert d.content_type.startswith("application/x-www-form-urlencoded"), d.content_type
                 event = crm_changed(self.account, dict(parse_qsl(d.body.decode())))
                 self._expanded[index] = self.connector.expand(event) if event is not None else []
-            found += self._expanded[index]
+            if index >= since:
+                found += self._expanded[index]
         return found
 
     def calls_since(self, mark: Mark) -> list[ApiCall]:
         calls = []
         for req in requests.get(self.server.url + "/_sandbox/requests", params={"since": mark.requests},
                                 timeout=5).json():
-            methods = [c.split("?", 1)[0] for c in (req.get("commands") or [])] or [req.get("method") or ""]
-            for method in methods:
-                parts = method.lower().split(".")
-                entity = next((ENTITIES[p] for p in parts if p in ENTITIES), "other")
-                calls.append(ApiCall(OPS.get(parts[-1], "read"), entity))
+            # a batch is one request: counted by its first command (ours never mix kinds of writes)
+            commands = req.get("commands") or []
+            method = (commands[0] if isinstance(commands, list) and commands else
+                      next(iter(commands.values()), "") if isinstance(commands, dict) else "") or req.get("method") or ""
+            method = str(method).split("?", 1)[0]
+            parts = method.lower().split(".")
+            calls.append(ApiCall(_op(method), next((ENTITIES[p] for p in parts if p in ENTITIES), "other")))
         return calls
 
     def close(self) -> None:

@@ -59,6 +59,7 @@ TABLE = {
 
 
 @pytest.mark.parametrize("status", list(TABLE))
+@pytest.mark.skip_crm("bitrix24", reason='Bitrix24 to-dos have no task types (the test asserts «Звонок»/«Важный звонок»; an important to-do gets the prefix instead)')
 def test_each_status_gets_exactly_one_right_task(crm, service, status):
     make, text, task_type = TABLE[status]
     values, expected_due = make()
