@@ -221,6 +221,8 @@ def test_a_dial_that_did_not_get_through_is_not_contact(crm, r, stub):
     assert [i.lead_id for i in handler.untouched(ACCOUNT).get(anna, [])] == [lead.id]
 
 
+@pytest.mark.skip_crm("bitrix24", reason="the Bitrix24 sandbox binds a PBX call by its phone only (CRM_ENTITY_TYPE DEAL is not "
+                                                "taken), so a call to another number is on no deal")
 def test_lead_called_in_time_never_alerts(crm, r, stub):
     """A failed call followed by our message to the client (FAILED_CALL_MESSAGE) is contact."""
     anna = crm.user("Анна Смирнова")
