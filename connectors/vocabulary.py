@@ -7,6 +7,7 @@ same whatever the CRM."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,3 +100,34 @@ def unresolved(use: NameUse, v: Vocabulary, scope: tuple[list, str]) -> str | No
         if use.kind == kinds.DATE_FIELD and found_type not in v.date_types:
             return f"lead field «{name}» is of type {found_type}, a date or date-time field is needed"
     return None
+
+
+class Cached:
+    """An account's vocabulary: kept in this object and in Redis for `ttl` seconds, read from
+    the CRM (`read()`) when neither has it, and read again at once when a name is not found."""
+
+    def __init__(self, r, key: str, ttl: float, read, load):
+        self.r, self.key, self.ttl, self.read, self.load = r, key, ttl, read, load
+        self.value = None
+        self.read_at = 0.0
+
+    def get(self, refresh: bool = False):
+        if self.value is not None and not refresh and time.monotonic() - self.read_at < self.ttl:
+            return self.value
+        raw = None if refresh else self.r.get(self.key)
+        if raw is not None:
+            self.value = self.load(raw)
+        else:
+            self.value = self.read()
+            self.r.set(self.key, self.value.to_json(), ex=int(self.ttl))
+        self.read_at = time.monotonic()
+        return self.value
+
+    def lookup(self, find):
+        """(find(vocabulary), vocabulary), reading the vocabulary again once when find gives None."""
+        names = self.get()
+        found = find(names)
+        if found is None:
+            names = self.get(refresh=True)
+            found = find(names)
+        return found, names

@@ -145,8 +145,8 @@ class AmoCRM:
         self.settings = settings or rule_settings.load(account.rules)
         self.tz = ZoneInfo(account.timezone)
         self.names_ttl = names_ttl
-        self._names: Names | None = None
-        self._names_read = 0.0
+        self._names = vocabulary.Cached(r, keys.key(account.id, "amocrm", "names"), names_ttl,
+                                        lambda: Names.read(self.client), Names.from_json)
         self._pipeline_of: dict[int, int] = {}       # lead → pipeline, from the leads we read
         self._sweep: tuple[str, dict[int, list[Task]]] | None = None
 
@@ -164,18 +164,7 @@ class AmoCRM:
 
     def names(self, refresh: bool = False) -> Names:
         """The account's vocabulary: from this object, else Redis, else 5 API calls."""
-        fresh = self._names is not None and time.monotonic() - self._names_read < self.names_ttl
-        if fresh and not refresh:
-            return self._names
-        key = keys.key(self.account.id, "amocrm", "names")
-        raw = None if refresh else self.r.get(key)
-        if raw is not None:
-            self._names = Names.from_json(raw)
-        else:
-            self._names = Names.read(self.client)
-            self.r.set(key, self._names.to_json(), ex=int(self.names_ttl))
-        self._names_read = time.monotonic()
-        return self._names
+        return self._names.get(refresh)
 
     def _watched_pipelines(self, names: Names) -> list[int]:
         if not self.settings.pipeline:
@@ -192,12 +181,7 @@ class AmoCRM:
 
     def _lookup(self, find):
         """find(names), reading the vocabulary again once when it finds nothing."""
-        names = self.names()
-        found = find(names)
-        if found is None:
-            names = self.names(refresh=True)
-            found = find(names)
-        return found, names
+        return self._names.lookup(find)
 
     def _status_id(self, pipeline_id: int, name: str) -> int:
         found, names = self._lookup(lambda n: _find(n.statuses.get(pipeline_id, {}), name))

@@ -187,8 +187,8 @@ class Bitrix24CRM:
         self.settings = settings or rule_settings.load(account.rules)
         self.tz = ZoneInfo(account.timezone)
         self.names_ttl = names_ttl
-        self._names: Names | None = None
-        self._names_read = 0.0
+        self._names = vocabulary.Cached(r, self._key("names"), names_ttl,
+                                        lambda: Names.read(self.client, self.entity), Names.from_json)
         self._pipeline_of: dict[int, str] = {}
         self._sweep: tuple[str, list[LeadSnapshot]] | None = None
 
@@ -208,25 +208,11 @@ class Bitrix24CRM:
     # ------------------------------------------------------------------ names
 
     def names(self, refresh: bool = False) -> Names:
-        fresh = self._names is not None and time.monotonic() - self._names_read < self.names_ttl
-        if fresh and not refresh:
-            return self._names
-        raw = None if refresh else self.r.get(self._key("names"))
-        if raw is not None:
-            self._names = Names.from_json(raw)
-        else:
-            self._names = Names.read(self.client, self.entity)
-            self.r.set(self._key("names"), self._names.to_json(), ex=int(self.names_ttl))
-        self._names_read = time.monotonic()
-        return self._names
+        """The portal's vocabulary: from this object, else Redis, else 2 requests."""
+        return self._names.get(refresh)
 
     def _lookup(self, find):
-        names = self.names()
-        found = find(names)
-        if found is None:
-            names = self.names(refresh=True)
-            found = find(names)
-        return found, names
+        return self._names.lookup(find)
 
     def _watched_pipelines(self, names: Names) -> list[str]:
         if not self.settings.pipeline or self.entity.name == "lead":

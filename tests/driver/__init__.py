@@ -235,6 +235,12 @@ class CrmDriver(ABC):
     def user_name(self, user_id: int | None) -> str:
         return next((n for n, i in self.users().items() if i == user_id), "")
 
+    def client_phone(self, lead_id: int) -> str:
+        """The phone of the lead's client (a placeholder when it has none)."""
+        lead = self.lead(lead_id)
+        phones = [p for c in self.contacts() if lead and c.id in lead.contacts for p in c.phones]
+        return phones[0] if phones else "70000000000"
+
     def __enter__(self) -> "CrmDriver":
         return self
 

@@ -187,10 +187,7 @@ class AmoCRMDriver(CrmDriver):
 
     def log_call(self, lead_id: int, direction: str, outcome: str, *, duration: int = 0,
                  at: datetime | None = None, by: int | None = None, phone: str | None = None) -> Events:
-        if phone is None:
-            lead = self.lead(lead_id)
-            phones = [p for c in self.contacts() if lead and c.id in lead.contacts for p in c.phones]
-            phone = phones[0] if phones else "70000000000"
+        phone = phone or self.client_phone(lead_id)
         note: dict[str, Any] = {"entity_id": lead_id, "note_type": "call_in" if direction == "in" else "call_out",
                                 "params": {"duration": duration, "source": "driver", "phone": _digits(phone),
                                            "call_status": CALL_STATUS[outcome]}}

@@ -234,10 +234,7 @@ class Bitrix24Driver(CrmDriver):
 
     def log_call(self, lead_id: int, direction: str, outcome: str, *, duration: int = 0,
                  at: datetime | None = None, by: int | None = None, phone: str | None = None) -> Events:
-        if phone is None:
-            lead = self.lead(lead_id)
-            phones = [p for c in self.contacts() if lead and c.id in lead.contacts for p in c.phones]
-            phone = phones[0] if phones else "70000000000"
+        phone = phone or self.client_phone(lead_id)
         user = by or CREDS.webhook_user
         token = self._tokens.get(user) or self.server.auth.issue(user)["access_token"]
         self._tokens[user] = token
