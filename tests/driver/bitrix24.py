@@ -2,8 +2,8 @@
 (the incoming webhook for the integration's user, an OAuth token of the user for `by`), events
 from the real form-encoded outgoing-webhook bodies it posts to our receiver.
 
-Bitrix24's events carry only ids, so each body becomes one `crm.changed` event (as
-app/bitrix24/parser.py makes them) and the product's connector (connectors/bitrix24/crm.py)
+Bitrix24's events carry only ids, so each body becomes one `crm.changed` event
+(app/bitrix24/parser.py) and the product's connector (connectors/bitrix24/crm.py)
 expands it into the neutral events by reading the deal and comparing it with the state last
 seen, in the test's Redis. The demo account is the sandbox's demo portal (deals as leads);
 Bitrix24 has no task types, so a task's type reads back as ""."""
@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, timezone
 from typing import Any
-from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 import redis as redis_lib
 import requests
 
+from app import parsers
 from connectors.bitrix24.crm import Bitrix24CRM
 from connectors.bitrix24.webhooks import EVENTS
 from reglament.config import Settings
@@ -47,21 +47,6 @@ def _op(method: str) -> str:
 
 def _digits(text: str) -> str:
     return "".join(ch for ch in str(text) if ch.isdigit())
-
-
-def crm_changed(account: str, form: dict[str, str]) -> Event | None:
-    """An outgoing event body as the one crm.changed event app/bitrix24/parser.py makes of it."""
-    name = form.get("event", "").upper()
-    if name == "ONVOXIMPLANTCALLEND":
-        entity, object_id = "call", form.get("data[CALL_ID]")
-    else:
-        entity = name.removeprefix("ONCRM").removesuffix("ADD").removesuffix("UPDATE").removesuffix("DELETE").lower()
-        object_id = form.get("data[FIELDS][ID]")
-    if not object_id:
-        return None
-    at = int(form.get("ts") or 0)
-    return Event(account, "bitrix24", "crm.changed", object_id,
-                 {"entity": entity, "id": object_id, "event": name, "at": at}, key=f"{name}:{object_id}:{at}")
 
 
 class Bitrix24Driver(CrmDriver):
@@ -338,8 +323,8 @@ class Bitrix24Driver(CrmDriver):
             if index not in self._expanded:  # expanding is comparing with the last state: once per body
                 d = self.receiver.deliveries[index]
                 assert d.content_type.startswith("application/x-www-form-urlencoded"), d.content_type
-                event = crm_changed(self.account, dict(parse_qsl(d.body.decode())))
-                self._expanded[index] = self.connector.expand(event) if event is not None else []
+                self._expanded[index] = [e for event in parsers.parse("bitrix24", d.body, self.account).events
+                                         for e in self.connector.expand(event)]
             if index >= since:
                 found += self._expanded[index]
         return found
