@@ -752,15 +752,21 @@ class Bitrix24CRM:
         return len(got["leads"])
 
     def changed_since(self, since: datetime) -> tuple[list[tuple[int, bool]], list[Event]]:
-        """For the catch-up: the deals modified after `since` (with whether each was created
-        since then) and the calls started since then, in one batch (plus pages)."""
+        """For the catch-up, in one batch (plus pages): the deals modified after `since` or whose
+        activities were (a to-do's change leaves DATE_MODIFY alone), each with whether it was
+        created since then, and the calls started since then."""
+        after = self._iso(since)
         got = self.client.gather({
-            "leads": (f"crm.{self.entity.name}.list", {"filter": {">DATE_MODIFY": self._iso(since)},
+            "leads": (f"crm.{self.entity.name}.list", {"filter": {">DATE_MODIFY": after},
                                                        "select": ["ID", "DATE_CREATE"], "order": {"ID": "ASC"}}),
-            "calls": ("voximplant.statistic.get", {"FILTER": {">=CALL_START_DATE": self._iso(since)},
+            "acts": ("crm.activity.list", {"filter": {"OWNER_TYPE_ID": self.entity.owner_type, ">LAST_UPDATED": after},
+                                           "select": ["ID", "OWNER_ID"]}),
+            "calls": ("voximplant.statistic.get", {"FILTER": {">=CALL_START_DATE": after},
                                                    "SORT": "CALL_START_DATE", "ORDER": "ASC"})})
-        created = [(int(d["ID"]), (self._moment(d.get("DATE_CREATE")) or since) >= since) for d in got["leads"]]
-        return created, [self.call_event(self.account.id, c) for c in got["calls"]]
+        leads = {int(d["ID"]): (self._moment(d.get("DATE_CREATE")) or since) >= since for d in got["leads"]}
+        for a in got["acts"]:
+            leads.setdefault(int(a["OWNER_ID"]), False)
+        return sorted(leads.items()), [self.call_event(self.account.id, c) for c in got["calls"]]
 
     # ------------------------------------------------------------------ writes
 

@@ -35,9 +35,10 @@ def test_changes_no_event_brought_are_found_once(portal, handled):
     app(portal, token, "telephony.externalcall.finish", {"CALL_ID": call["CALL_ID"], "USER_ID": 2,
                                                          "STATUS_CODE": "304"})
     new = result(portal, "crm.deal.add", {"fields": {"TITLE": "Новый клиент", "STAGE_ID": "NEW"}})
-    assert catchup.catchup_job("acme")["events"] == 3
+    result(portal, "crm.activity.update", {"id": 1002, "fields": {"COMPLETED": "Y"}})   # deal 103's to-do
+    assert catchup.catchup_job("acme")["events"] == 4
     assert sorted(handled, key=str) == sorted([("lead.status_changed", 102), ("call.ended", call["CALL_ID"]),
-                                               ("lead.added", int(new))], key=str)
+                                               ("lead.added", int(new)), ("task.updated", 1002)], key=str)
     handled.clear()
     catchup.catchup_job("acme")
     assert handled == []
