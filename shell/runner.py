@@ -237,11 +237,15 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str, cr
             time.sleep(0.5)
         return 0
     finally:
-        for child in reversed(children):
-            child.stop()
-        deadline = time.monotonic() + STOP_WAIT
-        for child in reversed(children):
-            child.wait(deadline)
+        # Ours first, then the sandbox: it stands for the CRM, which does not stop with us, and a
+        # worker finishing its last job still calls it. Redis last of all.
+        ours = [c for c in children if c.name != "sandbox"]
+        for group in (ours, [c for c in children if c.name == "sandbox"]):
+            for child in reversed(group):
+                child.stop()
+            deadline = time.monotonic() + STOP_WAIT
+            for child in reversed(group):
+                child.wait(deadline)
         if redis_server:
             redis_server.stop()
         log.info("stopped")
