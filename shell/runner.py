@@ -226,6 +226,8 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str, cr
     try:
         for child in children:
             child.start()
+            if child.name == "sandbox":  # the CRM first: the worker's start-up sweep calls it at once
+                _wait_http(f"http://127.0.0.1:{sandbox_port}/", 30)
         if not _wait_http(f"http://127.0.0.1:{port}/healthz", 30):
             log.error("the web process did not come up on port %s", port)
             return 1
@@ -285,8 +287,11 @@ def _sandbox_secrets(account: config.Account) -> dict[str, str]:
         return {SANDBOX_TOKEN_ENV: account.amocrm.long_lived_token}
     b24 = account.bitrix24
     user, code = b24.webhook_url.rstrip("/").split("/")[-2:]
-    # The application's token too, so a handler bound with event.bind gets the same one.
-    return {B24_ENV + "WEBHOOK": f"{user}/{code}", B24_ENV + "APPLICATION_TOKEN": b24.application_token}
+    # The application's token too, so a handler bound with event.bind gets the same one; and
+    # the portal's OAuth app pair, which the demo does not use, made here so that the child
+    # has nothing to generate and print outside the banner.
+    return {B24_ENV + "WEBHOOK": f"{user}/{code}", B24_ENV + "APPLICATION_TOKEN": b24.application_token,
+            B24_ENV + "CLIENT_ID": f"local.{secrets.token_hex(7)}", B24_ENV + "CLIENT_SECRET": secrets.token_urlsafe(36)}
 
 
 def _subscribe_sandbox(settings: config.Settings, sandbox_port: int) -> None:
