@@ -71,7 +71,7 @@ class TaskView:
     text: str
     due: datetime
     responsible: int | None
-    type: str                           # the task type's name
+    type: str                           # the task type's name; "" where the CRM has none
     completed: bool
     result: str | None
 
@@ -122,6 +122,9 @@ class CrmDriver(ABC):
     name: str                           # the `crm:` of an account's configuration
     account: str                        # our account id, which events carry
     local_urls: tuple[str, ...]         # the sandbox's and the receiver's addresses, for HTTP mocks to let through
+    # Whether the CRM's tasks have a type (amoCRM). Without (Bitrix24's to-dos) a task's type reads
+    # back as "" and an important task carries the important marker's prefix in its text instead.
+    has_task_types: bool = True
 
     # --- the account
     @abstractmethod

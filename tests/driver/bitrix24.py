@@ -51,6 +51,7 @@ def _digits(text: str) -> str:
 
 class Bitrix24Driver(CrmDriver):
     name = "bitrix24"
+    has_task_types = False
 
     def __init__(self, account: str, redis_url: str | None = None):
         self.account = account
