@@ -230,9 +230,15 @@ class Bitrix24Driver(CrmDriver):
             assert resp.status_code == 200, f"{method}: {resp.status_code} {resp.text}"
             return resp.json()["result"]
 
+        # A call from the deal's card is bound to the deal's client: register takes CONTACT, COMPANY
+        # or LEAD only (not DEAL), and the connector finds the contact's open deal.
+        contact = self.lead(lead_id).contacts[:1]
+
         def call() -> None:
             params: dict[str, Any] = {"USER_ID": user, "PHONE_NUMBER": phone, "TYPE": 2 if direction == "in" else 1,
-                                      "CRM_ENTITY_TYPE": "DEAL", "CRM_ENTITY_ID": lead_id, "SHOW": 0}
+                                      "SHOW": 0}
+            if contact:
+                params.update(CRM_ENTITY_TYPE="CONTACT", CRM_ENTITY_ID=contact[0])
             if at is not None:
                 params["CALL_START_DATE"] = at.astimezone(self.tz).isoformat(timespec="seconds")
             registered = app("telephony.externalcall.register", params)
