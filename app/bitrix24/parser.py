@@ -28,6 +28,7 @@ EVENTS = {
        for name in ("DEAL", "LEAD", "CONTACT", "ACTIVITY") for action in ("ADD", "UPDATE", "DELETE")},
     "ONTASKADD": "task", "ONTASKUPDATE": "task", "ONTASKDELETE": "task",
     "ONVOXIMPLANTCALLEND": "call",
+    "ONCRMTIMELINECOMMENTADD": "comment",
 }
 
 _ID = re.compile(r"^\d{1,18}$")
@@ -44,7 +45,8 @@ class Parsed:
 
 
 def _entity_id(name: str, data: dict) -> int | str:
-    """Where each event keeps its object's id: data[FIELDS][ID] for CRM objects,
+    """Where each event keeps its object's id: data[FIELDS][ID] for CRM objects (data[ID] for a
+    timeline comment, as its page documents; either is taken),
     data[FIELDS_AFTER][ID] for tasks (data[FIELDS_BEFORE][ID] once deleted), data[CALL_ID]
     for a call (CONFIRMED, reference §2.3–2.4 and OnTaskDelete)."""
     if EVENTS[name] == "call":
@@ -52,6 +54,8 @@ def _entity_id(name: str, data: dict) -> int | str:
         if not isinstance(call_id, str) or not call_id.strip():
             raise Rejected(f"{name} has no data[CALL_ID]")
         return call_id
+    if EVENTS[name] == "comment" and isinstance(data.get("ID"), str):
+        data = {"FIELDS": {"ID": data["ID"]}}  # documented as data[ID] (UNCONFIRMED), unlike other CRM events
     where = "FIELDS" if not name.startswith("ONTASK") else "FIELDS_BEFORE" if name == "ONTASKDELETE" else "FIELDS_AFTER"
     fields = data.get(where)
     raw = fields.get("ID") if isinstance(fields, dict) else None

@@ -604,7 +604,23 @@ class Bitrix24CRM:
         if name.startswith("ONCRMACTIVITY"):
             lead_id = self._owner_of(int(object_id), deleted=name.endswith("DELETE"))
             return self.changes(lead_id, at=at) if lead_id else []
+        if name == "ONCRMTIMELINECOMMENTADD":
+            return self._comment_events(event.account, int(object_id), at)
         return []
+
+    def _comment_events(self, account: str, comment_id: int, at: int) -> list[Event]:
+        """A comment in one of our deals' timelines as comment.added (the author is `by`)."""
+        try:
+            c = self.client.call("crm.timeline.comment.get", {"id": comment_id})
+        except NotFound:
+            return []
+        if not c or str(c.get("ENTITY_TYPE") or "").lower() != self.entity.name:
+            return []
+        created = self._moment(c.get("CREATED"))
+        fields = {"lead_id": _int(c.get("ENTITY_ID")), "text": str(c.get("COMMENT") or ""),
+                  "by": _int(c.get("AUTHOR_ID")), "at": int(created.timestamp()) if created else at}
+        return [Event(account, "bitrix24", "comment.added", comment_id, fields,
+                      key=event_key("comment.added", comment_id))]
 
     def _owner_of(self, activity_id: int, *, deleted: bool) -> int | None:
         known = self.r.hget(self._key("activity_owner"), str(activity_id))

@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from connectors.bitrix24.client import Bitrix24Client
 
-# The events that change what rules see: deals, their activities, finished calls.
+# The events that change what rules see: deals, their activities, finished calls, comments.
 EVENTS = ("ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMDEALDELETE",
-          "ONCRMACTIVITYADD", "ONCRMACTIVITYUPDATE", "ONCRMACTIVITYDELETE", "ONVOXIMPLANTCALLEND")
+          "ONCRMACTIVITYADD", "ONCRMACTIVITYUPDATE", "ONCRMACTIVITYDELETE", "ONVOXIMPLANTCALLEND",
+          "ONCRMTIMELINECOMMENTADD")
 LEAD_EVENTS = ("ONCRMLEADADD", "ONCRMLEADUPDATE", "ONCRMLEADDELETE")
 
 

@@ -248,7 +248,17 @@ def comment_add(portal: Portal, params: Params, caller: Caller) -> int:
         portal.comments[comment_id] = {"ID": str(comment_id), "ENTITY_ID": str(entity_id),
                                        "ENTITY_TYPE": entity_type, "CREATED": portal.iso(),
                                        "COMMENT": str(fields["COMMENT"]), "AUTHOR_ID": str(author), "FILES": {}}
+    # The documented body carries data[ID], not data[FIELDS][ID] (onCrmTimelineCommentAdd).
+    portal.emit("ONCRMTIMELINECOMMENTADD", {"ID": str(comment_id)}, caller)
     return comment_id
+
+
+def comment_get(portal: Portal, params: Params) -> dict:
+    with portal.lock:
+        found = portal.comments.get(to_int(params.get("id"), "id"))
+        if found is None:
+            raise errors.not_found()
+        return copy.deepcopy(found)
 
 
 def comment_list(portal: Portal, params: Params) -> tuple[list[dict], int | None, int | None]:

@@ -307,6 +307,11 @@ def comment_add(sandbox, params, caller):
     return Answer(activities.comment_add(sandbox.portal, params, caller))
 
 
+@method("crm.timeline.comment.get")
+def comment_get(sandbox, params, caller):
+    return Answer(activities.comment_get(sandbox.portal, params))
+
+
 @method("crm.timeline.comment.list")
 def comment_list(sandbox, params, caller):
     return Answer(*activities.comment_list(sandbox.portal, params))

@@ -245,6 +245,10 @@ def test_lead_called_in_time_never_alerts(crm, r, stub):
     assert stats == {anna: {"count": 1, "median": 420.0, "p90": 420.0}}
 
 
+@pytest.mark.skip_crm("bitrix24", reason="a PBX call is bound to a contact, company or lead, never to a deal "
+                                          "(telephony.externalcall.register's CRM_ENTITY_TYPE), so a call whose "
+                                          "event was lost is not in the deal's timeline the timer reads (the "
+                                          "catch-up finds a call on the deal's client); comment events do arrive")
 def test_a_lost_webhook_is_found_in_the_crm_and_robot_notes_do_not_count(crm, r, stub):
     setup(crm, r)
     a, b = create_leads(crm, 2)

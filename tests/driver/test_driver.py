@@ -41,7 +41,6 @@ def test_a_lead_with_a_client_then_moved(crm):
     assert taken.fields["responsible_id"] == crm.user("Борис Иванов") == crm.lead(created.id).responsible
 
 
-NO_COMMENT_EVENTS = "the Bitrix24 sandbox sends no timeline-comment events (ONCRMTIMELINECOMMENTADD is not fired)"
 
 
 def test_a_task_moved_then_completed(crm):
@@ -63,7 +62,6 @@ def test_a_task_moved_then_completed(crm):
     assert (crm.task(task.id).completed, crm.task(task.id).result) == (True, "Договорились")
 
 
-@pytest.mark.skip_crm("bitrix24", reason=NO_COMMENT_EVENTS)
 def test_a_call_and_a_comment(crm):
     anna = crm.user("Анна Смирнова")
     lead_id = crm.create_lead("Новая заявка", phone="+7 902 000-11-22").id

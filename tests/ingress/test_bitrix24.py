@@ -50,6 +50,7 @@ def with_fields(name, **changed):
     ("task_deleted", "task", 123, "ONTASKDELETE", 1742807194),
     ("call_ended_missed", "call", "externalCall.7b0c7de811455ef32b18dc5917e4306a.1773239327",
      "ONVOXIMPLANTCALLEND", 1773239624),
+    ("comment_added", "comment", 999, "ONCRMTIMELINECOMMENTADD", 1466439714),
 ])
 def test_each_event_becomes_one_crm_changed_field_by_field(name, entity, entity_id, event, at):
     parsed = parser.parse(load.bitrix24(name), "b24")
@@ -64,6 +65,17 @@ def test_each_event_becomes_one_crm_changed_field_by_field(name, entity, entity_
 def test_every_fixture_is_a_handled_event_but_the_ignored_one():
     handled = {n for n in load.names("bitrix24") if dict(load.amocrm_pairs(n, "bitrix24"))["event"].upper() in parser.EVENTS}
     assert set(load.names("bitrix24")) - handled == {"company_added_ignored"}
+
+
+@pytest.mark.parametrize("changed, entity_id", [({}, 999), ({"data[ID]": None, "data[FIELDS][ID]": "998"}, 998)])
+def test_a_comment_event_is_taken_with_data_id_or_data_fields_id(changed, entity_id):
+    [e] = parser.parse(with_fields("comment_added", **changed), "b24").events
+    assert (e.entity_id, e.fields["entity"]) == (entity_id, "comment")
+
+
+def test_a_comment_event_without_an_id_is_rejected(b24):
+    resp = post(b24, with_fields("comment_added", **{"data[ID]": None, "data[FIELDS][X]": "1"}))
+    assert resp.status_code == 400 and resp.json["error"] == "ONCRMTIMELINECOMMENTADD has no valid data[FIELDS][ID]"
 
 
 def test_the_key_is_the_events_identity_not_the_handler_or_the_auth():

@@ -102,3 +102,19 @@ def test_completing_a_todo_sends_activity_update_and_task_events_carry_fields_af
     assert events[:3] == [("ONCRMACTIVITYADD", str(todo)), ("ONCRMACTIVITYUPDATE", str(todo)), ("ONTASKADD", task)]
     assert events[3][0] == "ONCRMACTIVITYADD"          # the task's own activity on the deal
     assert posts[2]["form"]["data[FIELDS_BEFORE]"] == "undefined" and posts[2]["form"]["data[IS_ACCESSIBLE_BEFORE]"] == "N"
+
+
+def test_a_timeline_comment_fires_its_event_with_data_id_as_documented(b24, receiver):
+    requests.post(b24.url + "/_sandbox/webhooks/outgoing", timeout=5,
+                  json={"handler": receiver.url + "/comments", "events": ["ONCRMTIMELINECOMMENTADD"]})
+    comment_id = result(b24, "crm.timeline.comment.add", {"fields": {"ENTITY_ID": 102, "ENTITY_TYPE": "deal",
+                                                                     "COMMENT": "Клиент просил написать"}})
+    post = receiver.wait_for(1)[0]
+    # onCrmTimelineCommentAdd's page shows "data": {"ID": 999}, not data[FIELDS][ID]
+    assert keys(post) == ["event", "event_handler_id", "data[ID]", "ts"] + WEBHOOK_AUTH_KEYS
+    assert post["form"]["event"] == "ONCRMTIMELINECOMMENTADD" and post["form"]["data[ID]"] == str(comment_id)
+    got = result(b24, "crm.timeline.comment.get", {"id": comment_id})
+    assert {k: got[k] for k in ("ID", "ENTITY_ID", "ENTITY_TYPE", "COMMENT", "AUTHOR_ID")} == {
+        "ID": str(comment_id), "ENTITY_ID": "102", "ENTITY_TYPE": "deal", "COMMENT": "Клиент просил написать",
+        "AUTHOR_ID": "1"}
+    assert hook(b24, "crm.timeline.comment.get", {"id": comment_id + 100}).status_code == 400

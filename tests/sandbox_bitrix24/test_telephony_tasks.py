@@ -107,3 +107,25 @@ def test_tasks_bound_to_a_deal(b24):
     assert hook(b24, "tasks.task.add", {"fields": {"TITLE": "x"}}).json()["error"] == "ERROR_CORE"
     assert hook(b24, "tasks.task.add", {"fields": {"TITLE": "x", "RESPONSIBLE_ID": 2, "UF_CRM_TASK": ["D_999999"]}}
                 ).json()["error"] == "ERROR_CORE"
+
+
+def test_register_binds_the_named_contact_or_lead_and_not_a_deal(b24):
+    token = app_token(b24)
+    deal = result(b24, "crm.deal.get", {"id": 102})
+    contact = int(deal["CONTACT_ID"])
+    # a number nobody has, bound to the deal's client as a call from its card is
+    named = app(b24, token, "telephony.externalcall.register",
+                {"USER_ID": 3, "PHONE_NUMBER": "79990007788", "TYPE": 1, "CRM_ENTITY_TYPE": "contact",
+                 "CRM_ENTITY_ID": contact}).json()["result"]
+    assert (named["CRM_ENTITY_TYPE"], named["CRM_ENTITY_ID"]) == ("CONTACT", contact)
+    record = app(b24, token, "telephony.externalcall.finish",
+                 {"CALL_ID": named["CALL_ID"], "USER_ID": 3, "DURATION": 30, "STATUS_CODE": "200"}).json()["result"]
+    listed = hook(b24, "voximplant.statistic.get", {"FILTER": {"CALL_ID": named["CALL_ID"]}}).json()["result"]
+    assert (listed[0]["CRM_ENTITY_TYPE"], listed[0]["CRM_ENTITY_ID"]) == ("CONTACT", str(contact))
+    activity = result(b24, "crm.activity.get", {"id": record["CRM_ACTIVITY_ID"]})
+    assert (activity["OWNER_TYPE_ID"], activity["OWNER_ID"]) == ("3", str(contact))
+    # DEAL is not one of register's CRM_ENTITY_TYPE values (CONTACT, COMPANY, LEAD): the phone decides
+    deal_named = app(b24, token, "telephony.externalcall.register",
+                     {"USER_ID": 3, "PHONE_NUMBER": "79990007789", "TYPE": 1, "CRM_ENTITY_TYPE": "DEAL",
+                      "CRM_ENTITY_ID": 102}).json()["result"]
+    assert (deal_named["CRM_ENTITY_TYPE"], deal_named["CRM_ENTITY_ID"]) == ("", 0)

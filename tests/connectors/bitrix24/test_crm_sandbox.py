@@ -163,6 +163,21 @@ def test_a_finished_call_becomes_call_ended_from_the_statistics(crm, portal):
     assert crm.call_outcome(reg["CALL_ID"]).value == "busy"
 
 
+def test_a_timeline_comment_on_a_deal_becomes_comment_added(crm):
+    on_deal = crm.client.call("crm.timeline.comment.add", {"fields": {
+        "ENTITY_TYPE": "deal", "ENTITY_ID": 102, "COMMENT": "Клиент просил написать", "AUTHOR_ID": 3}})
+    [event] = crm.expand(changed(on_deal, "ONCRMTIMELINECOMMENTADD", "comment"))
+    assert (event.kind, event.entity_id) == ("comment.added", on_deal)
+    f = event.fields
+    assert (f["lead_id"], f["text"], f["by"]) == (102, "Клиент просил написать", 3)
+    assert abs(f["at"] - datetime.now(timezone.utc).timestamp()) < 60   # the comment's CREATED, not the event's ts
+    on_contact = crm.client.call("crm.timeline.comment.add", {"fields": {
+        "ENTITY_TYPE": "contact", "ENTITY_ID": int(crm.client.call("crm.deal.get", {"id": 102})["CONTACT_ID"]),
+        "COMMENT": "Не про сделку"}})
+    assert crm.expand(changed(on_contact, "ONCRMTIMELINECOMMENTADD", "comment")) == []
+    assert crm.expand(changed(on_deal + 100, "ONCRMTIMELINECOMMENTADD", "comment")) == []   # deleted since
+
+
 def test_registration_binds_for_an_application_and_explains_for_a_webhook(portal, r):
     hook_url = "http://127.0.0.1:9/hooks/bitrix24/secret"
     said = registry.kind(account(portal)).register_webhooks(account(portal), r, hook_url)
@@ -171,12 +186,12 @@ def test_registration_binds_for_an_application_and_explains_for_a_webhook(portal
         "id": "acme", "crm": "bitrix24", "webhook_secret": "w" * 30,
         "bitrix24": oauth_settings(portal, _refresh_token(portal)).model_dump()}]}).accounts[0]
     kind = registry.kind(app_account)
-    assert kind.register_webhooks(app_account, r, hook_url).startswith("bound 7 events")
+    assert kind.register_webhooks(app_account, r, hook_url).startswith("bound 8 events")
     assert kind.register_webhooks(app_account, r, hook_url).startswith("bound 0 events")
     bound = requests.get(portal.url + "/_sandbox/handlers", timeout=5).json()["bound"]
     assert {h["event"].upper() for h in bound if h.get("handler") == hook_url} >= {"ONCRMDEALUPDATE",
                                                                                     "ONVOXIMPLANTCALLEND"}
-    assert kind.unregister_webhooks(app_account, r, hook_url) == "unbound 7 events"
+    assert kind.unregister_webhooks(app_account, r, hook_url) == "unbound 8 events"
     assert registry.budget_key(app_account) == registry.budget_key(account(portal))   # one bucket per portal
 
 
