@@ -21,7 +21,7 @@ import redis
 
 from connectors.amocrm.errors import AmoCRMError, AmoCRMGaveUp, AuthError, describe
 from connectors.http import HttpClient
-from connectors.oauth import EXPIRY_MARGIN, TokenProvider, SharedTokenPair  # noqa: F401 (re-exported)
+from connectors.oauth import SharedTokenPair
 from reglament.config import OAuth
 
 log = logging.getLogger(__name__)

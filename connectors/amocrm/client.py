@@ -25,11 +25,12 @@ import requests
 
 from connectors.amocrm import filters as f
 from connectors.amocrm import finders
-from connectors.amocrm.auth import REAUTHORIZE, LongLivedToken, OAuthTokens, TokenProvider
+from connectors.amocrm.auth import REAUTHORIZE, LongLivedToken, OAuthTokens
 from connectors.amocrm.errors import AmoCRMGaveUp, AuthError, NotFoundError, error_for
 from connectors.amocrm.idempotency import ActionLog, IdempotentCreator
 from connectors.http import DEFAULT_TIMEOUT, GaveUp, HttpClient
 from connectors.ratelimit import RateLimiter
+from connectors.oauth import TokenProvider
 from reglament import keys
 from reglament.config import AmoCRMSettings
 

@@ -19,7 +19,7 @@ import redis
 
 from connectors import idempotency
 from connectors.amocrm.errors import AmbiguousWriteError, AmoCRMError, AmoCRMGaveUp, ApiError, AuthError
-from connectors.idempotency import BATCH, DONE_TTL, PENDING_TTL, Finder, Pending  # noqa: F401 (re-exported)
+from connectors.idempotency import Finder, Pending
 from connectors.ratelimit import OverLimit
 
 # POSTs the payloads and returns amoCRM's list of created entries ({"id", "request_id", ...}).
