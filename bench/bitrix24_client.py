@@ -64,6 +64,26 @@ def fresh(b24) -> None:
     requests.post(b24.url + "/_sandbox/clock", json={"advance": 3600}, timeout=5)
 
 
+def shared_bucket(redis_url: str, b24, processes: int, calls: int) -> tuple[int, int, float, float]:
+    """`processes` processes each make `calls` single reads at once through one portal's bucket,
+    from an empty bucket: (requests, 503 answers, wall seconds, the fastest wall time the bucket allows)."""
+    fresh(b24)
+    go, out = mp.Event(), mp.Queue()
+    procs = [mp.Process(target=reader, args=(redis_url, b24.webhook_url, calls, go, out)) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    time.sleep(1.0)  # every process connected and waiting
+    started = time.monotonic()
+    go.set()
+    done = sum(out.get(timeout=600) for _ in procs)
+    wall = time.monotonic() - started
+    for p in procs:
+        p.join(10)
+    entries = log(b24)
+    # The bucket lets BURST through at once, then RATE a second: the fastest possible wall time.
+    return len(entries), sum(e["status"] == 503 for e in entries), wall, max(0.0, (done - BURST) / RATE)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--deals", type=int, default=5000)
@@ -93,24 +113,8 @@ def main() -> None:
                   f"(minimum 1 + ceil({pages - 1}/50) = {1 + -(-(pages - 1) // 50)}), "
                   f"{sum(e['status'] == 503 for e in entries)} x 503, {time.monotonic() - started:.1f} s")
 
-            fresh(b24)
-            go, out = mp.Event(), mp.Queue()
-            procs = [mp.Process(target=reader, args=(redis_server.url, b24.webhook_url, args.calls, go, out))
-                     for _ in range(args.processes)]
-            for p in procs:
-                p.start()
-            time.sleep(1.0)  # every process connected and waiting
-            started = time.monotonic()
-            go.set()
-            done = sum(out.get(timeout=600) for _ in procs)
-            wall = time.monotonic() - started
-            for p in procs:
-                p.join(10)
-            entries = log(b24)
-            refused = sum(e["status"] == 503 for e in entries)
-            # The bucket lets BURST through at once, then RATE a second: the fastest possible wall time.
-            best = max(0.0, (done - BURST) / RATE)
-            print(f"{args.processes} processes x {args.calls} reads: {len(entries)} requests, {refused} x 503, "
+            requests_sent, refused, wall, best = shared_bucket(redis_server.url, b24, args.processes, args.calls)
+            print(f"{args.processes} processes x {args.calls} reads: {requests_sent} requests, {refused} x 503, "
                   f"{wall:.1f} s (the bucket allows {best:.1f} s: ratio {best / wall if wall else 0:.2f})")
     finally:
         redis_server.stop()

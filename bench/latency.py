@@ -13,10 +13,8 @@ the STATUS_TASKS table. The clock for each change stops when the sandbox stores 
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,9 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
 import requests  # noqa: E402
-import yaml  # noqa: E402
 
-from bench.service import WORKER, clean_up, stop, wait_http  # noqa: E402
+from bench.service import ALL_DAY, clean_up, start_service, stop  # noqa: E402
 from connectors.amocrm import AmoCRMClient  # noqa: E402
 from connectors.amocrm.webhooks import register  # noqa: E402
 from reglament.config import AmoCRMSettings  # noqa: E402
@@ -57,20 +54,13 @@ def main() -> None:
     account = SandboxAccount()
     amo = SandboxServer(account, token=TOKEN, rate_limit=args.rate_limit).start()
     port = free_port()
-    cfg = tmp / "config.yaml"
-    cfg.write_text(yaml.safe_dump({
-        "public_url": f"http://127.0.0.1:{port}", "redis_url": redis_server.url, "log_format": "text",
-        "accounts": [{"id": "bench", "webhook_secret": SECRET,
-                      "amocrm": {"base_url": amo.url, "long_lived_token": TOKEN, "rate_limit": args.rate_limit},
-                      "working_hours": {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
-                      "holidays_country": None}]}, allow_unicode=True), encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    web = subprocess.Popen([sys.executable, "-m", "shell.cli", "web", "--config", str(cfg), "--port", str(port),
-                            "--workers", "2"], env=env, stderr=open(tmp / "web.log", "w"))
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(cfg)], env=env, stderr=open(tmp / "worker.log", "w"))
+    procs: list = []
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz")
-
+        procs += start_service(tmp, port, {
+            "public_url": f"http://127.0.0.1:{port}", "redis_url": redis_server.url, "log_format": "text",
+            "accounts": [{"id": "bench", "webhook_secret": SECRET,
+                          "amocrm": {"base_url": amo.url, "long_lived_token": TOKEN, "rate_limit": args.rate_limit},
+                          "working_hours": ALL_DAY, "holidays_country": None}]})
         # The leads, made before our webhook is subscribed: "Новая заявка", no tasks, the fields the table reads.
         now = account.now()
         fields = {f.name: f.id for f in account.fields["leads"].values()}
@@ -136,7 +126,7 @@ def main() -> None:
         print("  by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(by_kind.items())))
         print(f"leads with exactly one open task: {sum(1 for n in tasks_per_lead if n == 1)}/{len(lead_ids)}")
     finally:
-        stop([worker, web])
+        stop(procs)
         amo.stop()
         redis_server.stop()
         clean_up(tmp)

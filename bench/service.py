@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,6 +15,7 @@ from urllib.parse import urlencode
 
 import redis
 import requests
+import yaml
 
 from connectors.amocrm import AmoCRMClient
 from reglament.config import AmoCRMSettings
@@ -29,6 +31,23 @@ context.set_settings(settings, r)   # what the worker must do at start
 run(r, [a.id for a in settings.accounts])
 """
 ALL_DAY = {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+
+
+def start_service(tmp: Path, port: int, settings: dict) -> list[subprocess.Popen]:
+    """`reglament web` on `port` (2 gunicorn workers) and the worker process, with `settings` as
+    their config file in `tmp` (their logs beside it), once the web answers /healthz."""
+    cfg = tmp / "config.yaml"
+    cfg.write_text(yaml.safe_dump(settings, allow_unicode=True), encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    procs = [subprocess.Popen([sys.executable, "-m", "shell.cli", "web", "--config", str(cfg), "--port", str(port),
+                               "--workers", "2"], env=env, stderr=open(tmp / "web.log", "w")),
+             subprocess.Popen([sys.executable, "-c", WORKER, str(cfg)], env=env, stderr=open(tmp / "worker.log", "w"))]
+    try:
+        wait_http(f"http://127.0.0.1:{port}/healthz")
+    except BaseException:
+        stop(procs)
+        raise
+    return procs
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
