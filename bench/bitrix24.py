@@ -40,6 +40,7 @@ from app.bitrix24.parser import EVENTS  # noqa: E402
 from bench import bitrix24_client  # noqa: E402
 from bench.latency import STATUSES  # noqa: E402
 from bench.service import ALL_DAY, clean_up, start_service, stop  # noqa: E402
+from bench.sweep import TERMINAL, ceil  # noqa: E402
 from jobs import context, sweep  # noqa: E402
 from reglament.config import Settings  # noqa: E402
 from sandbox.bitrix24 import Credentials, Portal, PortalServer  # noqa: E402
@@ -52,10 +53,6 @@ APP_TOKEN = "bench-bitrix24-application-token"
 PAGE, BATCH = 50, 50
 
 
-def ceil(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def account(webhook_url: str, rate: float, burst: int) -> dict:
     # No catch-up: its minutely pass would be counted as the changes' requests.
     return {"id": "bench", "webhook_secret": SECRET, "crm": "bitrix24", "timezone": "Europe/Moscow",
@@ -65,9 +62,9 @@ def account(webhook_url: str, rate: float, burst: int) -> dict:
 
 
 def by_kind(entries: list[dict]) -> str:
-    kinds = Counter(e["method"] + ("[" + ",".join(sorted(set(c if isinstance(c, str) else str(c)
-                                                               for c in e["commands"]))) + "]"
-                                   if e.get("commands") else "") for e in entries)
+    """Requests by method; a batch by the methods of its commands."""
+    kinds = Counter(e["method"] + (f"[{','.join(sorted(set(map(str, e['commands']))))}]" if e.get("commands") else "")
+                    for e in entries)
     return ", ".join(f"{k} {v}" for k, v in sorted(kinds.items()))
 
 
@@ -166,9 +163,8 @@ def sweep_run(args, redis_url: str) -> dict:
         with b24.portal.lock:
             portal = b24.portal
             names = {s["STATUS_ID"]: s for s in portal.stages(0)}
-            terminal = {"Отказ", "Расторгнут договор", "Завершил"}
             active = [d for d in portal.deals.values() if d["STAGE_ID"] in names
-                      and not names[d["STAGE_ID"]]["_terminal"] and names[d["STAGE_ID"]]["NAME"] not in terminal]
+                      and not names[d["STAGE_ID"]]["_terminal"] and names[d["STAGE_ID"]]["NAME"] not in TERMINAL]
             acts = [a for a in portal.activities.values() if a.get("COMPLETED") != "Y"]
         todos = sum(1 for p in result.fixed for a in p.actions if type(a).__name__ == "CreateTask")
         notes = sum(1 for p in result.fixed for a in p.actions if type(a).__name__ == "AddNote")
