@@ -53,7 +53,7 @@ def create_app(account: SandboxAccount | None = None, token: str = DEFAULT_TOKEN
     @app.after_request
     def record(response: Response) -> Response:
         if request.path.startswith(("/api/", "/oauth2/")):
-            current().requests.add(request.method, request.path, request.query_string.decode("latin-1"),
+            current().requests.record(request.method, request.path, request.query_string.decode("latin-1"),
                                    response.status_code, g.get("started", time.time()), g.get("user_id"))
         return response
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import requests
 
+from sandbox.indexed_log import IndexedLog
+
 from . import payloads
 from .state import Change, SandboxAccount
 
@@ -39,11 +41,9 @@ class WebhookDispatcher:
         self.account = account
         self.retry_delays = tuple(retry_delays)
         self.timeout = timeout
-        self.log_limit = log_limit
         self._lock = threading.Condition()
         self._workers: dict[str, _Worker] = {}
-        self._log: list[dict] = []
-        self._log_offset = 0       # index of _log[0]: indexes stay stable when old entries are dropped
+        self._log = IndexedLog(log_limit)  # every delivery attempt, with stable indexes
         self._pending = 0
         self._stopped = False
         account.add_listener(self.publish)
@@ -95,25 +95,16 @@ class WebhookDispatcher:
                 self._lock.notify_all()
 
     def _record(self, d: Delivery, status: int | None, error: str | None, ok: bool, final: bool) -> None:
-        with self._lock:
-            self._log.append({"index": self._log_offset + len(self._log), "time": time.time(),
-                              "destination": d.destination, "settings": d.settings, "sections": d.sections,
-                              "attempt": d.attempt, "status": status, "ok": ok, "final": final, "error": error,
-                              "body": d.body})
-            if len(self._log) > self.log_limit:
-                drop = len(self._log) - self.log_limit
-                del self._log[:drop]
-                self._log_offset += drop
+        self._log.add({"time": time.time(), "destination": d.destination, "settings": d.settings,
+                       "sections": d.sections, "attempt": d.attempt, "status": status, "ok": ok, "final": final,
+                       "error": error, "body": d.body})
 
     # ------------------------------------------------------------ inspecting
     def log(self, since: int = 0) -> list[dict]:
-        with self._lock:
-            return [dict(e) for e in self._log if e["index"] >= since]
+        return self._log.since(since)
 
     def clear_log(self) -> None:
-        with self._lock:
-            self._log_offset += len(self._log)
-            self._log.clear()
+        self._log.clear()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Block until every queued delivery is done (delivered or given up); False on timeout."""

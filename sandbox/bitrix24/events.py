@@ -22,6 +22,8 @@ from urllib.parse import urlencode
 
 import requests
 
+from sandbox.indexed_log import IndexedLog
+
 from .auth import ACCESS_TTL, SCOPE, Auth
 from .errors import ApiError
 from .portal import Caller, Portal
@@ -67,14 +69,12 @@ class Events:
         self.portal = portal
         self.auth = auth
         self.timeout = timeout
-        self.log_limit = log_limit
         self.handlers: list[Handler] = []
         self.webhooks: dict[int, dict] = {}   # outgoing webhooks: id -> {handler, events, application_token}
         self._ids = 0
         self._lock = threading.Condition()
         self._senders: dict[str, _Sender] = {}
-        self._log: list[dict] = []
-        self._offset = 0
+        self._log = IndexedLog(log_limit)  # every event sent, with stable indexes
         self._pending = 0
         self._stopped = False
         portal.add_listener(self.publish)
@@ -175,27 +175,20 @@ class Events:
             status = answer.status_code
         except requests.RequestException as e:
             error = f"{type(e).__name__}: {e}"
-        with self._lock:   # never retried, whatever happened
-            self._log.append({"index": self._offset + len(self._log), "time": time.time(), "event": event,
-                              "handler": handler.url, "event_handler_id": handler.id, "kind": handler.kind,
-                              "status": status, "ok": status is not None and 200 <= status < 300, "error": error,
-                              "body": body})
-            if len(self._log) > self.log_limit:
-                drop = len(self._log) - self.log_limit
-                del self._log[:drop]
-                self._offset += drop
+        # Never retried, whatever happened.
+        self._log.add({"time": time.time(), "event": event, "handler": handler.url, "event_handler_id": handler.id,
+                       "kind": handler.kind, "status": status, "ok": status is not None and 200 <= status < 300,
+                       "error": error, "body": body})
+        with self._lock:
             self._pending -= 1
             self._lock.notify_all()
 
     # ------------------------------------------------------------------ inspecting
     def log(self, since: int = 0) -> list[dict]:
-        with self._lock:
-            return [dict(e) for e in self._log if e["index"] >= since]
+        return self._log.since(since)
 
     def clear_log(self) -> None:
-        with self._lock:
-            self._offset += len(self._log)
-            self._log.clear()
+        self._log.clear()
 
     def wait_idle(self, timeout: float = 5.0) -> bool:
         """Block until every queued delivery is done; False on timeout."""
