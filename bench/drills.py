@@ -50,6 +50,7 @@ from reglament import lifeline  # noqa: E402
 from reglament.config import AmoCRMSettings  # noqa: E402
 from reglament.runtime import published  # noqa: E402
 from shell.redis_server import free_port  # noqa: E402
+from bench.service import new_leads  # noqa: E402
 
 TOKEN = "drill-token-0123456789"
 SECRET = "drill-webhook-secret-0123456"
@@ -125,15 +126,7 @@ class Service:
 
     def leads(self, n: int) -> list[int]:
         """Leads in «Новая заявка» with no task and the fields the status table reads."""
-        now = self.account.now()
-        fields = {f.name: f.id for f in self.account.fields["leads"].values()}
-        values = [{"field_id": fields["Дата перезвона"], "values": [{"value": now + 86400}]},
-                  {"field_id": fields["Дата пробного"], "values": [{"value": now + 3 * 86400}]},
-                  {"field_id": fields["Окончание абонемента"], "values": [{"value": now + 30 * 86400}]}]
-        made = self.account.add_leads([{"name": f"Учения {i}", "responsible_user_id": 9100001 + i % 3,
-                                        "custom_fields_values": values} for i in range(n)],
-                                      self.account.info.current_user_id)
-        return [lead.id for lead, _ in made]
+        return new_leads(self.account, n, "Учения")
 
     def burst(self, ids: list[int]) -> None:
         """A status change for every lead, made in the sandbox's page as managers would, all at once."""

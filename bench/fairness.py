@@ -42,7 +42,8 @@ import redis  # noqa: E402
 import requests  # noqa: E402
 import yaml  # noqa: E402
 
-from bench.service import ALL_DAY, WORKER, clean_up, post_all, status_bodies, stop, wait_http  # noqa: E402
+from bench.service import (ALL_DAY, WORKER, clean_up, new_leads, post_all, status_bodies, stop,  # noqa: E402
+                           wait_http)
 from connectors.amocrm import AmoCRMClient  # noqa: E402
 from connectors.amocrm.webhooks import register  # noqa: E402
 from reglament.config import AmoCRMSettings  # noqa: E402
@@ -86,15 +87,7 @@ class Quiet:
 
     def leads(self, n: int) -> list[int]:
         """Leads in «Новая заявка» with the fields the status table reads, made before our webhook is subscribed."""
-        now = self.account.now()
-        fields = {f.name: f.id for f in self.account.fields["leads"].values()}
-        values = [{"field_id": fields["Дата перезвона"], "values": [{"value": now + 86400}]},
-                  {"field_id": fields["Дата пробного"], "values": [{"value": now + 3 * 86400}]},
-                  {"field_id": fields["Окончание абонемента"], "values": [{"value": now + 30 * 86400}]}]
-        made = self.account.add_leads([{"name": f"Замер {i}", "responsible_user_id": 9100001 + i % 3,
-                                        "custom_fields_values": values} for i in range(n)],
-                                      self.account.info.current_user_id)
-        return [lead.id for lead, _ in made]
+        return new_leads(self.account, n, "Замер")
 
     def changes(self, lead_ids: list[int], rate: float) -> list[float]:
         """Change each lead's status at `rate` per second; each change's seconds until its task (None: none in 30 s)."""

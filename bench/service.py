@@ -33,6 +33,18 @@ run(r, [a.id for a in settings.accounts])
 ALL_DAY = {d: "00:00-24:00" for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
 
 
+def new_leads(account, n: int, name: str) -> list[int]:
+    """n leads in the amoCRM sandbox's «Новая заявка», with the fields the status table reads."""
+    now = account.now()
+    fields = {f.name: f.id for f in account.fields["leads"].values()}
+    values = [{"field_id": fields["Дата перезвона"], "values": [{"value": now + 86400}]},
+              {"field_id": fields["Дата пробного"], "values": [{"value": now + 3 * 86400}]},
+              {"field_id": fields["Окончание абонемента"], "values": [{"value": now + 30 * 86400}]}]
+    made = account.add_leads([{"name": f"{name} {i}", "responsible_user_id": 9100001 + i % 3,
+                               "custom_fields_values": values} for i in range(n)], account.info.current_user_id)
+    return [lead.id for lead, _ in made]
+
+
 def start_service(tmp: Path, port: int, settings: dict) -> list[subprocess.Popen]:
     """`reglament web` on `port` (2 gunicorn workers) and the worker process, with `settings` as
     their config file in `tmp` (their logs beside it), once the web answers /healthz."""
