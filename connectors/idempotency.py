@@ -50,11 +50,13 @@ BATCH = 50
 
 @dataclass
 class Pending:
-    """One item to create: its action key, the CRM payload, and when it was first sent."""
+    """One item to create: its action key, the CRM payload, when it was first sent, and its
+    kind (what the action log files it under; one send may mix kinds)."""
 
     action_key: str
     payload: dict
     started_at: float | None = None
+    kind: str = ""
 
 
 class PartlyCreated(ConnectorError):
@@ -84,10 +86,10 @@ class ActionLog:
     def key(self, kind: str, action_key: str) -> str:
         return keys.key(self.account, self.system, "created", kind, action_key)
 
-    def states(self, kind: str, action_keys: Sequence[str]) -> list[tuple[str, float | int] | None]:
-        """For each key: ("done", id), ("pending", started_at) or None."""
+    def states(self, items: Sequence[tuple[str, str]]) -> list[tuple[str, float | int] | None]:
+        """For each (kind, action key): ("done", id), ("pending", started_at) or None."""
         found = []
-        for raw in (self.r.mget([self.key(kind, k) for k in action_keys]) if action_keys else []):
+        for raw in (self.r.mget([self.key(kind, k) for kind, k in items]) if items else []):
             value = raw.decode() if isinstance(raw, bytes) else raw
             if value is None:
                 found.append(None)
@@ -97,18 +99,18 @@ class ActionLog:
                 found.append(("done", int(value)))
         return found
 
-    def mark_pending(self, kind: str, items: Sequence[Pending]) -> None:
+    def mark_pending(self, items: Sequence[Pending]) -> None:
         with self.r.pipeline() as p:
             for item in items:
-                p.set(self.key(kind, item.action_key), f"pending:{item.started_at:.3f}", ex=PENDING_TTL)
+                p.set(self.key(item.kind, item.action_key), f"pending:{item.started_at:.3f}", ex=PENDING_TTL)
             p.execute()
 
     def record(self, kind: str, action_key: str, entity_id: int) -> None:
         self.r.set(self.key(kind, action_key), str(int(entity_id)), ex=DONE_TTL)
 
-    def forget(self, kind: str, action_keys: Sequence[str]) -> None:
-        if action_keys:
-            self.r.delete(*[self.key(kind, k) for k in action_keys])
+    def forget(self, items: Sequence[Pending]) -> None:
+        if items:
+            self.r.delete(*[self.key(p.kind, p.action_key) for p in items])
 
 
 class IdempotentCreator:
@@ -137,49 +139,62 @@ class IdempotentCreator:
 
     def create(self, kind: str, items: Sequence[tuple[str, dict]], *, send: Sender, find: Finder | None,
                allow_missing: bool = False) -> list[int | None]:
-        """Ids for (action_key, payload) items, in order; None only where `allow_missing` and the CRM made none."""
-        for action_key, _ in items:
+        """Ids for (action_key, payload) items of one kind, in order; None only where
+        `allow_missing` and the CRM made none."""
+        return self.create_mixed([(kind, k, p) for k, p in items], send=send, find=find, allow_missing=allow_missing)
+
+    def create_mixed(self, items: Sequence[tuple[str, str, dict]], *, send: Sender, find: Finder | None,
+                     allow_missing: bool = False) -> list[int | None]:
+        """Ids for (kind, action_key, payload) items, in order: several kinds in one send (a
+        Bitrix24 batch carries a to-do and its note together). Action keys must differ across
+        kinds within one call; `send` and `find` see each Pending's kind."""
+        for _, action_key, _ in items:
             if not action_key or not isinstance(action_key, str):
                 raise ValueError("every create needs a non-empty action key (a string)")
-        first: dict[str, dict] = {}
-        for action_key, payload in items:
-            first.setdefault(action_key, payload)  # the same action twice in one call is one create
+        first: dict[str, Pending] = {}
+        for kind, action_key, payload in items:
+            # The same action twice in one call is one create.
+            first.setdefault(action_key, Pending(action_key, payload, kind=kind))
         result: dict[str, int | None] = {}
         to_send: list[Pending] = []
         unresolved: list[Pending] = []
-        for action_key, state in zip(first, self.actions.states(kind, list(first))):
+        for item, state in zip(first.values(), self.actions.states([(p.kind, p.action_key) for p in first.values()])):
             if state is None:
-                to_send.append(Pending(action_key, first[action_key]))
+                to_send.append(item)
             elif state[0] == "done":
-                result[action_key] = int(state[1])
+                result[item.action_key] = int(state[1])
             else:
-                unresolved.append(Pending(action_key, first[action_key], float(state[1])))
+                item.started_at = float(state[1])
+                unresolved.append(item)
         if unresolved:
             if find is None:
                 raise self.ambiguous_error(
-                    f"an earlier attempt to create {kind} for {', '.join(p.action_key for p in unresolved)} "
-                    "may or may not have succeeded, and it cannot be looked up; not sending it again")
-            found = self._look_up(kind, unresolved, find)
+                    f"an earlier attempt to create {_kinds(unresolved)} for "
+                    f"{', '.join(p.action_key for p in unresolved)} may or may not have succeeded, and it cannot "
+                    "be looked up; not sending it again")
+            found = self._look_up(unresolved, find)
             result.update(found)
             to_send += [p for p in unresolved if p.action_key not in found]
         for start in range(0, len(to_send), self.batch):
-            result.update(self._send(kind, to_send[start:start + self.batch], send, find, allow_missing))
-        return [result.get(action_key) for action_key, _ in items]
+            result.update(self._send(to_send[start:start + self.batch], send, find, allow_missing))
+        return [result.get(action_key) for _, action_key, _ in items]
 
-    def _look_up(self, kind: str, items: list[Pending], find: Finder) -> dict[str, int]:
+    def _look_up(self, items: list[Pending], find: Finder) -> dict[str, int]:
         found = find(items)
+        kinds = {p.action_key: p.kind for p in items}
         for action_key, entity_id in found.items():
-            self.actions.record(kind, action_key, entity_id)
+            self.actions.record(kinds[action_key], action_key, entity_id)
         if found:
-            log.info("%s %s already created by an earlier unclear attempt: %s", self.name, kind, ", ".join(found))
+            log.info("%s %s already created by an earlier unclear attempt: %s", self.name, _kinds(items),
+                     ", ".join(found))
         return found
 
-    def _send(self, kind: str, chunk: list[Pending], send: Sender, find: Finder | None,
+    def _send(self, chunk: list[Pending], send: Sender, find: Finder | None,
               allow_missing: bool) -> dict[str, int | None]:
         now = time.time()
         for item in chunk:
             item.started_at = item.started_at or now
-        self.actions.mark_pending(kind, chunk)
+        self.actions.mark_pending(chunk)
         done: dict[str, int | None] = {}
         remaining = list(chunk)
         unclear = False
@@ -191,37 +206,44 @@ class IdempotentCreator:
             except AmbiguousFailure as exc:
                 unclear = True
                 if find is None:
-                    raise self.ambiguous_error(f"creating {kind} may or may not have succeeded ({exc.last}), and "
-                                               "it cannot be looked up; not sending it again") from None
+                    raise self.ambiguous_error(f"creating {_kinds(remaining)} may or may not have succeeded "
+                                               f"({exc.last}), and it cannot be looked up; not sending it again"
+                                               ) from None
                 if attempt >= self.attempts:
                     raise self.gave_up_error(exc.system, exc.method, exc.path, attempt, exc.last) from None
                 # Give the lost attempt time to land before looking for it.
                 self.sleep(self.backoff(attempt))
-                found = self._look_up(kind, remaining, find)
+                found = self._look_up(remaining, find)
                 done.update(found)
                 remaining = [p for p in remaining if p.action_key not in found]
                 if not remaining:
                     return done
                 continue
             except PartlyCreated as exc:
+                kinds = {p.action_key: p.kind for p in remaining}
                 for action_key, entity_id in exc.created.items():
-                    self.actions.record(kind, action_key, entity_id)
+                    self.actions.record(kinds[action_key], action_key, entity_id)
                 if not unclear:
-                    self.actions.forget(kind, list(exc.errors))
+                    self.actions.forget([p for p in remaining if p.action_key in exc.errors])
                 raise
             except self.refused:
                 # Refused outright (4xx, credentials, or refused by the rate limit until the budget
                 # ran out): nothing was created, unless an earlier attempt of this loop was unclear.
                 if not unclear:
-                    self.actions.forget(kind, [p.action_key for p in remaining])
+                    self.actions.forget(remaining)
                 raise
             for item in remaining:
                 entity_id = ids.get(item.action_key)
                 if entity_id is not None:
-                    self.actions.record(kind, item.action_key, entity_id)
+                    self.actions.record(item.kind, item.action_key, entity_id)
                 elif allow_missing:
-                    self.actions.forget(kind, [item.action_key])
+                    self.actions.forget([item])
                 else:
-                    raise self.error(f"{self.name} answered the create of {kind} without an id for {item.action_key}")
+                    raise self.error(f"{self.name} answered the create of {item.kind} without an id for "
+                                     f"{item.action_key}")
                 done[item.action_key] = entity_id
             return done
+
+
+def _kinds(items: Sequence[Pending]) -> str:
+    return ", ".join(dict.fromkeys(p.kind for p in items))

@@ -13,7 +13,7 @@ and one executor applies the actions through a connector.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Any, Literal, Protocol, Union
@@ -129,6 +129,12 @@ class LeadSnapshot:
     last_task_id: int | None = None
     calls: tuple[Call, ...] = ()     # recent calls, oldest first; optional, no rule needs them yet
     own_task_ids: frozenset[int] = frozenset()  # the open tasks Reglament made (it may close or replace them)
+
+    @classmethod
+    def of(cls, lead: Lead, tasks: Iterable[Task]) -> "LeadSnapshot":
+        """The lead with its open tasks (by due time); last_task_id is the newest of them."""
+        open_tasks = tuple(sorted((t for t in tasks if not t.is_completed), key=lambda t: (t.due, t.id)))
+        return cls(lead=lead, open_tasks=open_tasks, last_task_id=max((t.id for t in open_tasks), default=None))
 
     def people_tasks(self) -> tuple[Task, ...]:
         """The open tasks a person made (Reglament leaves them alone)."""
@@ -347,9 +353,10 @@ class CRM(Protocol):
         ...
 
     def get_lead_snapshot(self, lead_id: int) -> LeadSnapshot | None:
-        """The lead with its open tasks, last_task_id and custom values by logical name,
-        read fresh (not from a cache). None when the lead is deleted, not found or outside
-        the configured pipeline."""
+        """The lead with its open tasks, last_task_id and custom values by logical name, read
+        fresh: not from a cache, except the reading `expand` made seconds ago in the same job
+        when no write of Reglament's came since. None when the lead is deleted, not found or
+        outside the configured pipeline."""
         ...
 
     def list_active_leads_with_open_tasks(self, cursor: str | None = None) -> SnapshotPage:

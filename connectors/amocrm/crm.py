@@ -332,7 +332,7 @@ class AmoCRM:
         if raw.get("closest_task_at") is not None or self._made_task_lately(lead.id):
             tasks = [self._task(t, names) for t in
                      self.client.tasks(entity_type="leads", entity_ids=[lead.id], is_completed=False)]
-        return _snapshot(lead, tasks)
+        return LeadSnapshot.of(lead, tasks)
 
     def _active_stages(self, names: Names) -> list[tuple[int, int]]:
         terminal = self.settings.terminal_statuses
@@ -356,7 +356,7 @@ class AmoCRM:
         for raw in raws:
             lead = self._lead(raw, names)
             if lead.closed is None and self._watched(lead, names):
-                snapshots.append(_snapshot(lead, by_lead.get(lead.id, ())))
+                snapshots.append(LeadSnapshot.of(lead, by_lead.get(lead.id, ())))
         if not more:
             self._sweep = None
         return SnapshotPage(tuple(snapshots), f"{session}:{int(page) + 1}" if more else None)
@@ -615,7 +615,3 @@ class AmoCRM:
         at = self.r.zscore(keys.key(self.account.id, "amocrm", "tasks_made"), str(lead_id))
         return at is not None and time.time() - float(at) < MADE_LATELY
 
-
-def _snapshot(lead: Lead, tasks: Iterable[Task]) -> LeadSnapshot:
-    open_tasks = tuple(sorted((t for t in tasks if not t.is_completed), key=lambda t: (t.due, t.id)))
-    return LeadSnapshot(lead=lead, open_tasks=open_tasks, last_task_id=max((t.id for t in open_tasks), default=None))

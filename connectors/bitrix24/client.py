@@ -248,29 +248,61 @@ class Bitrix24Client:
         batches keyed by the action key's hash; returns the new ids in order. After an
         ambiguous failure `find` looks for what the lost attempt made before anything is
         sent again (without `find`, AmbiguousWriteError instead of a resend)."""
+        return self.creator.create(kind, items, send=self._sender({}, lambda p: method), find=find)  # type: ignore
+
+    def write(self, commands: Mapping[str, Command], creates: Sequence[tuple[str, str, Mapping[str, Any]]]
+              ) -> dict[str, int]:
+        """Updates and creates in one batch when they fit (50 commands): `commands` first and in
+        order (updates, safe to repeat), then `creates`, (kind, action_key, params) of the
+        kinds in CREATES, each made once per action key. Returns the new ids by action key.
+        An update's error is raised after the creates are recorded, so a retry sends only
+        what is left."""
+        if not creates or len(commands) + len(creates) > BATCH:
+            if commands:
+                self.batch(commands).raise_first()
+            commands = {}
+        sent: list[BatchResult] = []
+
+        def find(pending: list[Pending]) -> dict[str, int]:
+            found: dict[str, int] = {}
+            for kind in dict.fromkeys(p.kind for p in pending):
+                found.update(CREATES[kind][1](self, [p for p in pending if p.kind == kind]))
+            return found
+
+        ids = self.creator.create_mixed(list(creates), send=self._sender(commands, lambda p: CREATES[p.kind][0],
+                                                                         sent), find=find) if creates else []
+        if commands and not sent:
+            # The one batch's outcome was unclear, yet its creates were found: send the updates again.
+            self.batch(commands).raise_first()
+        for answer in sent:
+            answer.raise_first()
+        return {key: i for (_, key, _), i in zip(creates, ids) if i is not None}
+
+    def _sender(self, commands: Mapping[str, Command], method_of, sent: list | None = None):
+        """The creator's sender: one batch of `commands` (until an answer came back) and the
+        pending creates, keyed by the action key's hash."""
         def send(pending: list[Pending]) -> dict[str, int | None]:
             by_name = {command_key(p.action_key): p for p in pending}
-            answer = self.batch({name: (method, p.payload) for name, p in by_name.items()})
-            created = {by_name[n].action_key: created_id(r) for n, r in answer.results.items()}
-            failed = {by_name[n].action_key: err for n, err in answer.errors.items()}
+            updates = dict(commands) if commands and not sent else {}
+            answer = self.batch({**updates, **{name: (method_of(p), p.payload) for name, p in by_name.items()}})
+            if updates and sent is not None:
+                sent.append(BatchResult(errors={k: v for k, v in answer.errors.items() if k in updates}))
+            created = {by_name[n].action_key: created_id(r) for n, r in answer.results.items() if n in by_name}
+            failed = {by_name[n].action_key: err for n, err in answer.errors.items() if n in by_name}
             if failed and len(failed) == 1 and not created:
                 raise next(iter(failed.values()))
             if failed:
                 raise PartlyCreated({k: v for k, v in created.items() if v is not None}, failed)
             return created
-        return self.creator.create(kind, items, send=send, find=find)  # type: ignore[return-value]
+        return send
 
-    def add_todos(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
-        """crm.activity.todo.add once per action key: {ownerTypeId, ownerId, deadline, title, responsibleId, ...}."""
-        return self.create("todos", "crm.activity.todo.add", items, find=lambda p: finders.todos(self, p))
-
-    def add_tasks(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
-        """tasks.task.add once per action key: {"fields": {TITLE, RESPONSIBLE_ID, DEADLINE, UF_CRM_TASK, ...}}."""
-        return self.create("tasks", "tasks.task.add", items, find=lambda p: finders.tasks(self, p))
-
-    def add_comments(self, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
-        """crm.timeline.comment.add once per action key: {"fields": {ENTITY_TYPE, ENTITY_ID, COMMENT}}."""
-        return self.create("comments", "crm.timeline.comment.add", items, find=lambda p: finders.comments(self, p))
+    def add(self, kind: str, items: Sequence[tuple[str, Mapping[str, Any]]]) -> list[int]:
+        """Create items (action_key, params) of one kind in CREATES once per action key; the new ids in order:
+        "todos" (crm.activity.todo.add: {ownerTypeId, ownerId, deadline, title, responsibleId, ...}),
+        "tasks" (tasks.task.add: {"fields": {TITLE, RESPONSIBLE_ID, DEADLINE, UF_CRM_TASK, ...}}),
+        "comments" (crm.timeline.comment.add: {"fields": {ENTITY_TYPE, ENTITY_ID, COMMENT}})."""
+        ids = self.write({}, [(kind, key, params) for key, params in items])
+        return [ids[key] for key, _ in items]
 
     # ---------------------------------------------------------------- plumbing
 
@@ -318,6 +350,14 @@ class Bitrix24Client:
         except GaveUp as exc:
             # The path in exc names the webhook code; say the method instead.
             raise e.Bitrix24GaveUp(exc.system, "POST", method, exc.attempts, exc.last) from None
+
+
+# What `write` creates: kind → (method, how to look for an unclear attempt's entity).
+CREATES: dict[str, tuple[str, Any]] = {
+    "todos": ("crm.activity.todo.add", finders.todos),
+    "tasks": ("tasks.task.add", finders.tasks),
+    "comments": ("crm.timeline.comment.add", finders.comments),
+}
 
 
 def command_key(action_key: str) -> str:

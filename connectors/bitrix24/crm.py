@@ -27,7 +27,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -54,6 +54,8 @@ NAMES_TTL = 600                 # seconds the portal's vocabulary is trusted
 SWEEP_PAGE = 250
 CALLS_SEEN_TTL = 7 * 86400     # the catch-up never looks back further than this
 STATE_TTL = 90 * 86400          # a deal untouched this long is seen afresh (its first event is a baseline)
+REUSE = 5.0                     # seconds a deal's reading serves the job that made it (see _read)
+OURS_TTL = 86400                # how long the echo of a to-do or comment we made is expected
 DATE_TYPES = frozenset({"date", "datetime"})
 ACTIVITY_SELECT = ["ID", "OWNER_TYPE_ID", "OWNER_ID", "PROVIDER_ID", "SUBJECT", "DEADLINE", "RESPONSIBLE_ID",
                    "COMPLETED", "CREATED", "ASSOCIATED_ENTITY_ID", "DESCRIPTION", "AUTHOR_ID", "EDITOR_ID"]
@@ -81,6 +83,17 @@ class Entity:
     prefix: str          # UF_CRM_TASK binding prefix
     stage: str           # the stage's field
     semantic: str        # P / S / F
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A deal and its open activities as one `_read` found them, and the deal's count of our
+    writes (`_writes_key`) just before: while that count stands, nothing Reglament did has
+    changed the deal since."""
+    at: float            # time.monotonic()
+    writes: int
+    deal: dict
+    acts: list[dict]
 
 
 ENTITIES = {"deals": Entity("deal", 2, "D", "STAGE_ID", "STAGE_SEMANTIC_ID"),
@@ -191,6 +204,7 @@ class Bitrix24CRM:
                                         lambda: Names.read(self.client, self.entity), Names.from_json)
         self._pipeline_of: dict[int, str] = {}
         self._sweep: tuple[str, list[LeadSnapshot]] | None = None
+        self._readings: dict[int, Reading] = {}
 
     @classmethod
     def for_account(cls, account: Account, r: redis.Redis, settings: RuleSettings | None = None,
@@ -358,29 +372,60 @@ class Bitrix24CRM:
     def _next_steps(rows: Iterable[dict]) -> list[dict]:
         return [a for a in rows if a.get("PROVIDER_ID") not in NOT_NEXT_STEPS]
 
+    def _writes_key(self, lead_id: int) -> str:
+        return self._key("writes", lead_id)
+
     def _read(self, lead_id: int, extra: Mapping[str, tuple[str, dict]] | None = None
               ) -> tuple[dict, list[dict], dict] | None:
-        """The deal, its open activities and any extra calls, in one batch; None when the deal is gone."""
+        """The deal, its open activities and any extra calls, in one batch; None when the deal is gone.
+
+        The reading is kept for REUSE seconds: a crm.changed job reads the deal in `expand`
+        and then the executor asks for its snapshot, and Bitrix24's 2 requests a second
+        should not pay twice for one look."""
+        writes = int(self.r.get(self._writes_key(lead_id)) or 0)
         calls = {"lead": (f"crm.{self.entity.name}.get", {"id": lead_id}), "acts": self._open_activities([lead_id]),
                  **(extra or {})}
         answer = self.client.batch(calls)
         if isinstance(answer.errors.get("lead"), NotFound):
+            self._readings.pop(lead_id, None)
             return None
         answer.raise_first()
         found = dict(answer.results)
         if "acts" in answer.next:  # more than a page of open activities: rare, read the rest
             found["acts"] = self.client.list(*self._open_activities([lead_id]))
-        return found["lead"], self._next_steps(items_of(found["acts"])), found
+        deal, acts = found["lead"], self._next_steps(items_of(found["acts"]))
+        now = time.monotonic()
+        self._readings = {i: g for i, g in self._readings.items() if now - g.at < REUSE}
+        self._readings[lead_id] = Reading(now, writes, deal, acts)
+        return deal, acts, found
+
+    def _reading(self, lead_id: int) -> Reading | None:
+        """The deal's reading of the last REUSE seconds, if no write of ours came since."""
+        got = self._readings.get(lead_id)
+        if got is None or time.monotonic() - got.at >= REUSE:
+            return None
+        if int(self.r.get(self._writes_key(lead_id)) or 0) != got.writes:
+            del self._readings[lead_id]
+            return None
+        return got
 
     def get_lead_snapshot(self, lead_id: int) -> LeadSnapshot | None:
-        got = self._read(lead_id)
-        if got is None:
-            return None
+        """The deal and its open activities: the reading `expand` made a moment ago in this
+        job when no write of ours came since (a person's change since then brings its own
+        event), else one batch."""
+        reading = self._reading(lead_id)
+        if reading is not None:
+            deal, acts = reading.deal, reading.acts
+        else:
+            got = self._read(lead_id)
+            if got is None:
+                return None
+            deal, acts, _ = got
         names = self.names()
-        lead = self._lead(got[0], names)
+        lead = self._lead(deal, names)
         if not self._watched(lead, names):
             return None
-        return _snapshot(lead, [self._task(a) for a in got[1]])
+        return LeadSnapshot.of(lead, [self._task(a) for a in acts])
 
     def get_lead(self, lead_id: int) -> Lead | None:
         try:
@@ -433,7 +478,7 @@ class Bitrix24CRM:
             for raw in got["leads"]:
                 lead = self._lead(raw, names)
                 if lead.closed is None:
-                    snapshots.append(_snapshot(lead, by_lead.get(lead.id, ())))
+                    snapshots.append(LeadSnapshot.of(lead, by_lead.get(lead.id, ())))
             self._sweep = (session, snapshots)
         start = int(page) * SWEEP_PAGE
         everything = self._sweep[1]
@@ -601,6 +646,9 @@ class Bitrix24CRM:
                 return [Event(event.account, "bitrix24", "lead.deleted", lead_id, {"lead_id": lead_id, "at": at},
                               key=event_key("lead.deleted", lead_id))]
             return self.changes(lead_id, at=at, added=name.endswith("ADD"))
+        if name in ("ONCRMACTIVITYADD", "ONCRMTIMELINECOMMENTADD") and \
+                self._ours("activity" if name == "ONCRMACTIVITYADD" else "comment", int(object_id)):
+            return []  # the echo of our own to-do or comment: already in the deal's last state
         if name.startswith("ONCRMACTIVITY"):
             lead_id = self._owner_of(int(object_id), deleted=name.endswith("DELETE"))
             return self.changes(lead_id, at=at) if lead_id else []
@@ -787,12 +835,14 @@ class Bitrix24CRM:
     # ------------------------------------------------------------------ writes
 
     def apply(self, actions: Sequence[Action]) -> dict[str, int]:
-        """Every name is resolved before anything is sent, so a wrong name changes nothing."""
+        """Every name is resolved before anything is sent, so a wrong name changes nothing.
+        New deals first; then deal updates, activity changes, new to-dos and comments go in
+        one batch (Bitrix24 runs a batch's commands in order)."""
         created: dict[str, int] = {}
         lead_updates: dict[int, dict] = {}
         task_changes: dict[int, dict] = {}
-        new_tasks: list[tuple[str, CreateTask]] = []
-        notes: list[tuple[str, dict]] = []
+        new_tasks: list[CreateTask] = []
+        notes: list[tuple[str, str, dict]] = []
         for a in actions:
             if isinstance(a, CreateLead):
                 continue
@@ -814,36 +864,101 @@ class Bitrix24CRM:
             elif isinstance(a, SetTaskResponsible):
                 task_changes.setdefault(a.task_id, {})["responsible"] = a.user_id
             elif isinstance(a, CreateTask):
-                new_tasks.append((a.action_key, a))
+                new_tasks.append(a)
             elif isinstance(a, AddNote):
-                notes.append((a.action_key, {"fields": {"ENTITY_TYPE": self.entity.name, "ENTITY_ID": a.lead_id,
-                                                        "COMMENT": a.text}}))
+                notes.append(("comments", a.action_key, {"fields": {
+                    "ENTITY_TYPE": self.entity.name, "ENTITY_ID": a.lead_id, "COMMENT": a.text}}))
             else:
                 raise TypeError(f"cannot apply {type(a).__name__}")
         for a in actions:
             if isinstance(a, CreateLead):
                 created[a.action_key] = self._create_lead(a)
-        # Deals, then activities: a batch each (Bitrix24 runs a batch's commands in order anyway).
-        for commands in ({f"u{lead_id}": (f"crm.{self.entity.name}.update", {"id": lead_id, "fields": fields})
-                          for lead_id, fields in lead_updates.items()}, self._task_commands(task_changes)):
-            if commands:
-                self.client.batch(commands).raise_first()
-        if new_tasks:
-            created.update(self._create_tasks(new_tasks))
-        if notes:
-            created.update(zip((k for k, _ in notes), self.client.add_comments(notes)))
+        commands = {f"u{lead_id}": (f"crm.{self.entity.name}.update", {"id": lead_id, "fields": fields})
+                    for lead_id, fields in lead_updates.items()}
+        commands.update(self._task_commands(task_changes))
+        touched = {getattr(a, "lead_id", None) for a in actions if not isinstance(a, AddNote)} - {None}
+        try:
+            if commands or new_tasks or notes:
+                created.update(self.client.write(commands, [self._create(a) for a in new_tasks] + notes))
+        finally:
+            self._wrote(touched)
+        made = {a.action_key: a for a in new_tasks if a.action_key in created}
+        if self.b24.next_step == "task" and made:
+            created.update(self._activities_of({key: created[key] for key in made}))
+        self._remember_ours(made.values(), created, [key for _, key, _ in notes if key in created])
         return created
 
+    def _wrote(self, lead_ids: Iterable[int]) -> None:
+        """Count a write on each deal: a reading made before it is no longer served (_reading)."""
+        ids = list(lead_ids)
+        if ids:
+            with self.r.pipeline(transaction=False) as p:
+                for i in ids:
+                    p.incr(self._writes_key(i))
+                    p.expire(self._writes_key(i), STATE_TTL)
+                p.execute()
+            for i in ids:
+                self._readings.pop(i, None)
+
+    def _ours_key(self, kind: str, object_id: int) -> str:
+        return self._key("ours", kind, object_id)
+
+    def _remember_ours(self, tasks: Iterable[CreateTask], created: Mapping[str, int], note_keys: Iterable[str]) -> None:
+        """What we made, so its ONCRM…ADD event costs no request: each to-do goes into its
+        deal's last state (a later change of it is then seen), and its id and each comment's
+        are marked as ours. A to-do of a deal never seen is left to its event (the baseline)."""
+        by_lead: dict[int, dict[int, TaskState]] = defaultdict(dict)
+        for a in tasks:
+            by_lead[a.lead_id][created[a.action_key]] = TaskState(int(a.due.timestamp()),
+                                                                  a.responsible_id or self.own_user_id(),
+                                                                  self._title(a))
+        ours = [self._ours_key("comment", created[k]) for k in note_keys]
+        for lead_id, made in by_lead.items():
+            if self._add_to_state(lead_id, made):
+                ours += [self._ours_key("activity", i) for i in made]
+                self.r.hset(self._key("activity_owner"), mapping={str(i): lead_id for i in made})
+        if ours:
+            with self.r.pipeline(transaction=False) as p:
+                for key in ours:
+                    p.set(key, 1, ex=OURS_TTL)
+                p.execute()
+
+    def _add_to_state(self, lead_id: int, tasks: Mapping[int, TaskState]) -> bool:
+        """Add open activities to the deal's last state (atomically: WATCH); False when none is kept."""
+        key = self._state_key(lead_id)
+
+        def add(pipe) -> bool:
+            raw = pipe.get(key)
+            if raw is None:
+                return False
+            state = DealState.from_json(raw)
+            pipe.multi()
+            pipe.set(key, replace(state, tasks={**state.tasks, **tasks}).to_json(), ex=STATE_TTL)
+            return True
+
+        return self.r.transaction(add, key, value_from_callable=True)
+
+    def _ours(self, kind: str, object_id: int) -> bool:
+        """Whether this object is one we made and its add event is here for the first time."""
+        return bool(self.r.delete(self._ours_key(kind, object_id)))
+
     def _task_commands(self, changes: Mapping[int, dict]) -> dict[str, tuple[str, dict]]:
-        """The writes for activity changes; the activities are read first (one batch) for their kind and owner."""
+        """The writes for activity changes. Each activity's kind and owner come from its deal's
+        reading of this job (_reading) or, for the rest, one batch of reads."""
         if not changes:
             return {}
-        read = self.client.batch({f"a{i}": ("crm.activity.get", {"id": i}) for i in changes})
+        known: dict[int, dict] = {}
+        for lead_id in list(self._readings):
+            reading = self._reading(lead_id)
+            known.update({int(a["ID"]): a for a in (reading.acts if reading else ())})
+        unknown = [i for i in changes if i not in known]
+        if unknown:
+            read = self.client.batch({f"a{i}": ("crm.activity.get", {"id": i}) for i in unknown})
+            for i in unknown:
+                known[i] = read[f"a{i}"]
         commands: dict[str, tuple[str, dict]] = {}
         for task_id, change in changes.items():
-            if f"a{task_id}" in read.errors:
-                raise read.errors[f"a{task_id}"]
-            act = read.results[f"a{task_id}"]
+            act = known[task_id]
             owner = {"ownerTypeId": int(act["OWNER_TYPE_ID"]), "ownerId": int(act["OWNER_ID"]), "id": task_id}
             if act.get("PROVIDER_ID") == "TASKS_TASK" and _int(act.get("ASSOCIATED_ENTITY_ID")):
                 task = int(act["ASSOCIATED_ENTITY_ID"])
@@ -878,26 +993,27 @@ class Bitrix24CRM:
                 commands[f"f{task_id}"] = ("crm.activity.update", {"id": task_id, "fields": fields})
         return commands
 
-    def _create_tasks(self, items: list[tuple[str, CreateTask]]) -> dict[str, int]:
-        """To-dos (default) or tasks bound to the deal; either way the ids returned are activity ids."""
-        def rendered(a: CreateTask) -> str:
-            return self.settings.important.render(a.text, a.task_type, ())[0] if a.important else a.text
+    def _title(self, a: CreateTask) -> str:
+        return self.settings.important.render(a.text, a.task_type, ())[0] if a.important else a.text
 
+    def _create(self, a: CreateTask) -> tuple[str, str, dict]:
+        """A new task for client.write: a to-do (default) or a task bound to the deal."""
+        responsible = a.responsible_id or self.own_user_id()
         if self.b24.next_step == "todo":
-            todos = [(key, {"ownerTypeId": self.entity.owner_type, "ownerId": a.lead_id, "deadline": self._iso(a.due),
-                            "title": rendered(a), **({"responsibleId": a.responsible_id} if a.responsible_id else {})})
-                     for key, a in items]
-            return dict(zip((k for k, _ in todos), self.client.add_todos(todos)))
-        own = self.own_user_id()
-        tasks = [(key, {"fields": {"TITLE": rendered(a), "DEADLINE": self._iso(a.due),
-                                   "RESPONSIBLE_ID": a.responsible_id or own,
-                                   "UF_CRM_TASK": [f"{self.entity.prefix}_{a.lead_id}"]}}) for key, a in items]
-        task_ids = self.client.add_tasks(tasks)
+            return "todos", a.action_key, {"ownerTypeId": self.entity.owner_type, "ownerId": a.lead_id,
+                                           "deadline": self._iso(a.due), "title": self._title(a),
+                                           **({"responsibleId": responsible} if responsible else {})}
+        return "tasks", a.action_key, {"fields": {"TITLE": self._title(a), "DEADLINE": self._iso(a.due),
+                                                  "RESPONSIBLE_ID": responsible,
+                                                  "UF_CRM_TASK": [f"{self.entity.prefix}_{a.lead_id}"]}}
+
+    def _activities_of(self, task_ids: Mapping[str, int]) -> dict[str, int]:
+        """The activity ids of new tasks (what the rules know them by), by action key."""
         rows = self.client.list("crm.activity.list", {"filter": {"PROVIDER_ID": "TASKS_TASK",
-                                                                 "@ASSOCIATED_ENTITY_ID": task_ids},
+                                                                 "@ASSOCIATED_ENTITY_ID": list(task_ids.values())},
                                                       "select": ["ID", "ASSOCIATED_ENTITY_ID"]})
         activity_of = {int(r["ASSOCIATED_ENTITY_ID"]): int(r["ID"]) for r in rows}
-        return {key: activity_of.get(t, t) for (key, _), t in zip(tasks, task_ids)}
+        return {key: activity_of.get(t, t) for key, t in task_ids.items()}
 
     def _create_lead(self, a: CreateLead) -> int:
         """The deal and, unless the client has one, its contact, each created once per action key."""
@@ -929,7 +1045,3 @@ class Bitrix24CRM:
                 raise UnknownName(f"{self.entity.name} {lead_id} not found", kind=kinds.LEAD, name=str(lead_id))
         return self._pipeline_of[lead_id]
 
-
-def _snapshot(lead: Lead, tasks: Iterable[Task]) -> LeadSnapshot:
-    open_tasks = tuple(sorted((t for t in tasks if not t.is_completed), key=lambda t: (t.due, t.id)))
-    return LeadSnapshot(lead=lead, open_tasks=open_tasks, last_task_id=max((t.id for t in open_tasks), default=None))

@@ -340,7 +340,7 @@ class Bitrix24Driver(CrmDriver):
         calls = []
         for req in requests.get(self.server.url + "/_sandbox/requests", params={"since": mark.requests},
                                 timeout=5).json():
-            # a batch is one request: counted by its first command (ours never mix kinds of writes)
+            # a batch is one request, named by its first command (a write batch: deal updates first)
             commands = req.get("commands") or []
             method = (commands[0] if isinstance(commands, list) and commands else
                       next(iter(commands.values()), "") if isinstance(commands, dict) else "") or req.get("method") or ""

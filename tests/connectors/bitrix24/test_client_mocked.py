@@ -174,7 +174,7 @@ def test_503_query_limit_is_retried_even_for_a_write_and_writes_once(mocked, mak
         return 200, {}, json.dumps(b.batch_answer({name: {"id": 999} for name in json.loads(request.body)["cmd"]}))
 
     mocked.add_callback(responses.POST, url("batch"), callback=todo_add)
-    ids = make_b24().add_todos([("next:deal:7405:UC_CAME", {"ownerTypeId": 2, "ownerId": 7405, "title": "Продать",
+    ids = make_b24().add("todos", [("next:deal:7405:UC_CAME", {"ownerTypeId": 2, "ownerId": 7405, "title": "Продать",
                                                             "deadline": "2026-11-24T12:00:00+03:00"})])
     assert ids == [999]
     assert len(mocked.calls) == 3 and len(created) == 1 and len(sleeps) == 2
@@ -348,10 +348,10 @@ TODO_PARAMS = {"ownerTypeId": 2, "ownerId": 7405, "deadline": "2026-11-24T12:00:
 def test_after_an_ambiguous_failure_the_todo_is_looked_up_not_sent_again(mocked, make_b24, failure):
     server = TodoPortal(mocked, lose=1, failure=failure)
     client = make_b24()
-    assert client.add_todos([("next:deal:7405:UC_CAME", TODO_PARAMS)]) == [1000]
+    assert client.add("todos", [("next:deal:7405:UC_CAME", TODO_PARAMS)]) == [1000]
     assert server.adds == 1 and len(server.todos) == 1
     calls = len(mocked.calls)
-    assert client.add_todos([("next:deal:7405:UC_CAME", TODO_PARAMS)]) == [1000]   # remembered: no request at all
+    assert client.add("todos", [("next:deal:7405:UC_CAME", TODO_PARAMS)]) == [1000]   # remembered: no request at all
     assert len(mocked.calls) == calls
 
 
@@ -359,7 +359,7 @@ def test_a_pending_key_from_a_crashed_process_is_looked_up_first(r, mocked, make
     server = TodoPortal(mocked)
     server.todos.append({**b.TODO, "ID": "777", "OWNER_ID": "7405"})           # made by the crashed attempt
     r.set(keys.key(ACCOUNT, "bitrix24", "created", "todos", "next:deal:7405:UC_CAME"), "pending:1790000000.000")
-    assert make_b24().add_todos([("next:deal:7405:UC_CAME", {**TODO_PARAMS, "deadline": "2026-11-24T09:00:00+00:00"})]) \
+    assert make_b24().add("todos", [("next:deal:7405:UC_CAME", {**TODO_PARAMS, "deadline": "2026-11-24T09:00:00+00:00"})]) \
         == [777]                                                               # the same moment in another offset
     assert server.adds == 0
 
@@ -373,7 +373,7 @@ def test_a_clearly_refused_create_is_forgotten_and_a_partial_batch_records_its_s
 
     mocked.add_callback(responses.POST, url("batch"), callback=batch)
     with pytest.raises(PartlyCreated) as caught:
-        make_b24().add_todos([("a", TODO_PARAMS), ("b", {**TODO_PARAMS, "ownerId": 1})])
+        make_b24().add("todos", [("a", TODO_PARAMS), ("b", {**TODO_PARAMS, "ownerId": 1})])
     assert caught.value.created == {"a": 5} and isinstance(caught.value.errors["b"], NotFound)
     log = lambda k: r.get(keys.key(ACCOUNT, "bitrix24", "created", "todos", k))  # noqa: E731
     assert log("a") == b"5" and log("b") is None
@@ -391,7 +391,7 @@ def test_a_kind_without_a_look_up_is_never_resent_after_an_ambiguous_failure(moc
 
 def test_a_create_batch_is_keyed_by_the_action_keys_hash(mocked, make_b24):
     TodoPortal(mocked)
-    ids = make_b24().add_todos([(f"next:deal:{i}", {**TODO_PARAMS, "ownerId": i}) for i in range(60)])
+    ids = make_b24().add("todos", [(f"next:deal:{i}", {**TODO_PARAMS, "ownerId": i}) for i in range(60)])
     assert len(set(ids)) == 60
     names = [n for c in mocked.calls for n in sent(c)["cmd"]]
     assert names[:2] == [command_key("next:deal:0"), command_key("next:deal:1")]

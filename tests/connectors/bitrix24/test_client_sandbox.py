@@ -85,7 +85,7 @@ def test_query_limit_is_retried_and_the_todo_written_once(portal, clock, make_b2
         clock.advance(1.0)  # the portal drains 2 a second while we back off
 
     client = make_b24(settings(portal), sleep=wait)
-    [todo_id] = client.add_todos([("next:deal:105:UC_CAME", TODO)])
+    [todo_id] = client.add("todos", [("next:deal:105:UC_CAME", TODO)])
     assert [c["status"] for c in calls(portal)] == [503, 200]
     assert [int(t["ID"]) for t in open_todos(client, 105)] == [todo_id]
 
@@ -109,11 +109,11 @@ class LosingSession(requests.Session):
 def test_after_a_lost_answer_the_todo_is_found_not_made_twice(portal, make_b24):
     session = LosingSession()
     client = make_b24(settings(portal), session=session)
-    [todo_id] = client.add_todos([("next:deal:105:UC_CAME", TODO)])
+    [todo_id] = client.add("todos", [("next:deal:105:UC_CAME", TODO)])
     assert session.lost == 1
     assert [int(t["ID"]) for t in open_todos(client, 105)] == [todo_id]
     forget_calls(portal)
-    assert client.add_todos([("next:deal:105:UC_CAME", TODO)]) == [todo_id]
+    assert client.add("todos", [("next:deal:105:UC_CAME", TODO)]) == [todo_id]
     assert calls(portal) == []                               # remembered in Redis
 
 
@@ -121,10 +121,10 @@ def test_a_lost_comment_is_found_too(portal, make_b24):
     session = LosingSession()
     client = make_b24(settings(portal), session=session)
     comment = {"fields": {"ENTITY_TYPE": "deal", "ENTITY_ID": 105, "COMMENT": "Регламент: задача «Продать»"}}
-    [first] = client.add_comments([("note:deal:105:1", comment)])
+    [first] = client.add("comments", [("note:deal:105:1", comment)])
     session.lost = 0  # lose the next write batch's answer again: the comment batch
     session.request = _losing_for(session, "crm.timeline.comment.add")
-    [second] = client.add_comments([("note:deal:105:2", {"fields": {**comment["fields"], "COMMENT": "второй"}})])
+    [second] = client.add("comments", [("note:deal:105:2", {"fields": {**comment["fields"], "COMMENT": "второй"}})])
     texts = [c["COMMENT"] for c in client.list("crm.timeline.comment.list",
                                                {"filter": {"ENTITY_TYPE": "deal", "ENTITY_ID": 105}})]
     assert texts.count("второй") == 1 and texts.count(comment["fields"]["COMMENT"]) == 1 and first != second
@@ -136,7 +136,7 @@ def test_a_lost_task_is_found_too(portal, make_b24):
     client = make_b24(settings(portal), session=session)
     task = {"fields": {"TITLE": "Продать", "RESPONSIBLE_ID": 2, "DEADLINE": "2026-12-01T12:00:00+03:00",
                        "UF_CRM_TASK": ["D_105"]}}
-    [task_id] = client.add_tasks([("next:deal:105:task", task)])
+    [task_id] = client.add("tasks", [("next:deal:105:task", task)])
     found = client.list("tasks.task.list", {"filter": {"UF_CRM_TASK": "D_105"}, "select": ["ID", "TITLE"]})
     assert [int(t["id"]) for t in found] == [task_id]
     sent = [c["commands"] for c in calls(portal) if c["method"] == "batch"]
