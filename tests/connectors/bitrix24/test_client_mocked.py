@@ -305,11 +305,14 @@ def test_a_refused_refresh_marks_the_pair_broken_and_says_what_to_do(r, mocked, 
 
 
 class TodoPortal:
-    """crm.activity.todo.add through batch, and crm.activity.list, with memory.
-    `lose` batches are carried out and then answered with a failure (a lost reply)."""
+    """crm.activity.todo.add, crm.timeline.comment.add and crm.deal.update through batch, and
+    the lists that find them, with memory. `lose` batches are carried out and then answered
+    with a failure (a lost reply)."""
 
     def __init__(self, mocked, *, lose=0, failure=(500, {}, json.dumps(b.INTERNAL))):
         self.todos: list[dict] = []
+        self.comments: list[dict] = []
+        self.updates: list[dict] = []
         self.adds = 0
         self.lose = lose
         self.failure = failure
@@ -331,6 +334,18 @@ class TodoPortal:
             elif method == "crm.activity.list":
                 rows = [t for t in self.todos if t["OWNER_ID"] == params["filter[OWNER_ID]"]]
                 results[name], totals[name] = rows, len(rows)
+            elif method == "crm.timeline.comment.add":
+                self.adds += 1
+                self.comments.append({"ID": str(5000 + len(self.comments)), "ENTITY_TYPE": params["fields[ENTITY_TYPE]"],
+                                      "ENTITY_ID": params["fields[ENTITY_ID]"], "COMMENT": params["fields[COMMENT]"],
+                                      "CREATED": "2026-11-24T10:00:00+03:00"})
+                results[name] = int(self.comments[-1]["ID"])
+            elif method == "crm.timeline.comment.list":
+                rows = [c for c in self.comments if c["ENTITY_ID"] == params["filter[ENTITY_ID]"]]
+                results[name], totals[name] = rows, len(rows)
+            elif method == "crm.deal.update":
+                self.updates.append(params)
+                results[name] = True
         if self.lose and any(t.startswith("crm.activity.todo.add") for t in cmds.values()):
             self.lose -= 1
             if isinstance(self.failure, Exception):
@@ -352,6 +367,34 @@ def test_after_an_ambiguous_failure_the_todo_is_looked_up_not_sent_again(mocked,
     assert server.adds == 1 and len(server.todos) == 1
     calls = len(mocked.calls)
     assert client.add("todos", [("next:deal:7405:UC_CAME", TODO_PARAMS)]) == [1000]   # remembered: no request at all
+    assert len(mocked.calls) == calls
+
+
+NOTE_PARAMS = {"fields": {"ENTITY_TYPE": "deal", "ENTITY_ID": 7405, "COMMENT": "Reglament: поставлена задача"}}
+UPDATE = ("crm.deal.update", {"id": 7405, "fields": {"UF_CRM_TRIAL_AT": "2026-11-25"}})
+
+
+def test_a_write_sends_updates_a_to_do_and_its_note_in_one_batch_updates_first(mocked, make_b24):
+    server = TodoPortal(mocked)
+    ids = make_b24().write({"u7405": UPDATE}, [("todos", "next:7405", TODO_PARAMS), ("comments", "note:7405", NOTE_PARAMS)])
+    assert ids == {"next:7405": 1000, "note:7405": 5000}
+    [call] = mocked.calls
+    assert [m for m, _ in batch_cmds(call).values()] == ["crm.deal.update", "crm.activity.todo.add",
+                                                         "crm.timeline.comment.add"]
+    assert len(server.updates) == 1
+
+
+@pytest.mark.parametrize("failure", [(500, {}, json.dumps(b.INTERNAL)), requests.ReadTimeout("read timed out")],
+                         ids=["500", "read timeout"])
+def test_after_an_unclear_write_both_kinds_are_looked_up_and_the_update_sent_again(mocked, make_b24, failure):
+    server = TodoPortal(mocked, lose=1, failure=failure)
+    client = make_b24()
+    creates = [("todos", "next:7405", TODO_PARAMS), ("comments", "note:7405", NOTE_PARAMS)]
+    assert client.write({"u7405": UPDATE}, creates) == {"next:7405": 1000, "note:7405": 5000}
+    assert server.adds == 2 and len(server.todos) == 1 and len(server.comments) == 1   # nothing made twice
+    assert len(server.updates) == 2                  # the update, safe to repeat, went again on its own
+    calls = len(mocked.calls)
+    assert client.write({}, creates) == {"next:7405": 1000, "note:7405": 5000}      # remembered: no request
     assert len(mocked.calls) == calls
 
 
