@@ -10,7 +10,8 @@ are counted from the sandbox's own log (/_sandbox/requests), where a batch is on
    sandbox's page at `--per-second`, cycling through the stages of the STATUS_TASKS table.
    The clock for a change stops when the sandbox stores its to-do. Requests per change
    are over the fewest possible: one batch to read the deal with its activities, one to
-   add the to-do (the ONCRMACTIVITYADD event our own to-do causes is read too, and counted);
+   add the to-do (with its note, and any field the rule sets). Every request the portal
+   answered in the run is counted, those the events of our own writes cause too;
 2. sweep: jobs.sweep over `--deals` deals (10% of the active ones without a to-do); the
    fewest: every page of active deals and of open activities packed 50 to a batch, and one
    batch per 50 to-dos added;

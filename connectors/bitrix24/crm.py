@@ -56,6 +56,13 @@ CALLS_SEEN_TTL = 7 * 86400     # the catch-up never looks back further than this
 STATE_TTL = 90 * 86400          # a deal untouched this long is seen afresh (its first event is a baseline)
 REUSE = 5.0                     # seconds a deal's reading serves the job that made it (see _read)
 OURS_TTL = 86400                # how long the echo of a to-do or comment we made is expected
+ECHO_TTL = 60                   # how long the update event of a deal whose fields we wrote is expected
+# Take one expected update event of a deal (1), or none is expected (0).
+TAKE_ECHO = """
+local n = tonumber(redis.call('GET', KEYS[1]) or '0')
+if n > 0 then redis.call('DECR', KEYS[1]) return 1 end
+return 0
+"""
 DATE_TYPES = frozenset({"date", "datetime"})
 ACTIVITY_SELECT = ["ID", "OWNER_TYPE_ID", "OWNER_ID", "PROVIDER_ID", "SUBJECT", "DEADLINE", "RESPONSIBLE_ID",
                    "COMPLETED", "CREATED", "ASSOCIATED_ENTITY_ID", "DESCRIPTION", "AUTHOR_ID", "EDITOR_ID"]
@@ -205,6 +212,7 @@ class Bitrix24CRM:
         self._pipeline_of: dict[int, str] = {}
         self._sweep: tuple[str, list[LeadSnapshot]] | None = None
         self._readings: dict[int, Reading] = {}
+        self._take_echo = r.register_script(TAKE_ECHO)
 
     @classmethod
     def for_account(cls, account: Account, r: redis.Redis, settings: RuleSettings | None = None,
@@ -645,6 +653,8 @@ class Bitrix24CRM:
                 self.r.delete(self._state_key(lead_id))
                 return [Event(event.account, "bitrix24", "lead.deleted", lead_id, {"lead_id": lead_id, "at": at},
                               key=event_key("lead.deleted", lead_id))]
+            if name.endswith("UPDATE") and self._take_echo(keys=[self._echo_key(lead_id)]):
+                return []  # the event of our own field write (see _expect_echoes)
             return self.changes(lead_id, at=at, added=name.endswith("ADD"))
         if name in ("ONCRMACTIVITYADD", "ONCRMTIMELINECOMMENTADD") and \
                 self._ours("activity" if name == "ONCRMACTIVITYADD" else "comment", int(object_id)):
@@ -882,6 +892,7 @@ class Bitrix24CRM:
                 created.update(self.client.write(commands, [self._create(a) for a in new_tasks] + notes))
         finally:
             self._wrote(touched)
+        self._expect_echoes([i for i, fields in lead_updates.items() if all(k.startswith("UF_") for k in fields)])
         made = {a.action_key: a for a in new_tasks if a.action_key in created}
         if self.b24.next_step == "task" and made:
             created.update(self._activities_of({key: created[key] for key in made}))
@@ -899,6 +910,22 @@ class Bitrix24CRM:
                 p.execute()
             for i in ids:
                 self._readings.pop(i, None)
+
+    def _echo_key(self, lead_id: int) -> str:
+        return self._key("echo", lead_id)
+
+    def _expect_echoes(self, lead_ids: Sequence[int]) -> None:
+        """A write of only custom fields means nothing to the rules (lead.updated has no
+        handler), so the update event it causes is skipped without a read. Whichever update
+        event of the deal comes first is the one skipped; the other is read, after both
+        changes. Only when our own event is lost too is a person's change of that moment left
+        to the catch-up. A stage or responsible we set is read back: rules act on those."""
+        if lead_ids:
+            with self.r.pipeline(transaction=False) as p:
+                for i in lead_ids:
+                    p.incr(self._echo_key(i))
+                    p.expire(self._echo_key(i), ECHO_TTL)
+                p.execute()
 
     def _ours_key(self, kind: str, object_id: int) -> str:
         return self._key("ours", kind, object_id)

@@ -243,3 +243,14 @@ def test_one_batch_writes_a_field_a_to_do_and_its_note(crm, portal):
                       CreateTask(lead_id=105, text="Продать", task_type=None, due=soon(), responsible_id=2,
                                  action_key="W:task")]) == {"W:task": made["W:task"]}
     assert [sorted(set(c.get("commands") or [c["method"]])) for c in calls(portal)] == [["crm.deal.update"]]
+
+
+def test_the_event_of_our_own_field_write_is_skipped_a_stage_we_set_is_read_back(crm, portal):
+    crm.expand(changed(105))
+    crm.apply([SetLeadField(lead_id=105, field="trial_at", value=soon(24), action_key="E:f")])
+    forget_calls(portal)
+    assert crm.expand(changed(105)) == [] and calls(portal) == []     # our own write's event: no request
+    crm.client.call("crm.deal.update", {"id": 105, "fields": {"STAGE_ID": "UC_DECIDING"}})   # a person's move
+    assert kinds(crm.expand(changed(105))) == ["lead.status_changed", "lead.updated"]
+    crm.apply([SetLeadStatus(lead_id=105, status="Пришел на пробное", action_key="E:s")])
+    assert kinds(crm.expand(changed(105))) == ["lead.status_changed"]  # rules act on a stage we set
