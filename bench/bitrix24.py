@@ -14,7 +14,7 @@ are counted from the sandbox's own log (/_sandbox/requests), where a batch is on
    answered in the run is counted, those the events of our own writes cause too;
 2. sweep: jobs.sweep over `--deals` deals (10% of the active ones without a to-do); the
    fewest: every page of active deals and of open activities packed 50 to a batch, and one
-   batch per 50 to-dos added;
+   batch per 50 to-dos and comments added;
 3. bucket: bench/bitrix24_client.py's two processes making single reads through one
    portal's bucket, from empty: achieved rate over the bucket's, and 503 QUERY_LIMIT_EXCEEDED.
 
@@ -171,7 +171,7 @@ def sweep_run(args, redis_url: str) -> dict:
         notes = sum(1 for p in result.fixed for a in p.actions if type(a).__name__ == "AddNote")
         # Active deals as they were read, open activities before the sweep added its own.
         pages = ceil(len(active), PAGE) + ceil(len(acts) - todos, PAGE)
-        minimum = ceil(pages, BATCH) + ceil(todos, BATCH) + ceil(notes, BATCH)
+        minimum = ceil(pages, BATCH) + ceil(todos + notes, BATCH)   # to-dos and comments share batches
         refused = sum(e["status"] == 503 for e in log)
         return {"deals": len(portal.deals), "active": len(active), "acts": len(acts) - todos, "pages": pages,
                 "fixed": len(result.fixed), "todos": todos, "notes": notes, "checked": result.checked,
@@ -218,7 +218,7 @@ def main() -> None:
                   f"({w['pages']} pages); checked {w['checked']}, fixed {w['fixed']} ({w['todos']} to-dos, "
                   f"{w['notes']} comments) in {w['wall']:.1f} s")
             print(f"  requests: {w['requests']}, fewest possible {w['minimum']} = ceil({w['pages']} pages / 50) + "
-                  f"ceil({w['todos']} to-dos / 50) + ceil({w['notes']} comments / 50): ratio {ratio:.2f} "
+                  f"ceil(({w['todos']} to-dos + {w['notes']} comments) / 50): ratio {ratio:.2f} "
                   f"(target <= 1.1); 503 answers: {w['refused']}; plus 2 for the vocabulary, once per 10 minutes")
             print(f"  by kind: {w['kinds']}")
             summary.append(f"sweep {w['requests']}/{w['minimum']} = {ratio:.2f}")
