@@ -5,7 +5,8 @@ A periodic run that fails (the CRM did not answer the start-up sweep) is retried
 after (BACKOFF), not only at its next interval. The retries of one run are scheduled to end
 before the next run is due, and a retry that still meets it does no harm: the sweeps and the
 catch-up hold a lease per account and skip while another run holds it, the digest claims its
-day before sending, and a shift-start message is marked sent per shift.
+day before sending, and the shift-start look marks each shift it messages (and unmarks
+those a failed run did not message).
 """
 
 from __future__ import annotations
