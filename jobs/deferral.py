@@ -26,6 +26,7 @@ kept a day after it ran: KEEP), so the second deferral finds the first and adds 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
@@ -37,7 +38,7 @@ from rq.exceptions import DuplicateJobError
 from connectors import ratelimit, registry
 from connectors.http import AccessRefused
 from jobs import batch, context
-from reglament import metrics
+from reglament import keys, metrics
 from reglament.crm import UnknownName
 from reglament.names import LEAD
 
@@ -45,6 +46,9 @@ log = logging.getLogger("reglament.jobs")
 
 STOPPED_PAUSE = 300  # seconds before an account stopped by its token or settings is tried again
 KEEP = 86400         # seconds a deferred job is kept after it ran, which keeps its id taken
+CHECKED_FOR = 180    # seconds one check of an account's names answers for its UnknownNames
+WAIT = 10            # seconds a job waits for another's check of the names
+CHECKING = b"?"      # the answer while a job checks (for at most 30 s: a check is a few requests)
 
 
 def stopped(exc: Exception, account: str | None) -> tuple[float, str] | None:
@@ -62,13 +66,33 @@ def stopped(exc: Exception, account: str | None) -> tuple[float, str] | None:
 def _settings_wrong(exc: Exception, account: str) -> bool:
     """Whether exc comes from settings that name what the account's CRM lacks. A lead that
     is gone raises UnknownName too, and that stops nothing: the names are checked again
-    (an optional name the CRM lacks is only a notice)."""
+    (an optional name the CRM lacks is only a notice).
+
+    Checking reads the CRM's whole vocabulary (several requests), so one answer serves every
+    UnknownName of the account for CHECKED_FOR seconds, under the account's settings as they
+    are now: changed settings are checked afresh. One job checks; the others meeting one
+    meanwhile wait for its answer (at most WAIT seconds, then they cannot tell)."""
     if not isinstance(exc, UnknownName) or exc.kind == LEAD:
         return False
+    r = context.redis_client()
+    settings = hashlib.sha256(context.account(account).model_dump_json().encode()).hexdigest()[:16]
+    answer = keys.key(account, "names", "settings_wrong", settings)
+    if r.set(answer, CHECKING, nx=True, ex=30):
+        return _check(r, answer, account)
+    deadline = time.monotonic() + WAIT
+    while (known := r.get(answer)) == CHECKING and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return known == b"1"  # gone or still checking: cannot tell, the job fails as any other would
+
+
+def _check(r, answer: str, account: str) -> bool:
     try:
-        return any(not getattr(p, "optional", False) for p in context.crm_for(account).resolve_problems())
-    except Exception:  # noqa: BLE001 — cannot tell: the job fails as any other would
+        wrong = any(not getattr(p, "optional", False) for p in context.crm_for(account).resolve_problems())
+    except Exception:  # noqa: BLE001 — cannot tell: the job fails as any other would; the next asks again
+        r.delete(answer)
         return False
+    r.set(answer, int(wrong), ex=CHECKED_FOR)
+    return wrong
 
 
 def defer_if_stopped(exc: Exception, calls: list[dict], queue: str) -> bool:

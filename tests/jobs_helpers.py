@@ -75,3 +75,14 @@ def pause(folder: str, seconds: float) -> str:
     time.sleep(seconds)
     (Path(folder) / "done").touch()
     return "done"
+
+
+def fails_at_first(url: str, failures: int) -> int:
+    """A periodic job whose CRM is down for its first `failures` runs: each run counted in
+    test:runs, those first ones raising."""
+    import redis
+
+    runs = redis.Redis.from_url(url).incr("test:runs")
+    if runs <= failures:
+        raise ConnectionError(f"run {runs}: the CRM did not answer")
+    return runs

@@ -118,3 +118,44 @@ def test_an_unknown_name_stops_the_account_only_when_its_settings_are_wrong(r, m
     assert (ratelimit.state(r, budget_key("acme")).reason == "config") is stops
     # Stopped: deferred, no retry used up. Otherwise: failed as any error, and RQ retries it.
     assert ScheduledJobRegistry(queue=q).get_job_ids() == ["ev-acme-3-d1" if stops else "ev-acme-3"]
+
+
+def test_unknown_names_within_minutes_cost_one_check_of_the_names_per_settings(r, monkeypatch):
+    """Checking reads the CRM's whole vocabulary; N UnknownNames at once (workers in
+    parallel), or within CHECKED_FOR, check once; changed settings check again."""
+    import threading
+
+    from jobs import deferral
+    from reglament.crm import UnknownName
+
+    checks = []
+
+    class CRM:
+        def resolve_problems(self):
+            checks.append(context.account("acme").rules.get("pipeline"))
+            time.sleep(0.3)  # a few requests
+            return ["status «Недозвон» not found"] if len(checks) == 1 else []
+
+    monkeypatch.setattr(context, "crm_for", lambda account: CRM())
+    context.set_settings(make_settings(), r)
+    wrong = UnknownName("status «Недозвон» not found in pipeline «Продажи»", kind="status", name="Недозвон")
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(deferral._settings_wrong(wrong, "acme")))
+               for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    answers += [deferral._settings_wrong(wrong, "acme") for _ in range(20)]
+    assert answers == [True] * 25 and len(checks) == 1
+
+    from tests.conftest import ACCOUNT
+    context.set_settings(make_settings(accounts=[{**ACCOUNT, "rules": {"pipeline": "Продажи"}}]), r)
+    assert deferral._settings_wrong(wrong, "acme") is False  # the new settings' own answer, not the old one
+    assert deferral._settings_wrong(wrong, "acme") is False and checks == [None, "Продажи"]
+
+    monkeypatch.setattr(deferral, "CHECKED_FOR", 1)
+    r.flushdb()
+    assert deferral._settings_wrong(wrong, "acme") is False and len(checks) == 3
+    time.sleep(1.1)  # the answer is old: the CRM may have changed since
+    assert deferral._settings_wrong(wrong, "acme") is False and len(checks) == 4

@@ -7,8 +7,21 @@ the connector reads the object and derives the neutral events (CRM.expand) in th
 
 Bitrix24 never retries an event, but a replay or a handler bound twice repeats it. The
 dedupe key is the body's identity without `event_handler_id` and `auth`: the event name,
-its data and `ts`. Two changes of one object within the same second share it; the job
-reads the object's state when it runs, and the catch-up sweep covers the rest.
+its data and `ts`. Two changes of one object within the same second have that same
+identity, so the key cannot tell a second change from a repeat, and it does not have to:
+the event's job reads the object when it runs. The key holds only while the job waits
+(jobs/changed.py frees it as the job starts, before the read), so
+
+- a body that comes while the job waits is one read with it (the read comes after it);
+- a body that comes once the job has started makes a job of its own, so a change the
+  first read may have missed is read too; if it was a repeat after all, that job finds
+  nothing new (the connector compares with the last state seen) and costs one read.
+
+Why this and not another key: every body a job of its own (no key) costs a read per
+repeat and per bound handler; a key per object without `ts` would merge an add with its
+updates; a window of time would drop a change that came after the job read. The ingress
+sets the keys in its one Lua step (app/ingress.py), and freeing one is a single DEL, so no
+step needs more atomicity than that.
 """
 
 from __future__ import annotations

@@ -428,18 +428,23 @@ def shift_start_job(account: str, now: datetime | None = None) -> dict:
         opened.append(m)
     if not opened:
         return {"messaged": []}
-    users = context.crm_for(account).users()
-    queue = untouched(account, now)
     sent = []
-    for m in opened:
-        uid = dist.user_id(users, m.name)
-        if uid is None:
-            continue
-        subject, text = shift_text(account, m.name, queue.get(uid, []))
-        start = shifts.schedule_for(m, cal).shift_start(now)
-        messenger_for(account).alert_person({"name": m.name, "id": str(uid)}, subject, text,
-                                            action_key=f"SHIFT_START:{uid}:{int(start.timestamp())}")
-        sent.append(m.name)
+    try:
+        users = context.crm_for(account).users()
+        queue = untouched(account, now)
+        for m in opened:
+            uid = dist.user_id(users, m.name)
+            if uid is None:
+                continue
+            subject, text = shift_text(account, m.name, queue.get(uid, []))
+            start = shifts.schedule_for(m, cal).shift_start(now)
+            messenger_for(account).alert_person({"name": m.name, "id": str(uid)}, subject, text,
+                                                action_key=f"SHIFT_START:{uid}:{int(start.timestamp())}")
+            sent.append(m.name)
+    except Exception:
+        # The job's retry (jobs/scheduler.py) sends what was not sent: unmark those shifts.
+        r.delete(*(_k(account, "shift", norm(m.name)) for m in opened if m.name not in sent))
+        raise
     return {"messaged": sent}
 
 

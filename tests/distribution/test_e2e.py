@@ -297,6 +297,24 @@ def test_shift_start_list_in_priority_order(crm, r, stub):
     assert positions == sorted(positions) and "Необработанных заявок: 5" in text
 
 
+def test_a_shift_start_message_that_failed_is_sent_by_the_jobs_retry(crm, r, stub, monkeypatch):
+    setup(crm, r, managers=[{"name": "Анна Смирнова", "shifts": {d: "09:00-18:00" for d in ALL_WEEK}}],
+          fallback_user=None)
+    opening = datetime.now(context.calendar(ACCOUNT).tz).replace(hour=9, minute=0, second=0, microsecond=0)
+    send = stub.alert_person
+
+    def down(*a, **kw):
+        raise ConnectionError("the messenger did not answer")
+
+    monkeypatch.setattr(stub, "alert_person", down)
+    with pytest.raises(ConnectionError):
+        handler.shift_start_job(ACCOUNT, now=opening + timedelta(minutes=1))
+    monkeypatch.setattr(stub, "alert_person", send)
+    assert handler.shift_start_job(ACCOUNT, now=opening + timedelta(minutes=1, seconds=10)) == {
+        "messaged": ["Анна Смирнова"]}
+    assert handler.shift_start_job(ACCOUNT, now=opening + timedelta(minutes=2)) == {"messaged": []}
+    assert len(stub.alerts) == 1
+
 def test_cli_queue_and_absent(crm, r, stub, tmp_path, monkeypatch):
     import yaml
     from click.testing import CliRunner

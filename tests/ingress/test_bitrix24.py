@@ -177,3 +177,41 @@ def test_malformed_bodies_are_400(b24):
     call = with_fields("call_ended_missed", **{"data[CALL_ID]": ""})
     assert post(b24, call).json["error"] == "ONVOXIMPLANTCALLEND has no data[CALL_ID]"
     assert b24.post(PATH, data=load.bitrix24("deal_added"), content_type="application/json").status_code == 415
+
+
+def test_a_body_is_one_read_with_its_twin_while_the_job_waits_and_a_job_of_its_own_once_it_has_started(b24, r,
+                                                                                                      monkeypatch):
+    """Two changes of one deal within one second post the same body. While the first one's
+    job waits, its read comes after both; once it has started, its read may come before the
+    second, so the second body is a job of its own, not a duplicate to drop."""
+    from rq import Queue, SimpleWorker
+
+    from jobs import context, queues
+
+    body = load.bitrix24("deal_updated")
+    during_read = []
+
+    class CRM:  # the deal's read: a second change of the deal is posted while the first is read
+        def expand(self, event):
+            if not during_read:
+                during_read.append(post(b24, body).json["accepted"])
+            return []
+
+    context.set_settings(b24_settings(), r)
+    monkeypatch.setattr(context, "crm_for", lambda account: CRM())
+    d = Dispatcher(r, ["b24"])
+    d.ensure_groups()
+
+    def dispatch_and_work() -> int:
+        while d.run_once(block_ms=10):
+            pass
+        jobs = Queue(queues.EVENTS, connection=r).count
+        SimpleWorker([Queue(queues.EVENTS, connection=r)], connection=r).work(burst=True, with_scheduler=False)
+        return jobs
+
+    assert [post(b24, body).json["accepted"] for _ in range(3)] == [1, 0, 0]  # the job waits: one read
+    assert dispatch_and_work() == 1
+    assert during_read == [1]                      # posted while the job read: a job of its own
+    assert post(b24, body).json["accepted"] == 0   # and that one waits in turn
+    assert dispatch_and_work() == 1
+    assert dispatch_and_work() == 0 and not r.keys(keys.dedupe("b24", "*"))
