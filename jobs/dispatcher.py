@@ -20,7 +20,7 @@ import redis
 from rq import Queue
 
 from app.parsers import parse
-from jobs import batch, changed, queues
+from jobs import batch, queues
 from jobs.events import handle_event
 from reglament import keys, metrics
 from reglament.events import Event
@@ -50,8 +50,7 @@ def job_datas(events: list[Event], queue: str, id_suffix: str = "", spread: int 
         kinds = {e.kind for e in chunk}
         job_id = first.job_id if order is None else f"ev-{first.account}-{order[indexes[0]]}-{first.key}"
         datas.append(batch.job_data(
-            [batch.call(changed.handle if e.kind == "crm.changed" else handle_event, data=e.to_dict())
-             for e in chunk], queue,
+            [batch.call(handle_event, data=e.to_dict()) for e in chunk], queue,
             job_id=f"{job_id}{f'-and-{more}' if more else ''}" + (f"{id_suffix}-{n}" if id_suffix else ""),
             description=f"{first.account} {first.kind} {first.entity_id}{f' and {more} more' if more else ''}",
             meta={"account": first.account, "kind": kinds.pop() if len(kinds) == 1 else "events"}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from jobs import router
+from reglament import keys
 from reglament.events import Event
 
 log = logging.getLogger("reglament.jobs")
@@ -14,9 +15,11 @@ def handle_event(data: dict) -> dict:
     event = Event.from_dict(data)
     if event.kind == "crm.changed":
         # Only ids came (Bitrix24): the connector reads what changed; each neutral event it
-        # finds is handled here, in order, in this job.
+        # finds is handled here, in order, in this job. The event's dedupe key is freed
+        # first: it only holds while the job waits (app/bitrix24/parser.py says why).
         from jobs import context
 
+        context.redis_client().delete(keys.dedupe(event.account, event.key))
         found = context.crm_for(event.account).expand(event)
         results = [handle_event(e.to_dict()) for e in found if e.kind != "crm.changed"]
         log.info("CRM change read: %d event(s)", len(results),

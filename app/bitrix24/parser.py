@@ -10,7 +10,7 @@ dedupe key is the body's identity without `event_handler_id` and `auth`: the eve
 its data and `ts`. Two changes of one object within the same second have that same
 identity, so the key cannot tell a second change from a repeat, and it does not have to:
 the event's job reads the object when it runs. The key holds only while the job waits
-(jobs/changed.py frees it as the job starts, before the read), so
+(jobs/events.py frees it as the job starts, before the read), so
 
 - a body that comes while the job waits is one read with it (the read comes after it);
 - a body that comes once the job has started makes a job of its own, so a change the
