@@ -251,15 +251,16 @@ class Bitrix24Client:
         return self.creator.create(kind, items, send=self._sender({}, lambda p: method), find=find)  # type: ignore
 
     def write(self, commands: Mapping[str, Command], creates: Sequence[tuple[str, str, Mapping[str, Any]]]
-              ) -> dict[str, int]:
+              ) -> tuple[dict[str, int], dict[str, Any]]:
         """Updates and creates in one batch when they fit (50 commands): `commands` first and in
-        order (updates, safe to repeat), then `creates`, (kind, action_key, params) of the
-        kinds in CREATES, each made once per action key. Returns the new ids by action key.
-        An update's error is raised after the creates are recorded, so a retry sends only
-        what is left."""
+        order (updates, and reads of what they changed: safe to repeat), then `creates`,
+        (kind, action_key, params) of the kinds in CREATES, each made once per action key.
+        Returns the new ids by action key and the commands' results by name. A command's
+        error is raised after the creates are recorded, so a retry sends only what is left."""
+        answered = BatchResult()
         if not creates or len(commands) + len(creates) > BATCH:
             if commands:
-                self.batch(commands).raise_first()
+                answered = self.batch(commands)
             commands = {}
         sent: list[BatchResult] = []
 
@@ -271,12 +272,12 @@ class Bitrix24Client:
 
         ids = self.creator.create_mixed(list(creates), send=self._sender(commands, lambda p: CREATES[p.kind][0],
                                                                          sent), find=find) if creates else []
-        if commands and not sent:
-            # The one batch's outcome was unclear, yet its creates were found: send the updates again.
-            self.batch(commands).raise_first()
-        for answer in sent:
-            answer.raise_first()
-        return {key: i for (_, key, _), i in zip(creates, ids) if i is not None}
+        if commands:
+            # Without an answer (the one batch's outcome was unclear, yet its creates were
+            # found), the commands are sent again on their own.
+            answered = sent[0] if sent else self.batch(commands)
+        answered.raise_first()
+        return {key: i for (_, key, _), i in zip(creates, ids) if i is not None}, answered.results
 
     def _sender(self, commands: Mapping[str, Command], method_of, sent: list | None = None):
         """The creator's sender: one batch of `commands` (until an answer came back) and the
@@ -286,7 +287,8 @@ class Bitrix24Client:
             updates = dict(commands) if commands and not sent else {}
             answer = self.batch({**updates, **{name: (method_of(p), p.payload) for name, p in by_name.items()}})
             if updates and sent is not None:
-                sent.append(BatchResult(errors={k: v for k, v in answer.errors.items() if k in updates}))
+                sent.append(BatchResult(results={k: v for k, v in answer.results.items() if k in updates},
+                                        errors={k: v for k, v in answer.errors.items() if k in updates}))
             created = {by_name[n].action_key: created_id(r) for n, r in answer.results.items() if n in by_name}
             failed = {by_name[n].action_key: err for n, err in answer.errors.items() if n in by_name}
             if failed and len(failed) == 1 and not created:
@@ -301,7 +303,7 @@ class Bitrix24Client:
         "todos" (crm.activity.todo.add: {ownerTypeId, ownerId, deadline, title, responsibleId, ...}),
         "tasks" (tasks.task.add: {"fields": {TITLE, RESPONSIBLE_ID, DEADLINE, UF_CRM_TASK, ...}}),
         "comments" (crm.timeline.comment.add: {"fields": {ENTITY_TYPE, ENTITY_ID, COMMENT}})."""
-        ids = self.write({}, [(kind, key, params) for key, params in items])
+        ids, _ = self.write({}, [(kind, key, params) for key, params in items])
         return [ids[key] for key, _ in items]
 
     # ---------------------------------------------------------------- plumbing

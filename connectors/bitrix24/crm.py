@@ -654,7 +654,7 @@ class Bitrix24CRM:
                 return [Event(event.account, "bitrix24", "lead.deleted", lead_id, {"lead_id": lead_id, "at": at},
                               key=event_key("lead.deleted", lead_id))]
             if name.endswith("UPDATE") and self._take_echo(keys=[self._echo_key(lead_id)]):
-                return []  # the event of our own field write (see _expect_echoes)
+                return []  # the event of our own field write (see _settle_fields)
             return self.changes(lead_id, at=at, added=name.endswith("ADD"))
         if name in ("ONCRMACTIVITYADD", "ONCRMTIMELINECOMMENTADD") and \
                 self._ours("activity" if name == "ONCRMACTIVITYADD" else "comment", int(object_id)):
@@ -749,12 +749,13 @@ class Bitrix24CRM:
                                 key=event_key(c.kind, lead_id, sorted(c.fields.items(), key=lambda kv: kv[0]))))
         return events
 
+    def _task_state(self, act: dict) -> TaskState:
+        due = self._moment(act.get("DEADLINE"))
+        return TaskState(int(due.timestamp()) if due else None, _int(act.get("RESPONSIBLE_ID")), act.get("SUBJECT") or "")
+
     def _state(self, deal: dict, acts: Iterable[dict]) -> DealState:
         closed = CLOSED.get(deal.get(self.entity.semantic) or "")
-        tasks = {int(a["ID"]): TaskState(int(self._moment(a.get("DEADLINE")).timestamp())
-                                         if self._moment(a.get("DEADLINE")) else None,
-                                         _int(a.get("RESPONSIBLE_ID")), a.get("SUBJECT") or "")
-                 for a in acts}
+        tasks = {int(a["ID"]): self._task_state(a) for a in acts}
         fields = self.names().fields
         values = {fields[k][0] if k in fields else k: fields[k][2].get(str(v), v) if k in fields else v
                   for k, v in deal.items() if k.startswith("UF_") and v not in (None, "", [], False)}
@@ -826,21 +827,43 @@ class Bitrix24CRM:
         return len(got["leads"])
 
     def changed_since(self, since: datetime) -> tuple[list[tuple[int, bool]], list[Event]]:
-        """For the catch-up, in one batch (plus pages): the deals modified after `since` or whose
-        activities were (a to-do's change leaves DATE_MODIFY alone), each with whether it was
-        created since then, and the calls started since then."""
+        """For the catch-up, in one batch (plus pages): the deals that changed after `since`
+        in a way the state last seen does not hold, each with whether it was created since
+        then, and the calls started since then.
+
+        The deals modified since then and the activities updated since then (a to-do's change
+        leaves the deal's DATE_MODIFY alone) are listed with the fields the state keeps and
+        compared with it here, so a deal whose event was read, or whose change was our own
+        write, costs no read: only what no event brought is read (`changes`)."""
         after = self._iso(since)
         got = self.client.gather({
-            "leads": (f"crm.{self.entity.name}.list", {"filter": {">DATE_MODIFY": after},
-                                                       "select": ["ID", "DATE_CREATE"], "order": {"ID": "ASC"}}),
+            "leads": (f"crm.{self.entity.name}.list", {
+                "filter": {">DATE_MODIFY": after}, "order": {"ID": "ASC"},
+                "select": ["ID", "DATE_CREATE", self.entity.stage, self.entity.semantic, "CATEGORY_ID",
+                           "ASSIGNED_BY_ID", "UF_*"]}),
             "acts": ("crm.activity.list", {"filter": {"OWNER_TYPE_ID": self.entity.owner_type, ">LAST_UPDATED": after},
-                                           "select": ["ID", "OWNER_ID"]}),
+                                           "select": ACTIVITY_SELECT}),
             "calls": ("voximplant.statistic.get", {"FILTER": {">=CALL_START_DATE": after},
                                                    "SORT": "CALL_START_DATE", "ORDER": "ASC"})})
-        leads = {int(d["ID"]): (self._moment(d.get("DATE_CREATE")) or since) >= since for d in got["leads"]}
-        for a in got["acts"]:
-            leads.setdefault(int(a["OWNER_ID"]), False)
-        return sorted(leads.items()), [self.call_event(self.account.id, c) for c in got["calls"]]
+        acts = self._next_steps(got["acts"])
+        ids = list(dict.fromkeys([int(d["ID"]) for d in got["leads"]] + [int(a["OWNER_ID"]) for a in acts]))
+        states = {i: DealState.from_json(raw) if raw is not None else None
+                  for i, raw in zip(ids, self.r.mget([self._state_key(i) for i in ids]) if ids else [])}
+        unseen: dict[int, bool] = {}
+        for d in got["leads"]:
+            lead_id, before = int(d["ID"]), states[int(d["ID"])]
+            if before is None or replace(self._state(d, ()), tasks=before.tasks) != before:
+                unseen[lead_id] = (self._moment(d.get("DATE_CREATE")) or since) >= since
+        for a in acts:
+            lead_id, before = int(a["OWNER_ID"]), states[int(a["OWNER_ID"])]
+            if before is None:
+                unseen.setdefault(lead_id, False)
+            elif a.get("COMPLETED") == "Y":
+                if int(a["ID"]) in before.tasks:            # completed since we saw it open
+                    unseen.setdefault(lead_id, False)
+            elif before.tasks.get(int(a["ID"])) != self._task_state(a):
+                unseen.setdefault(lead_id, False)
+        return sorted(unseen.items()), [self.call_event(self.account.id, c) for c in got["calls"]]
 
     # ------------------------------------------------------------------ writes
 
@@ -885,14 +908,19 @@ class Bitrix24CRM:
                 created[a.action_key] = self._create_lead(a)
         commands = {f"u{lead_id}": (f"crm.{self.entity.name}.update", {"id": lead_id, "fields": fields})
                     for lead_id, fields in lead_updates.items()}
+        # A write of custom fields only is read back in the same batch (see _settle_fields).
+        fields_only = [i for i, fields in lead_updates.items() if all(k.startswith("UF_") for k in fields)]
+        commands.update({f"g{i}": (f"crm.{self.entity.name}.get", {"id": i}) for i in fields_only})
         commands.update(self._task_commands(task_changes))
         touched = {getattr(a, "lead_id", None) for a in actions if not isinstance(a, AddNote)} - {None}
+        results: dict[str, Any] = {}
         try:
             if commands or new_tasks or notes:
-                created.update(self.client.write(commands, [self._create(a) for a in new_tasks] + notes))
+                made_ids, results = self.client.write(commands, [self._create(a) for a in new_tasks] + notes)
+                created.update(made_ids)
         finally:
             self._wrote(touched)
-        self._expect_echoes([i for i, fields in lead_updates.items() if all(k.startswith("UF_") for k in fields)])
+        self._settle_fields({i: results[f"g{i}"] for i in fields_only if isinstance(results.get(f"g{i}"), dict)})
         made = {a.action_key: a for a in new_tasks if a.action_key in created}
         if self.b24.next_step == "task" and made:
             created.update(self._activities_of({key: created[key] for key in made}))
@@ -914,18 +942,33 @@ class Bitrix24CRM:
     def _echo_key(self, lead_id: int) -> str:
         return self._key("echo", lead_id)
 
-    def _expect_echoes(self, lead_ids: Sequence[int]) -> None:
-        """A write of only custom fields means nothing to the rules (lead.updated has no
-        handler), so the update event it causes is skipped without a read. Whichever update
-        event of the deal comes first is the one skipped; the other is read, after both
-        changes. Only when our own event is lost too is a person's change of that moment left
-        to the catch-up. A stage or responsible we set is read back: rules act on those."""
-        if lead_ids:
-            with self.r.pipeline(transaction=False) as p:
-                for i in lead_ids:
-                    p.incr(self._echo_key(i))
-                    p.expire(self._echo_key(i), ECHO_TTL)
-                p.execute()
+    def _settle_fields(self, deals: Mapping[int, dict]) -> None:
+        """After a write of custom fields only, each deal as read back in the write's batch.
+        Such a write means nothing to the rules (lead.updated has no handler), so its values
+        go into the deal's last state, and the update event the write causes is skipped
+        without a read; the catch-up, comparing with that state, reads nothing either.
+        Whichever update event of the deal comes first is the one skipped; the other is read,
+        after both changes. Only when our own event is lost too is a person's change of that
+        moment left to the catch-up. When the deal read back differs from the last state in
+        more than its values (a person moved it meanwhile), nothing is settled: its events
+        are read as usual. A stage or responsible we set is always read back from its event:
+        rules act on those."""
+        for lead_id, deal in deals.items():
+            key = self._state_key(lead_id)
+            now = self._state(deal, ())
+
+            def settle(pipe) -> bool:
+                raw = pipe.get(key)
+                before = DealState.from_json(raw) if raw is not None else None
+                if before is None or replace(now, tasks=before.tasks, values=before.values) != before:
+                    return False
+                pipe.multi()
+                pipe.set(key, replace(before, values=now.values).to_json(), ex=STATE_TTL)
+                pipe.incr(self._echo_key(lead_id))
+                pipe.expire(self._echo_key(lead_id), ECHO_TTL)
+                return True
+
+            self.r.transaction(settle, key, value_from_callable=True)
 
     def _ours_key(self, kind: str, object_id: int) -> str:
         return self._key("ours", kind, object_id)

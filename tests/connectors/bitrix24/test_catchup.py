@@ -42,3 +42,25 @@ def test_changes_no_event_brought_are_found_once(portal, handled):
     handled.clear()
     catchup.catchup_job("acme")
     assert handled == []
+
+
+def test_what_events_brought_and_our_own_writes_cost_the_catch_up_no_read(portal, handled):
+    from datetime import datetime, timedelta, timezone
+
+    from reglament.crm import CreateTask, SetLeadField
+    from reglament.events import Event
+    from tests.connectors.bitrix24.test_client_sandbox import calls, forget_calls
+
+    catchup.catchup_job("acme")
+    crm = context.crm_for("acme")
+    result(portal, "crm.deal.update", {"id": 102, "fields": {"STAGE_ID": "UC_CALLBACK"}})   # its event is read
+    assert [e.kind for e in crm.expand(Event("acme", "bitrix24", "crm.changed", 102, {
+        "entity": "deal", "id": 102, "event": "ONCRMDEALUPDATE"}))] == ["lead.status_changed"]
+    due = (datetime.now(timezone.utc) + timedelta(hours=3)).replace(microsecond=0)
+    crm.apply([CreateTask(lead_id=103, text="Продать", task_type=None, due=due, responsible_id=2, action_key="C:t"),
+               SetLeadField(lead_id=104, field="trial_at", value=due, action_key="C:f")])
+    handled.clear()
+    forget_calls(portal)
+    assert catchup.catchup_job("acme")["events"] == 0 and handled == []
+    batches = [c.get("commands") for c in calls(portal)]
+    assert len(batches) == 1 and "crm.deal.get" not in batches[0]      # the lists only: no deal was read

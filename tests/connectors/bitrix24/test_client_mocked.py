@@ -376,8 +376,9 @@ UPDATE = ("crm.deal.update", {"id": 7405, "fields": {"UF_CRM_TRIAL_AT": "2026-11
 
 def test_a_write_sends_updates_a_to_do_and_its_note_in_one_batch_updates_first(mocked, make_b24):
     server = TodoPortal(mocked)
-    ids = make_b24().write({"u7405": UPDATE}, [("todos", "next:7405", TODO_PARAMS), ("comments", "note:7405", NOTE_PARAMS)])
-    assert ids == {"next:7405": 1000, "note:7405": 5000}
+    ids, results = make_b24().write({"u7405": UPDATE}, [("todos", "next:7405", TODO_PARAMS),
+                                                        ("comments", "note:7405", NOTE_PARAMS)])
+    assert ids == {"next:7405": 1000, "note:7405": 5000} and results == {"u7405": True}
     [call] = mocked.calls
     assert [m for m, _ in batch_cmds(call).values()] == ["crm.deal.update", "crm.activity.todo.add",
                                                          "crm.timeline.comment.add"]
@@ -390,11 +391,11 @@ def test_after_an_unclear_write_both_kinds_are_looked_up_and_the_update_sent_aga
     server = TodoPortal(mocked, lose=1, failure=failure)
     client = make_b24()
     creates = [("todos", "next:7405", TODO_PARAMS), ("comments", "note:7405", NOTE_PARAMS)]
-    assert client.write({"u7405": UPDATE}, creates) == {"next:7405": 1000, "note:7405": 5000}
+    assert client.write({"u7405": UPDATE}, creates) == ({"next:7405": 1000, "note:7405": 5000}, {"u7405": True})
     assert server.adds == 2 and len(server.todos) == 1 and len(server.comments) == 1   # nothing made twice
     assert len(server.updates) == 2                  # the update, safe to repeat, went again on its own
     calls = len(mocked.calls)
-    assert client.write({}, creates) == {"next:7405": 1000, "note:7405": 5000}      # remembered: no request
+    assert client.write({}, creates) == ({"next:7405": 1000, "note:7405": 5000}, {})  # remembered: no request
     assert len(mocked.calls) == calls
 
 
