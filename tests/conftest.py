@@ -80,9 +80,12 @@ def client(settings, r):
 @pytest.fixture(params=list(DRIVERS))
 def crm(request, redis_url):
     """The CRM-neutral end-to-end driver (tests/driver) on account "demo", once per CRM it is
-    implemented for. `@pytest.mark.skip_crm("bitrix24", reason=...)` skips one CRM's run only."""
+    implemented for. `@pytest.mark.skip_crm("bitrix24", reason=...)` skips one CRM's run only;
+    `@pytest.mark.crm_options("bitrix24", next_step="task")` sets up one CRM's account so."""
     for mark in request.node.iter_markers("skip_crm"):
         if mark.args[0] == request.param:
             pytest.skip(f"{request.param}: {mark.kwargs['reason']}")
-    with open_driver(request.param, "demo", redis_url) as driver:
+    options = {k: v for mark in request.node.iter_markers("crm_options") if mark.args[0] == request.param
+               for k, v in mark.kwargs.items()}
+    with open_driver(request.param, "demo", redis_url, **options) as driver:
         yield driver

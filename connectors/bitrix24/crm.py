@@ -36,8 +36,8 @@ import redis
 
 from connectors import vocabulary
 from connectors.bitrix24.changes import DealState, TaskState, compare
-from connectors.bitrix24.client import Bitrix24Client, items_of
-from connectors.bitrix24.errors import NotFound
+from connectors.bitrix24.client import PAGE, Bitrix24Client, items_of
+from connectors.bitrix24.errors import NotFound, OperationTimeLimit
 from reglament import keys, rule_settings
 from reglament import names as kinds
 from reglament.config import Account
@@ -68,6 +68,9 @@ ACTIVITY_SELECT = ["ID", "OWNER_TYPE_ID", "OWNER_ID", "PROVIDER_ID", "SUBJECT", 
                    "COMPLETED", "CREATED", "ASSOCIATED_ENTITY_ID", "DESCRIPTION", "AUTHOR_ID", "EDITOR_ID"]
 # Open activities that are not a next step a manager set: an unanswered e-mail, an open-lines chat.
 NOT_NEXT_STEPS = {"CRM_EMAIL", "IMOPENLINES_SESSION"}
+# A task's activity: TASKS_TASK in the reference; newer portals are seen to write CRM_TASKS_TASK (UNCONFIRMED).
+TASK_PROVIDERS = {"TASKS_TASK", "CRM_TASKS_TASK"}
+CONTACT_OWNER_TYPE = 3
 CLOSED = {"S": "won", "F": "lost"}
 
 # CALL_FAILED_CODE (reference §2.4) → how the call ended, as the rules see it.
@@ -527,8 +530,45 @@ class Bitrix24CRM:
                     is_completed=bool(fields.get("completed")), result=fields.get("result"))
 
     def deadline_before(self, task_id: int, due: datetime) -> datetime | None:
-        """Bitrix24 keeps no history of a to-do's deadline."""
+        """A to-do keeps no history of its deadline (None); a task bound to the deal does:
+        tasks.task.history.list, read in the same batch as the activity (one request) through
+        `$result[act][ASSOCIATED_ENTITY_ID]`. None when unknown, never a false violation."""
+        answer = self.client.batch({
+            "act": ("crm.activity.get", {"id": task_id}),
+            "history": ("tasks.task.history.list", {"taskId": "$result[act][ASSOCIATED_ENTITY_ID]",
+                                                    "filter": {"FIELD": "DEADLINE"}})})
+        act = answer.results.get("act")
+        if not isinstance(act, dict) or act.get("PROVIDER_ID") not in TASK_PROVIDERS \
+                or not _int(act.get("ASSOCIATED_ENTITY_ID")):
+            return None   # a to-do (or gone): no history to read
+        if "history" in answer.errors:
+            if isinstance(answer.errors["history"], OperationTimeLimit):
+                raise answer.errors["history"]
+            log.warning("task history unavailable for activity %s: %s", task_id, answer.errors["history"],
+                        extra={"account": self.account.id})
+            return None
+        rows = [h for h in items_of(answer.results.get("history"), "list")
+                if isinstance(h, dict) and str(h.get("field") or "").upper() == "DEADLINE"]
+        rows.sort(key=lambda h: (str(h.get("createdDate") or ""), _int(h.get("id")) or 0), reverse=True)
+        for h in rows:   # the newest move to `due` says where it came from
+            value = h.get("value") or {}
+            after = self._history_moment(value.get("to"))
+            if after is not None and int(after.timestamp()) == int(due.timestamp()):
+                return self._history_moment(value.get("from"))
         return None
+
+    def _history_moment(self, value: Any) -> datetime | None:
+        """A DEADLINE value of the task history. Its format is UNCONFIRMED (the docs show no
+        DEADLINE entry): unix seconds, ISO-8601 or the portal's "dd.mm.yyyy hh:mm[:ss]"."""
+        text = str(value or "").strip()
+        if text.isdigit():
+            return datetime.fromtimestamp(int(text), timezone.utc) if int(text) else None
+        for pattern in ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M"):
+            try:
+                return datetime.strptime(text, pattern).replace(tzinfo=self.tz)
+            except ValueError:
+                pass
+        return self._moment(text)
 
     def _comments(self, lead_id: int) -> tuple[str, dict]:
         return "crm.timeline.comment.list", {"filter": {"ENTITY_TYPE": self.entity.name, "ENTITY_ID": lead_id},
@@ -542,19 +582,34 @@ class Bitrix24CRM:
         return max(texts)[2] if texts else None
 
     def touches(self, lead_id: int, since: datetime) -> list[Touch]:
-        """Timeline comments and calls (call activities on the deal) since a moment: one batch."""
-        got = self.client.gather({
-            "comments": self._comments(lead_id),
-            "calls": ("crm.activity.list", {"filter": {"OWNER_TYPE_ID": self.entity.owner_type, "OWNER_ID": lead_id,
-                                                       "PROVIDER_ID": "VOXIMPLANT_CALL"},
-                                            "select": ACTIVITY_SELECT + ["DIRECTION", "START_TIME", "END_TIME",
-                                                                        "SETTINGS", "ORIGIN_ID"]})})
+        """Timeline comments and calls since a moment, in one batch. A PBX call is bound to the
+        client (telephony.externalcall.register takes CONTACT, COMPANY or LEAD, never DEAL), so
+        a deal's calls are also those of its contact: crm.deal.contact.items.get, and the first
+        contact's calls through `$result[contacts][0][CONTACT_ID]`. Whether a portal also binds
+        the call to the deal is UNCONFIRMED: both are read, the same activity counted once."""
+        commands = {"comments": self._comments(lead_id),
+                    "calls": self._call_activities({"OWNER_TYPE_ID": self.entity.owner_type, "OWNER_ID": lead_id})}
+        if self.entity.name == "deal":
+            commands["contacts"] = ("crm.deal.contact.items.get", {"id": lead_id})
+            # start=-1: one page, nothing counted, so the reference is never sent again for a next page
+            commands["client_calls"] = self._call_activities({"OWNER_TYPE_ID": CONTACT_OWNER_TYPE,
+                                                              "OWNER_ID": "$result[contacts][0][CONTACT_ID]",
+                                                              ">=START_TIME": self._iso(since)}, start=-1)
+        answer = self.client.batch(commands)
+        for key in ("comments", "calls"):
+            if key in answer.errors:
+                raise answer.errors[key]
+        got = {key: self.client.list(*commands[key]) if key in answer.next else items_of(answer.results.get(key))
+               for key in ("comments", "calls")}
+        calls = {str(a["ID"]): a for a in got["calls"]}
+        for a in self._client_calls(commands, answer, since):
+            calls.setdefault(str(a["ID"]), a)
         found = []
         for c in got["comments"]:
             at = self._moment(c.get("CREATED"))
             if at is not None and at >= since:
                 found.append(Touch(kind="comment", at=at, by=_int(c.get("AUTHOR_ID"))))
-        for a in got["calls"]:
+        for a in calls.values():
             at = self._moment(a.get("START_TIME") or a.get("CREATED"))
             if at is None or at < since:
                 continue
@@ -566,6 +621,32 @@ class Bitrix24CRM:
                         duration=duration, responsible_id=_int(a.get("RESPONSIBLE_ID")))
             found.append(Touch(kind="call", at=at, by=_int(a.get("RESPONSIBLE_ID")), call=call))
         return found
+
+    def _call_activities(self, flt: dict, **extra: Any) -> tuple[str, dict]:
+        return "crm.activity.list", {"filter": {**flt, "PROVIDER_ID": "VOXIMPLANT_CALL"},
+                                     "select": ACTIVITY_SELECT + ["DIRECTION", "START_TIME", "END_TIME", "SETTINGS",
+                                                                  "ORIGIN_ID"], **extra}
+
+    def _client_calls(self, commands: Mapping[str, tuple[str, dict]], answer, since: datetime) -> list[dict]:
+        """The calls of the deal's contacts. What a reference to nothing (a deal without a
+        contact) becomes is undocumented, so only rows of the deal's own contacts count; a
+        second contact (or a full page) costs one more request."""
+        if "contacts" not in commands:
+            return []
+        if "contacts" in answer.errors:
+            if isinstance(answer.errors["contacts"], NotFound):
+                return []
+            raise answer.errors["contacts"]
+        contacts = [int(c["CONTACT_ID"]) for c in items_of(answer.results.get("contacts"))
+                    if isinstance(c, dict) and _int(c.get("CONTACT_ID"))]
+        if not contacts:
+            return []
+        rows = [] if "client_calls" in answer.errors else items_of(answer.results.get("client_calls"))
+        if len(contacts) > 1 or len(rows) >= PAGE or "client_calls" in answer.errors:
+            rows = self.client.list(*self._call_activities({"OWNER_TYPE_ID": CONTACT_OWNER_TYPE,
+                                                            "OWNER_ID": contacts, ">=START_TIME": self._iso(since)}))
+        return [a for a in rows if isinstance(a, dict) and str(a.get("OWNER_TYPE_ID")) == str(CONTACT_OWNER_TYPE)
+                and _int(a.get("OWNER_ID")) in contacts]
 
     def _call_record(self, call_id: str) -> dict | None:
         rows = self.client.call("voximplant.statistic.get", {"FILTER": {"CALL_ID": call_id}})

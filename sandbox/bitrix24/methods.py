@@ -152,6 +152,15 @@ for _et in crm.TYPES.values():
     _crud(_et)
 
 
+@method("crm.deal.contact.items.get")
+def deal_contacts(sandbox, params, caller):
+    """The deal's contacts (CONFIRMED shape: [{CONTACT_ID, SORT, ROLE_ID, IS_PRIMARY}], numbers as
+    numbers); a deal here has one, its CONTACT_ID."""
+    deal = crm.get(sandbox.portal, crm.DEAL, params.get("id"))
+    contact = to_int(deal.get("CONTACT_ID") or 0, "CONTACT_ID")
+    return Answer([{"CONTACT_ID": contact, "SORT": 10, "ROLE_ID": 0, "IS_PRIMARY": "Y"}] if contact else [])
+
+
 # ---------------------------------------------------------------------- pipelines and stages
 STATUS_KINDS = {"ID": "int", "ENTITY_ID": "string", "STATUS_ID": "string", "NAME": "string", "NAME_INIT": "string",
                 "SORT": "int", "SYSTEM": "string", "CATEGORY_ID": "int", "COLOR": "string", "SEMANTICS": "string"}
@@ -333,6 +342,11 @@ def task_get(sandbox, params, caller):
 @method("tasks.task.list")
 def task_list(sandbox, params, caller):
     return Answer(*tasks.list_(sandbox.portal, params))
+
+
+@method("tasks.task.history.list")
+def task_history(sandbox, params, caller):
+    return Answer(tasks.history(sandbox.portal, params))
 
 
 @method("tasks.task.update")

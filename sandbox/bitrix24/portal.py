@@ -89,6 +89,7 @@ class Portal:
         self.activities: dict[int, dict] = {}
         self.comments: dict[int, dict] = {}
         self.tasks: dict[int, dict] = {}
+        self.task_history: dict[int, list[dict]] = {}   # by task id: tasks.task.history.list entries, oldest first
         self.calls: dict[str, dict] = {}        # by CALL_ID: registered calls and finished statistic records
 
     @property

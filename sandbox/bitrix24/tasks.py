@@ -7,6 +7,12 @@ selected. Status: 2 waiting, 3 in progress, 4 awaiting control, 5 completed, 6 p
 A task bound to a deal or lead also appears in that item's timeline as a TASKS_TASK
 activity that completes with it (the docs say tasks are the CRM's task activities; the
 exact mirroring is UNCONFIRMED).
+
+Every task keeps a history (tasks.task.history.list, CONFIRMED shape: {"list": [{id,
+createdDate, field, value: {from, to}, user}]}, newest first by default): NEW on creation
+and an entry per change of TITLE, STATUS, RESPONSIBLE_ID and DEADLINE. The docs show no
+DEADLINE entry; its values are written here as unix seconds in strings, the format of the
+tasks module's log (UNCONFIRMED).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ KINDS = {"ID": "int", "TITLE": "string", "DESCRIPTION": "string", "STATUS": "int
 DEFAULT_SELECT = [k for k in KINDS if k not in ("UF_CRM_TASK", "REAL_STATUS")]
 STATUSES = {"2", "3", "4", "5", "6"}
 _BINDING = re.compile(r"^(L|D|C|CO)_(\d+)$")
+HISTORY_FIELDS = ("TITLE", "STATUS", "RESPONSIBLE_ID", "DEADLINE")
+HISTORY_PAGE = 50
 
 
 def camel(name: str) -> str:
@@ -142,6 +150,7 @@ def add(portal: Portal, fields: Any, caller: Caller, *, silent: bool = False, cr
         task_id = portal.new_id("task")
         record["ID"] = str(task_id)
         portal.tasks[task_id] = record
+        _log(portal, task_id, "NEW", None, None, caller, created)
         activity = _sync_activity(portal, record, caller, silent=silent)
     if not silent:
         _emit(portal, "ONTASKADD", str(task_id), caller, activity)
@@ -213,12 +222,51 @@ def update(portal: Portal, params: Params, caller: Caller, *, complete: bool = F
             done = changed["STATUS"] == "5"
             changed["CLOSED_BY"], changed["CLOSED_DATE"] = (str(caller.user_id), now) if done else (None, None)
         changed["CHANGED_BY"], changed["CHANGED_DATE"] = str(caller.user_id), now
+        for name in HISTORY_FIELDS:
+            if changed[name] != before[name]:
+                _log(portal, int(record["ID"]), name, _logged(portal, name, before[name]),
+                     _logged(portal, name, changed[name]), caller)
         record.clear()
         record.update(changed)
         activity = _sync_activity(portal, record, caller, silent=False)
         answer = {"task": render(portal, record)}
     _emit(portal, "ONTASKUPDATE", record["ID"], caller, activity)
     return answer
+
+
+def _logged(portal: Portal, name: str, value: Any) -> str | None:
+    if value in (None, ""):
+        return None
+    return str(int(to_timestamp(value, portal.tz))) if name == "DEADLINE" else str(value)
+
+
+def _log(portal: Portal, task_id: int, field: str, before: str | None, after: str | None, caller: Caller,
+         at: float | None = None) -> None:
+    user = portal.users.get(caller.user_id) or {}
+    portal.ids.setdefault("task_history", 16000)   # a seed need not name this counter
+    portal.task_history.setdefault(task_id, []).append({
+        "id": portal.new_id("task_history"), "createdDate": portal.iso(at), "field": field,
+        "value": {"from": before, "to": after},
+        "user": {"id": caller.user_id, "name": user.get("NAME", ""), "lastName": user.get("LAST_NAME", ""),
+                 "secondName": user.get("SECOND_NAME", ""), "login": user.get("LOGIN", "")}})
+
+
+def history(portal: Portal, params: Params) -> dict:
+    """tasks.task.history.list: {"list": [...]}, an empty list for a task that does not exist."""
+    if params.get("taskId") in (None, ""):
+        raise ApiError(400, "100", "CTaskItem All parameters in the constructor must have real class type")
+    try:
+        task_id = to_int(params.get("taskId"), "taskId")
+    except BadParams:
+        raise ApiError(400, "0", "wrong task id") from None
+    wanted = {str(k).upper(): str(v).upper() for k, v in params.dict("filter").items()}.get("FIELD")
+    order = {str(k).lower(): str(v).lower() for k, v in params.dict("order").items()}
+    newest_first = order.get("createddate", order.get("id", "desc")) != "asc"
+    with portal.lock:
+        rows = [copy.deepcopy(h) for h in portal.task_history.get(task_id, ())
+                if wanted is None or h["field"] == wanted]
+    rows.sort(key=lambda h: (h["createdDate"], h["id"]), reverse=newest_first)
+    return {"list": rows[:HISTORY_PAGE]}
 
 
 def delete(portal: Portal, params: Params, caller: Caller) -> dict:

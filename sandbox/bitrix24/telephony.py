@@ -3,7 +3,10 @@
 register/finish work only with an application's token: through an incoming webhook they
 answer WRONG_AUTH_TYPE (CONFIRMED). finish writes the statistic record, logs a
 VOXIMPLANT_CALL activity in the client's timeline and sends ONVOXIMPLANTCALLEND with the
-call's fields (CONFIRMED: the event fires for externalcall.finish too). The client is the
+call's fields (CONFIRMED: the event fires for externalcall.finish too). The activity is the
+client's only (OWNER the contact, company or lead register named, as the docs' call
+activity's OWNER_TYPE_ID 3); whether a real portal also binds it to the contact's open deal
+is UNCONFIRMED, and the connector reads both. The client is the
 one named in register (CRM_ENTITY_TYPE/CRM_ENTITY_ID), else a contact, else a lead with
 that phone; with CRM_CREATE=1 and nobody found, a new lead.
 """
@@ -122,6 +125,8 @@ def finish(portal: Portal, params: Params, caller: Caller) -> dict:
                 deadline=call["START"], responsible=user, completed=True, direction=1 if incoming else 2,
                 communications=[{"VALUE": call["PHONE_NUMBER"], "ENTITY_ID": str(client[1]),
                                  "ENTITY_TYPE_ID": str(ENTITY_TYPES[client[0]]), "TYPE": "PHONE"}], silent=True)
+            # The call's end: its start plus the talk (UNCONFIRMED; the docs' example shows both times).
+            portal.activities[activity_id]["END_TIME"] = portal.iso(call["START"] + duration)
         record_id = portal.new_id("call")
         record = {"ID": str(record_id), "PORTAL_USER_ID": str(user),
                   "PORTAL_NUMBER": call["LINE_NUMBER"] or "REST_APP:", "PHONE_NUMBER": call["PHONE_NUMBER"],

@@ -251,10 +251,11 @@ class CrmDriver(ABC):
         self.close()
 
 
-def open_driver(name: str, account: str, redis_url: str | None = None) -> CrmDriver:
-    """A CRM's driver; `redis_url`: the test's Redis, for a driver that keeps state (Bitrix24's last-seen deals)."""
+def open_driver(name: str, account: str, redis_url: str | None = None, **options: Any) -> CrmDriver:
+    """A CRM's driver; `redis_url`: the test's Redis, for a driver that keeps state (Bitrix24's last-seen deals);
+    `options`: that CRM's account options (Bitrix24: next_step="task")."""
     module, cls = DRIVERS[name].split(":")
-    return getattr(importlib.import_module(module), cls)(account, redis_url=redis_url)
+    return getattr(importlib.import_module(module), cls)(account, redis_url=redis_url, **options)
 
 
 # --- a local webhook receiver ----------------------------------------------------------------

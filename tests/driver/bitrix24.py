@@ -6,7 +6,9 @@ Bitrix24's events carry only ids, so each body becomes one `crm.changed` event
 (app/bitrix24/parser.py) and the product's connector (connectors/bitrix24/crm.py)
 expands it into the neutral events by reading the deal and comparing it with the state last
 seen, in the test's Redis. The demo account is the sandbox's demo portal (deals as leads);
-Bitrix24 has no task types, so a task's type reads back as ""."""
+Bitrix24 has no task types, so a task's type reads back as "". The next step is a CRM to-do,
+or with next_step="task" (the account's `bitrix24.next_step`) a task bound to the deal; a
+task's id is its activity's id either way, as the connector's."""
 
 from __future__ import annotations
 
@@ -53,8 +55,9 @@ class Bitrix24Driver(CrmDriver):
     name = "bitrix24"
     has_task_types = False
 
-    def __init__(self, account: str, redis_url: str | None = None):
+    def __init__(self, account: str, redis_url: str | None = None, next_step: str = "todo"):
         self.account = account
+        self.next_step = next_step
         self.portal = Portal()
         self.server = PortalServer(self.portal, CREDS, rate=0, event_timeout=5).__enter__()
         self.receiver = WebhookReceiver()
@@ -134,7 +137,8 @@ class Bitrix24Driver(CrmDriver):
     # ------------------------------------------------------------------ the account
     def account_settings(self) -> dict:
         return {"crm": "bitrix24", "timezone": "Europe/Moscow",
-                "bitrix24": {"webhook_url": self.server.webhook_url, "rate_limit": 1000, "catchup_seconds": 0}}
+                "bitrix24": {"webhook_url": self.server.webhook_url, "rate_limit": 1000, "catchup_seconds": 0,
+                             "next_step": self.next_step}}
 
     def users(self) -> dict[str, int]:
         return dict(self._users)
@@ -191,21 +195,46 @@ class Bitrix24Driver(CrmDriver):
 
     def create_task(self, lead_id: int, text: str, due: datetime, *, responsible: int | None = None,
                     type: str | None = None, by: int | None = None) -> Created:
-        params: dict[str, Any] = {"ownerTypeId": 2, "ownerId": lead_id, "title": text,
-                                  "deadline": due.astimezone(self.tz).isoformat(timespec="seconds")}
-        if responsible is not None:
-            params["responsibleId"] = responsible
+        deadline = due.astimezone(self.tz).isoformat(timespec="seconds")
         mark = self.mark()
-        task_id = int(self._call("crm.activity.todo.add", params, by=by)["id"])
+        if self.next_step == "task":
+            fields = {"TITLE": text, "DEADLINE": deadline, "RESPONSIBLE_ID": responsible or by or CREDS.webhook_user,
+                      "UF_CRM_TASK": [f"D_{lead_id}"]}
+            task = int(self._call("tasks.task.add", {"fields": fields}, by=by)["task"]["id"])
+            task_id = int(self._task_activity(task)["ID"])
+        else:
+            params: dict[str, Any] = {"ownerTypeId": 2, "ownerId": lead_id, "title": text, "deadline": deadline}
+            if responsible is not None:
+                params["responsibleId"] = responsible
+            task_id = int(self._call("crm.activity.todo.add", params, by=by)["id"])
         return Created(task_id, self.events_since(mark))
 
+    def _task_activity(self, task: int) -> dict:
+        (act,) = self._call("crm.activity.list", {"filter": {"PROVIDER_ID": "TASKS_TASK", "ASSOCIATED_ENTITY_ID": task},
+                                                  "select": ["ID", "ASSOCIATED_ENTITY_ID"]})
+        return act
+
+    def _task_of(self, activity_id: int) -> int | None:
+        """The task behind a task's activity; None for a to-do."""
+        act = self._call("crm.activity.get", {"id": activity_id})
+        return int(act["ASSOCIATED_ENTITY_ID"]) if act["PROVIDER_ID"] == "TASKS_TASK" else None
+
     def complete_task(self, task_id: int, result: str | None, *, by: int | None = None) -> Events:
+        task = self._task_of(task_id)
+        if task is not None:   # a task's result is its description here, as a to-do's
+            if result:
+                self._call("tasks.task.update", {"taskId": task, "fields": {"DESCRIPTION": result}}, by=by)
+            return self._doing(lambda: self._call("tasks.task.complete", {"taskId": task}, by=by))
         fields: dict[str, Any] = {"COMPLETED": "Y"}
         if result:
             fields["DESCRIPTION"] = result   # a to-do has no result field
         return self._doing(lambda: self._call("crm.activity.update", {"id": task_id, "fields": fields}, by=by))
 
     def set_task_due(self, task_id: int, due: datetime, *, by: int | None = None) -> Events:
+        task = self._task_of(task_id)
+        if task is not None:
+            return self._doing(lambda: self._call("tasks.task.update", {"taskId": task, "fields": {
+                "DEADLINE": due.astimezone(self.tz).isoformat(timespec="seconds")}}, by=by))
         act = self._call("crm.activity.get", {"id": task_id})
         return self._doing(lambda: self._call("crm.activity.todo.updateDeadline", {
             "ownerTypeId": act["OWNER_TYPE_ID"], "ownerId": act["OWNER_ID"], "id": task_id,

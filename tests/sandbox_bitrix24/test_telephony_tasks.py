@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import requests
 
 from .conftest import app, app_token, hook, result
@@ -99,6 +101,14 @@ def test_tasks_bound_to_a_deal(b24):
     assert [(a["ASSOCIATED_ENTITY_ID"], a["COMPLETED"]) for a in mirror] == [(task["id"], "N")]
     updated = result(b24, "tasks.task.update", {"taskId": task["id"], "fields": {"DEADLINE": "2030-01-02T12:00:00"}})
     assert updated["task"]["deadline"] == "2030-01-02T12:00:00+03:00"
+    # the move is in the task's history (tasks-task-history-list.md's shape; DEADLINE as unix seconds)
+    moves = result(b24, "tasks.task.history.list", {"taskId": task["id"], "filter": {"FIELD": "DEADLINE"}})["list"]
+    assert [(h["field"], h["value"]) for h in moves] == [("DEADLINE", {"from": "1893488400", "to": "1893574800"})]
+    assert moves[0]["user"]["id"] == 1 and moves[0]["createdDate"]
+    everything = result(b24, "tasks.task.history.list", {"taskId": task["id"], "order": {"createdDate": "asc"}})["list"]
+    assert [h["field"] for h in everything] == ["NEW", "DEADLINE"]
+    assert result(b24, "tasks.task.history.list", {"taskId": 999999}) == {"list": []}
+    assert hook(b24, "tasks.task.history.list", {}).json()["error"] == "100"
     completed = result(b24, "tasks.task.complete", {"taskId": task["id"]})["task"]
     assert completed["status"] == "5" and completed["closedDate"]
     assert result(b24, "crm.activity.get", {"id": mirror[0]["ID"]})["COMPLETED"] == "Y"
@@ -124,6 +134,10 @@ def test_register_binds_the_named_contact_or_lead_and_not_a_deal(b24):
     assert (listed[0]["CRM_ENTITY_TYPE"], listed[0]["CRM_ENTITY_ID"]) == ("CONTACT", str(contact))
     activity = result(b24, "crm.activity.get", {"id": record["CRM_ACTIVITY_ID"]})
     assert (activity["OWNER_TYPE_ID"], activity["OWNER_ID"]) == ("3", str(contact))
+    assert (datetime.fromisoformat(activity["END_TIME"]) - datetime.fromisoformat(activity["START_TIME"])).seconds == 30
+    # the deal's contacts, as crm-deal-contact-items-get.md answers them
+    assert result(b24, "crm.deal.contact.items.get", {"id": 102}) == [
+        {"CONTACT_ID": contact, "SORT": 10, "ROLE_ID": 0, "IS_PRIMARY": "Y"}]
     # DEAL is not one of register's CRM_ENTITY_TYPE values (CONTACT, COMPANY, LEAD): the phone decides
     deal_named = app(b24, token, "telephony.externalcall.register",
                      {"USER_ID": 3, "PHONE_NUMBER": "79990007789", "TYPE": 1, "CRM_ENTITY_TYPE": "DEAL",
