@@ -1111,7 +1111,7 @@ class Bitrix24CRM:
         for task_id, change in changes.items():
             act = known[task_id]
             owner = {"ownerTypeId": int(act["OWNER_TYPE_ID"]), "ownerId": int(act["OWNER_ID"]), "id": task_id}
-            if act.get("PROVIDER_ID") == "TASKS_TASK" and _int(act.get("ASSOCIATED_ENTITY_ID")):
+            if act.get("PROVIDER_ID") in TASK_PROVIDERS and _int(act.get("ASSOCIATED_ENTITY_ID")):
                 task = int(act["ASSOCIATED_ENTITY_ID"])
                 fields = {}
                 if "due" in change:
@@ -1160,7 +1160,7 @@ class Bitrix24CRM:
 
     def _activities_of(self, task_ids: Mapping[str, int]) -> dict[str, int]:
         """The activity ids of new tasks (what the rules know them by), by action key."""
-        rows = self.client.list("crm.activity.list", {"filter": {"PROVIDER_ID": "TASKS_TASK",
+        rows = self.client.list("crm.activity.list", {"filter": {"@PROVIDER_ID": sorted(TASK_PROVIDERS),
                                                                  "@ASSOCIATED_ENTITY_ID": list(task_ids.values())},
                                                       "select": ["ID", "ASSOCIATED_ENTITY_ID"]})
         activity_of = {int(r["ASSOCIATED_ENTITY_ID"]): int(r["ID"]) for r in rows}
