@@ -11,14 +11,15 @@ are counted from the sandbox's own log (/_sandbox/requests), where a batch is on
    The clock for a change stops when the sandbox stores its to-do. Requests per change
    are over the fewest possible: one batch to read the deal with its activities, one to
    add the to-do (with its note, and any field the rule sets). Every request the portal
-   answered in the run is counted, those the events of our own writes cause too;
+   answered in the run is counted: those the events of our own writes cause, and the
+   catch-up's passes (every `--catchup` seconds, 30) too;
 2. sweep: jobs.sweep over `--deals` deals (10% of the active ones without a to-do); the
    fewest: every page of active deals and of open activities packed 50 to a batch, and one
    batch per 50 to-dos and comments added;
 3. bucket: bench/bitrix24_client.py's two processes making single reads through one
    portal's bucket, from empty: achieved rate over the bucket's, and 503 QUERY_LIMIT_EXCEEDED.
 
-    python bench/bitrix24.py [--changes 120] [--per-second 1] [--deals 5000] [--rate 2] [--burst 50]
+    python bench/bitrix24.py [--changes 120] [--per-second 1] [--deals 5000] [--rate 2] [--burst 50] [--catchup 30]
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from bench import bitrix24_client  # noqa: E402
 from bench.latency import STATUSES  # noqa: E402
 from bench.service import ALL_DAY, clean_up, start_service, stop  # noqa: E402
 from bench.sweep import TERMINAL, ceil  # noqa: E402
-from jobs import context, sweep  # noqa: E402
+from jobs import catchup, context, sweep  # noqa: E402
 from reglament.config import Settings  # noqa: E402
 from sandbox.bitrix24 import Credentials, Portal, PortalServer  # noqa: E402
 from sandbox.bitrix24 import crm as portal_crm  # noqa: E402
@@ -54,11 +55,10 @@ APP_TOKEN = "bench-bitrix24-application-token"
 PAGE, BATCH = 50, 50
 
 
-def account(webhook_url: str, rate: float, burst: int) -> dict:
-    # No catch-up: its minutely pass would be counted as the changes' requests.
+def account(webhook_url: str, rate: float, burst: int, catchup: int = 0) -> dict:
     return {"id": "bench", "webhook_secret": SECRET, "crm": "bitrix24", "timezone": "Europe/Moscow",
             "bitrix24": {"webhook_url": webhook_url, "application_token": APP_TOKEN, "rate_limit": rate,
-                         "burst": burst, "catchup_seconds": 0},
+                         "burst": burst, "catchup_seconds": catchup},
             "working_hours": ALL_DAY, "holidays_country": None}
 
 
@@ -76,7 +76,8 @@ def service(args, tmp: Path, redis_url: str) -> dict:
     procs: list = []
     try:
         procs += start_service(tmp, port, {"public_url": f"http://127.0.0.1:{port}", "redis_url": redis_url,
-                                   "log_format": "text", "accounts": [account(b24.webhook_url, args.rate, args.burst)]})
+                                   "log_format": "text",
+                                   "accounts": [account(b24.webhook_url, args.rate, args.burst, args.catchup)]})
         # The deals, at «Новая заявка» without a to-do, with the dates the table's stages read.
         now = portal.now()
         dates = {"UF_CRM_CALLBACK_AT": portal.iso(now + 86400), "UF_CRM_TRIAL_AT": portal.iso(now + 3 * 86400),
@@ -113,6 +114,17 @@ def service(args, tmp: Path, redis_url: str) -> dict:
                     done[owner] = at
 
         portal.add_listener(on_event)
+        # The catch-up's passes, as the scheduler would run them (the scheduler itself is not
+        # started: its start-up sweep would give the waiting deals their to-dos first).
+        stopping = threading.Event()
+        passes: list[dict] = []
+
+        def catching_up() -> None:
+            while args.catchup and not stopping.wait(args.catchup):
+                passes.append(catchup.catchup_job("bench"))
+
+        catcher = threading.Thread(target=catching_up, daemon=True)
+        catcher.start()
         ui = requests.Session()
         start = time.perf_counter() + 0.2
         for i, deal_id in enumerate(deal_ids):
@@ -127,6 +139,8 @@ def service(args, tmp: Path, redis_url: str) -> dict:
         while len(done) < len(deal_ids) and time.monotonic() < deadline:
             time.sleep(0.1)
         time.sleep(3.0)  # the events our own to-dos cause are read too, and counted
+        stopping.set()
+        catcher.join()
         log = bitrix24_client.log(b24)
         events = Counter(e["event"] for e in b24.sandbox.events.log())
         latencies = sorted(done[i] - changed[i] for i in deal_ids if i in done)
@@ -136,7 +150,7 @@ def service(args, tmp: Path, redis_url: str) -> dict:
             open_todos = Counter(int(a["OWNER_ID"]) for a in portal.activities.values()
                                  if a.get("COMPLETED") != "Y" and int(a.get("OWNER_TYPE_ID", 0)) == 2)
         refused = sum(e["status"] == 503 for e in log)
-        return {"changes": len(deal_ids), "latencies": latencies, "requests": len(log) - refused, "refused": refused,
+        return {"passes": passes, "changes": len(deal_ids), "latencies": latencies, "requests": len(log) - refused, "refused": refused,
                 "kinds": by_kind(log), "events": ", ".join(f"{k} {v}" for k, v in sorted(events.items())),
                 "one_todo": sum(open_todos[i] == 1 for i in deal_ids),
                 "slowest": ", ".join(f"{stage} {t:.1f} s" for t, stage in slowest),
@@ -187,6 +201,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=2.0, help="the portal's requests/s, sandbox and client alike")
     ap.add_argument("--burst", type=int, default=50)
     ap.add_argument("--calls", type=int, default=60, help="single reads per process in the bucket part")
+    ap.add_argument("--catchup", type=int, default=30, help="the catch-up's period in the service part (0: off)")
     ap.add_argument("--only", choices=("service", "sweep", "bucket"))
     args = ap.parse_args()
 
@@ -210,6 +225,9 @@ def main() -> None:
             print(f"  by kind: {s['kinds']}")
             print(f"  events the portal sent us: {s['events']}")
             print(f"  deals with exactly one open to-do: {s['one_todo']}/{s['changes']}")
+            print(f"  catch-up passes (every {args.catchup} s, counted above): {len(s['passes'])}, "
+                  f"deals read {sum(p.get('leads', 0) for p in s['passes'])}, "
+                  f"changes no event brought {sum(p.get('events', 0) for p in s['passes'])}")
             summary += [f"calls/change {per_change:.2f} (x{per_change / 2:.2f} of 2)", f"p99 {p99:.2f} s"]
         if args.only in (None, "sweep"):
             w = sweep_run(args, redis_server.url)

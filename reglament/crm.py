@@ -345,7 +345,8 @@ class CRM(Protocol):
 
     # --- leads and tasks
     def get_lead(self, lead_id: int) -> Lead | None:
-        """The lead, read fresh; None when deleted or not found (in any pipeline)."""
+        """The lead, read fresh (or as get_lead_snapshot takes it); None when deleted or not
+        found (in any pipeline)."""
         ...
 
     def get_leads(self, lead_ids: Sequence[int]) -> dict[int, Lead]:

@@ -439,6 +439,9 @@ class Bitrix24CRM:
         return LeadSnapshot.of(lead, [self._task(a) for a in acts])
 
     def get_lead(self, lead_id: int) -> Lead | None:
+        reading = self._reading(lead_id)   # as for the snapshot: this job's reading, if still good
+        if reading is not None:
+            return self._lead(reading.deal, self.names())
         try:
             raw = self.client.call(f"crm.{self.entity.name}.get", {"id": lead_id})
         except NotFound:
