@@ -12,12 +12,14 @@ import hmac
 
 from flask import Blueprint, Response, g, request
 
+from sandbox.forms import nest
+
 from . import filters, views
 from .context import current
 from .hal import base, hal, listing, no_content, page_url, problem
 from .model import CONTACTS, LEADS
 from .problems import NotFound
-from .query import BadQuery, as_list, nest, paging, withs
+from .query import BadQuery, as_list, paging, withs
 
 bp = Blueprint("amocrm_api", __name__, url_prefix="/api/v4")
 ENTITY = "<any(leads, contacts):entity>"

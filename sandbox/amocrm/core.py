@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from sandbox import seeds
+
 from . import fields as cf
 from . import seed
 from .model import (CLOSED, CONTACTS, LEADS, AccountInfo, Contact, CustomField, Event, Lead, LossReason, Note,
@@ -96,7 +98,7 @@ class AccountCore:
     # ----------------------------------------------------------------- seed
     def reset(self, keep_webhooks: bool = True) -> None:
         """Reload the seed file; webhook subscriptions survive unless told otherwise."""
-        spec = seed.read(self.seed_path)
+        spec = seeds.read(self.seed_path)
         with self.lock:
             kept = self.webhooks if keep_webhooks else {}
             self._clear()

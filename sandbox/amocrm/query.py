@@ -1,39 +1,16 @@
 """PHP-style query strings as amoCRM reads them: filter[statuses][0][status_id]=1, filter[id][]=5, order[id]=desc.
 
-`nest()` turns the flat pairs into nested dicts; lists written with [] or [0], [1] come
-back as dicts with string index keys, and `as_list()` flattens either form (and comma lists).
+`sandbox.forms.nest()` turns the flat pairs into nested dicts; lists written with [] or [0], [1]
+come back as dicts with string index keys, and `as_list()` flattens either form (and comma lists).
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any, Iterable
-
-_PART = re.compile(r"\[([^\[\]]*)\]")
+from typing import Any
 
 
 class BadQuery(ValueError):
     """A query parameter has a value we cannot use (answered as HTTP 400)."""
-
-
-def nest(pairs: Iterable[tuple[str, str]]) -> dict:
-    root: dict = {}
-    for key, value in pairs:
-        head, bracket, rest = key.partition("[")
-        parts = [head] + (_PART.findall(bracket + rest) if bracket else [])
-        node = root
-        for part in parts[:-1]:
-            if part == "":
-                part = str(len(node))
-            child = node.get(part)
-            if not isinstance(child, dict):
-                child = node[part] = {}
-            node = child
-        last = parts[-1]
-        if last == "":
-            last = str(len(node))
-        node[last] = value
-    return root
 
 
 def as_list(value: Any) -> list:

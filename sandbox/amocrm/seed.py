@@ -6,46 +6,17 @@ so it produces no events and no webhooks.
 
 from __future__ import annotations
 
-import copy
 import random
-import re
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import yaml
+from sandbox.seeds import seconds
 
 from .model import CLOSED, CONTACTS, LEADS, AccountInfo, CustomField, LossReason, Pipeline, Status, TaskType, User
 
 if TYPE_CHECKING:
     from .state import SandboxAccount
-
-DURATION = re.compile(r"^(-?\d+)\s*([smhd]?)$")
-UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_cache: dict[tuple[str, int], dict] = {}
-
-
-def read(path: Path) -> dict:
-    """The parsed seed file; parsed once per file version, since tests and resets load it often."""
-    key = (str(path), Path(path).stat().st_mtime_ns)
-    if key not in _cache:
-        with open(path, encoding="utf-8") as f:
-            _cache[key] = yaml.load(f, Loader=_LOADER)
-    return copy.deepcopy(_cache[key])
-
-
-def seconds(value: Any) -> int:
-    """'20m', '2h', '3d', '-30m' or a plain number of seconds."""
-    if isinstance(value, (int, float)):
-        return int(value)
-    m = DURATION.match(str(value).strip())
-    if not m:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30m, 2h, 3d)")
-    return int(m.group(1)) * UNITS[m.group(2)]
 
 
 def populate(acc: "SandboxAccount", spec: dict) -> None:

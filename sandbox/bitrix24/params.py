@@ -15,7 +15,7 @@ import re
 from typing import Any, Iterable
 from urllib.parse import parse_qsl
 
-_PART = re.compile(r"\[([^\[\]]*)\]")
+from sandbox import forms
 
 
 class BadParams(ValueError):
@@ -29,23 +29,7 @@ class BadParams(ValueError):
 
 def nest(pairs: Iterable[tuple[str, str]]) -> dict:
     """Flat PHP-style pairs -> nested dicts; `[]` appends; all-numeric dicts become lists."""
-    root: dict = {}
-    for key, value in pairs:
-        head, bracket, rest = key.partition("[")
-        parts = [head] + (_PART.findall(bracket + rest) if bracket else [])
-        node = root
-        for i, part in enumerate(parts):
-            last = i == len(parts) - 1
-            if part == "":
-                part = str(len(node))
-            if last:
-                node[part] = value
-            else:
-                child = node.get(part)
-                if not isinstance(child, dict):
-                    child = node[part] = {}
-                node = child
-    return php_lists(root)
+    return php_lists(forms.nest(pairs))
 
 
 def php_lists(value: Any) -> Any:
@@ -147,7 +131,7 @@ def substitute_results(value: Any, results: dict) -> Any:
 
 def _lookup(results: dict, match: re.Match) -> Any:
     node: Any = results.get(match.group(1))
-    for key in _PART.findall(match.group(2)):
+    for key in forms.BRACKET.findall(match.group(2)):
         if isinstance(node, dict):
             node = node.get(key)
         elif isinstance(node, list) and key.isdigit() and int(key) < len(node):

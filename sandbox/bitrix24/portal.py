@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
+from sandbox import seeds
+
 from . import seed
 from .filters import iso
 
@@ -69,7 +71,7 @@ class Portal:
 
     # ------------------------------------------------------------------ seed
     def reset(self) -> None:
-        spec = seed.read(self.seed_path)
+        spec = seeds.read(self.seed_path)
         with self.lock:
             self._clear()
             seed.populate(self, spec)

@@ -5,41 +5,15 @@ Seeded data is what the portal already held: it is inserted silently (no events)
 
 from __future__ import annotations
 
-import copy
 import random
-import re
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import yaml
+from sandbox.seeds import seconds
 
 if TYPE_CHECKING:
     from .portal import Portal
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_cache: dict[tuple[str, int], dict] = {}
-DURATION = re.compile(r"^(-?\d+)\s*([smhd]?)$")
-UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 SEMANTICS = {None: "process", "S": "success", "F": "failure"}
-
-
-def read(path: Path) -> dict:
-    """The parsed seed file; parsed once per file version, since tests and resets load it often."""
-    key = (str(path), Path(path).stat().st_mtime_ns)
-    if key not in _cache:
-        with open(path, encoding="utf-8") as f:
-            _cache[key] = yaml.load(f, Loader=_LOADER)
-    return copy.deepcopy(_cache[key])
-
-
-def seconds(value: Any) -> int:
-    """'20m', '2h', '3d', '-30m' or a plain number of seconds."""
-    if isinstance(value, (int, float)):
-        return int(value)
-    m = DURATION.match(str(value).strip())
-    if not m:
-        raise ValueError(f"not a duration: {value!r} (use e.g. 30m, 2h, 3d)")
-    return int(m.group(1)) * UNITS[m.group(2)]
 
 
 def populate(portal: "Portal", spec: dict) -> None:
