@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, redirect, render_template_string, request
+
+from sandbox.pages import STYLE, back
 
 from .context import current
 from .fields import DATE_TYPES
@@ -28,14 +29,7 @@ CALL_STATUSES = {1: "Оставил сообщение", 2: "Перезвони�
 
 PAGE = """<!doctype html>
 <html lang="ru"><head><meta charset="utf-8"><title>Песочница amoCRM — {{ info.name }}</title>
-<style>
- body{font:14px/1.35 system-ui,sans-serif;margin:16px;color:#222}
- table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #ddd;padding:6px;vertical-align:top;text-align:left}
- th{background:#f4f6f8} .st{display:inline-block;padding:1px 6px;border-radius:3px}
- .overdue{color:#c00;font-weight:600} .muted{color:#888} .err{background:#fee;border:1px solid #c00;padding:8px}
- form{margin:2px 0} input,select,button{font:inherit} .task{margin-bottom:6px}
- fieldset{border:1px solid #ddd;margin:0 0 12px 0} .small{font-size:12px}
-</style></head><body>
+""" + STYLE + """</head><body>
 <h1>Песочница amoCRM: {{ info.name }}</h1>
 <p class="muted">Аккаунт {{ info.id }} «{{ info.subdomain }}», время песочницы {{ now|dt }} ({{ info.timezone }}).
  API: <code>{{ root }}/api/v4/…</code> · журналы: <a href="/_sandbox/webhooks">вебхуки</a>,
@@ -69,7 +63,7 @@ PAGE = """<!doctype html>
    {% for lr in reasons.values() %}<option value="{{ lr.id }}">{{ lr.name }}</option>{% endfor %}</select>
    <button>Сменить</button></form></td>
  <td>{{ users_by_id[r.lead.responsible_user_id].name }}</td>
- <td>{% for t in r.tasks %}<div class="task"><span class="{% if t.complete_till < now %}overdue{% endif %}">{{ t.complete_till|dt }}</span>
+ <td>{% for t in r.tasks %}<div class="step"><span class="{% if t.complete_till < now %}overdue{% endif %}">{{ t.complete_till|dt }}</span>
    · {{ task_types[t.task_type_id].name }}: {{ t.text }}
    <form method="post" action="/ui/tasks/{{ t.id }}/complete"><input type="hidden" name="back" value="{{ back }}">
     <input name="result" placeholder="Результат"><button>Выполнить</button></form>
@@ -106,15 +100,6 @@ def _dt(ts) -> str:
 
 def _parse_local(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=_tz()).timestamp())
-
-
-def _back(error: str | None = None):
-    target = request.form.get("back") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    if error:
-        target += ("&" if "?" in target else "?") + urlencode({"error": error})
-    return redirect(target, code=303)
 
 
 def _explain(e: ValidationFailed) -> str:
@@ -162,12 +147,12 @@ def page():
             rows.append({"lead": lead, "contact": contact, "phones": acc.contact_phones(contact) if contact else [],
                          "status": acc.status(lead.pipeline_id, lead.status_id) or statuses[0],
                          "tasks": acc.tasks_of(LEADS, lead.id), "fields": _field_texts(acc, lead.custom_fields)})
-        back = request.full_path.rstrip("?") or "/"
+        here = request.full_path.rstrip("?") or "/"
         deliveries = list(reversed(current().dispatcher.log()[-15:]))
         html = render_template_string(
             PAGE, info=acc.info, now=acc.now(), root=request.host_url.rstrip("/"), error=request.args.get("error"),
             users=sorted(acc.users.values(), key=lambda u: u.id), users_by_id=acc.users, statuses=statuses,
-            reasons=acc.loss_reasons, task_types=acc.task_types, rows=rows, total=len(leads), back=back,
+            reasons=acc.loss_reasons, task_types=acc.task_types, rows=rows, total=len(leads), back=here,
             status_filter=status_filter, user_filter=user_filter, call_statuses=CALL_STATUSES, deliveries=deliveries)
     return html
 
@@ -193,7 +178,7 @@ def new_lead():
                             "status_id": _int(f.get("status_id")), "pipeline_id": acc.main_pipeline().id,
                             "_embedded": {"contacts": [{"id": contact.id, "is_main": True}]}}], actor)
     except ValidationFailed as e:
-        return _back(_explain(e))
+        return back(_explain(e))
     return redirect("/", code=303)
 
 
@@ -202,7 +187,7 @@ def change_status(lead_id: int):
     acc = current().account
     lead = acc.leads.get(lead_id)
     if lead is None:
-        return _back("Сделка не найдена")
+        return back("Сделка не найдена")
     item = {"id": lead_id, "status_id": _int(request.form.get("status_id")), "pipeline_id": lead.pipeline_id}
     reason = _int(request.form.get("loss_reason_id"))
     if reason and item["status_id"] == LOST:
@@ -210,8 +195,8 @@ def change_status(lead_id: int):
     try:
         acc.update_leads([item], lead.responsible_user_id)
     except ValidationFailed as e:
-        return _back(_explain(e))
-    return _back()
+        return back(_explain(e))
+    return back()
 
 
 @bp.post("/ui/tasks/<int:task_id>/complete")
@@ -219,15 +204,15 @@ def complete_task(task_id: int):
     acc = current().account
     task = acc.tasks.get(task_id)
     if task is None:
-        return _back("Задача не найдена")
+        return back("Задача не найдена")
     item = {"id": task_id, "is_completed": True}
     if request.form.get("result", "").strip():
         item["result"] = {"text": request.form["result"].strip()}
     try:
         acc.update_tasks([item], task.responsible_user_id)
     except ValidationFailed as e:
-        return _back(_explain(e))
-    return _back()
+        return back(_explain(e))
+    return back()
 
 
 @bp.post("/ui/tasks/<int:task_id>/move")
@@ -237,14 +222,14 @@ def move_task(task_id: int):
     try:
         due = _parse_local(request.form.get("due", ""))
     except ValueError:
-        return _back("Укажите дату и время")
+        return back("Укажите дату и время")
     if task is None:
-        return _back("Задача не найдена")
+        return back("Задача не найдена")
     try:
         acc.update_tasks([{"id": task_id, "complete_till": due}], task.responsible_user_id)
     except ValidationFailed as e:
-        return _back(_explain(e))
-    return _back()
+        return back(_explain(e))
+    return back()
 
 
 @bp.post("/ui/leads/<int:lead_id>/tasks")
@@ -254,16 +239,16 @@ def add_task(lead_id: int):
     try:
         due = _parse_local(request.form.get("due", ""))
     except ValueError:
-        return _back("Укажите дату и время")
+        return back("Укажите дату и время")
     if lead is None:
-        return _back("Сделка не найдена")
+        return back("Сделка не найдена")
     try:
         acc.add_tasks([{"text": request.form.get("text", ""), "complete_till": due, "entity_type": LEADS,
                         "entity_id": lead_id, "task_type_id": _int(request.form.get("task_type_id")) or 1,
                         "responsible_user_id": lead.responsible_user_id}], lead.responsible_user_id)
     except ValidationFailed as e:
-        return _back(_explain(e))
-    return _back()
+        return back(_explain(e))
+    return back()
 
 
 @bp.post("/ui/leads/<int:lead_id>/call")
@@ -274,7 +259,7 @@ def log_call(lead_id: int):
         contact = acc.contacts.get(lead.contact_ids[0]) if lead and lead.contact_ids else None
         phones = acc.contact_phones(contact) if contact else []
     if not phones:
-        return _back("У контакта сделки нет телефона")
+        return back("У контакта сделки нет телефона")
     f = request.form
     call = {"direction": f.get("direction", "outbound"), "phone": phones[0], "source": "sandbox_ui",
             "duration": _int(f.get("duration")) or 0, "call_status": _int(f.get("call_status")) or 4,
@@ -283,8 +268,8 @@ def log_call(lead_id: int):
     try:
         _, errors = acc.add_calls([call], lead.responsible_user_id)
     except ValidationFailed as e:
-        return _back(_explain(e))
+        return back(_explain(e))
     if errors:
-        return _back(errors[0]["detail"])
-    return _back()
+        return back(errors[0]["detail"])
+    return back()
 

@@ -8,9 +8,10 @@ the page is for a local sandbox (it never shows the webhook code or tokens).
 from __future__ import annotations
 
 from datetime import datetime
-from urllib.parse import urlencode
 
-from flask import Blueprint, redirect, render_template_string, request
+from flask import Blueprint, render_template_string, request
+
+from sandbox.pages import STYLE, back
 
 from . import activities, crm, telephony
 from .context import current
@@ -25,14 +26,7 @@ CALL_RESULTS = {"200": "Разговор состоялся", "304": "Пропу
 
 PAGE = """<!doctype html>
 <html lang="ru"><head><meta charset="utf-8"><title>Песочница Битрикс24 — {{ info.name }}</title>
-<style>
- body{font:14px/1.35 system-ui,sans-serif;margin:16px;color:#222}
- table{border-collapse:collapse;width:100%} td,th{border-bottom:1px solid #ddd;padding:6px;vertical-align:top;text-align:left}
- th{background:#f4f6f8} .st{display:inline-block;padding:1px 6px;border-radius:3px}
- .overdue{color:#c00;font-weight:600} .muted{color:#888} .err{background:#fee;border:1px solid #c00;padding:8px}
- form{margin:2px 0} input,select,button{font:inherit} .todo{margin-bottom:6px}
- fieldset{border:1px solid #ddd;margin:0 0 12px 0} .small{font-size:12px}
-</style></head><body>
+""" + STYLE + """</head><body>
 <h1>Песочница Битрикс24: {{ info.name }}</h1>
 <p class="muted">Портал {{ domain }}, время портала {{ now }} ({{ info.timezone }}).
  REST: <code>{{ root }}/rest/&lt;пользователь&gt;/&lt;код вебхука&gt;/&lt;метод&gt;</code> · журналы:
@@ -62,7 +56,7 @@ PAGE = """<!doctype html>
    <select name="stage">{% for s in stages %}<option value="{{ s.STATUS_ID }}" {% if s.STATUS_ID == r.deal.STAGE_ID %}selected{% endif %}>{{ s.NAME }}</option>{% endfor %}</select>
    <button>Сменить</button></form></td>
  <td>{{ names[r.deal.ASSIGNED_BY_ID] }}</td>
- <td>{% for a in r.open %}<div class="todo"><span class="{% if a.overdue %}overdue{% endif %}">{{ a.when }}</span>
+ <td>{% for a in r.open %}<div class="step"><span class="{% if a.overdue %}overdue{% endif %}">{{ a.when }}</span>
    · {{ a.kind }}: {{ a.SUBJECT }}
    {% if a.PROVIDER_ID == "CRM_TODO" %}
    <form method="post" action="/ui/activities/{{ a.ID }}/complete"><input type="hidden" name="back" value="{{ back }}"><button>Выполнить</button></form>
@@ -87,14 +81,6 @@ PAGE = """<!doctype html>
 {% else %}<tr><td colspan="4" class="muted">пока ни одного (обработчики: event.bind или POST /_sandbox/webhooks/outgoing)</td></tr>{% endfor %}</table>
 </body></html>"""
 
-
-def _back(error: str | None = None):
-    target = request.form.get("back") or "/"
-    if not target.startswith("/") or target.startswith("//"):
-        target = "/"
-    if error:
-        target += ("&" if "?" in target else "?") + urlencode({"error": error})
-    return redirect(target, code=303)
 
 
 def _short(portal, iso_value: str | None) -> str:
@@ -145,8 +131,8 @@ def _act(fn):
     try:
         fn()
     except (ApiError, BadParams) as e:
-        return _back(getattr(e, "description", str(e)))
-    return _back()
+        return back(getattr(e, "description", str(e)))
+    return back()
 
 
 @bp.post("/ui/deals")
@@ -171,7 +157,7 @@ def new_deal():
 def change_stage(deal_id: int):
     deal = _deal(deal_id)
     if deal is None:
-        return _back("Сделка не найдена")
+        return back("Сделка не найдена")
     caller = Caller(int(deal["ASSIGNED_BY_ID"]), "page")
     return _act(lambda: crm.update(current().portal, crm.DEAL, deal_id, {"STAGE_ID": request.form.get("stage")},
                                    caller))
@@ -184,7 +170,7 @@ def complete(activity_id: int):
         activity = p.activities.get(activity_id)
         user = int(activity["RESPONSIBLE_ID"]) if activity else 0
     if activity is None:
-        return _back("Дело не найдено")
+        return back("Дело не найдено")
     return _act(lambda: activities.update(p, activity_id, {"COMPLETED": "Y"}, Caller(user, "page")))
 
 
@@ -194,7 +180,7 @@ def move(activity_id: int):
     with p.lock:
         activity = p.activities.get(activity_id)
     if activity is None:
-        return _back("Дело не найдено")
+        return back("Дело не найдено")
     due = request.form.get("due", "")
     params = Params({"id": activity_id, "ownerTypeId": activity["OWNER_TYPE_ID"], "ownerId": activity["OWNER_ID"],
                      "value": due})
@@ -205,7 +191,7 @@ def move(activity_id: int):
 def add_todo(deal_id: int):
     deal = _deal(deal_id)
     if deal is None:
-        return _back("Сделка не найдена")
+        return back("Сделка не найдена")
     params = Params({"ownerTypeId": 2, "ownerId": deal_id, "deadline": request.form.get("due", ""),
                      "title": request.form.get("title", ""), "responsibleId": deal["ASSIGNED_BY_ID"]})
     return _act(lambda: activities.todo_add(current().portal, params, Caller(int(deal["ASSIGNED_BY_ID"]), "page")))
@@ -219,7 +205,7 @@ def add_call(deal_id: int):
         contact = p.contacts.get(int(deal["CONTACT_ID"])) if deal and deal["CONTACT_ID"] else None
         phones = [m["VALUE"] for m in (contact or {}).get("PHONE") or []]
     if not phones:
-        return _back("У контакта сделки нет телефона")
+        return back("У контакта сделки нет телефона")
     user = int(deal["ASSIGNED_BY_ID"])
     caller = Caller(user, "page")
     f = request.form
