@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Callable
+from typing import Callable, Self
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
@@ -34,18 +34,22 @@ class BackgroundServer:
 
         server = BackgroundServer(app).start()   # server.url is "http://127.0.0.1:<port>"
         ...
-        server.stop()
+        server.stop()                            # or: with BackgroundServer(app) as server: ...
+
+    Each sandbox's server subclasses it, adding what tests and benchmarks reach for.
     """
 
     def __init__(self, app, host: str = "127.0.0.1", port: int = 0, *, name: str = "sandbox",
-                 log_line: Callable[[str, str, int], str | None] | None = None):
+                 log_line: Callable[[str, str, int], str | None] | None = None,
+                 on_stop: Callable[[], None] | None = None):
         self._server = make_server(host, port, app, threaded=True, request_handler=_handler(log_line))
         self.host, self.port = host, self._server.server_port
         self.url = f"http://{host}:{self.port}"
         self.name = name
+        self._on_stop = on_stop   # e.g. stop the app's own sender threads once it serves no more
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "BackgroundServer":
+    def start(self) -> Self:
         if self._thread is None:
             # A short poll interval makes stop() quick; tests start and stop many servers.
             self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -55,7 +59,11 @@ class BackgroundServer:
 
     def serve_forever(self) -> None:
         """Serve in the calling thread until interrupted."""
-        self._server.serve_forever()
+        try:
+            self._server.serve_forever()
+        finally:
+            if self._on_stop is not None:
+                self._on_stop()
 
     def stop(self) -> None:
         if self._thread is not None:
@@ -63,3 +71,11 @@ class BackgroundServer:
             self._thread.join(timeout=5)
             self._thread = None
         self._server.server_close()
+        if self._on_stop is not None:
+            self._on_stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,15 +1,14 @@
-"""Assembling and running the sandbox: the Flask app, a blocking `serve()`, and `SandboxServer` for tests."""
+"""Assembling and running the sandbox: the Flask app, `SandboxServer` (a background thread) and a blocking `serve()`."""
 
 from __future__ import annotations
 
-import threading
 import time
 from pathlib import Path
 
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
-from werkzeug.serving import WSGIRequestHandler, make_server
 
+from ..serving import BackgroundServer
 from . import admin, api, oauth, ui
 from .context import EXTENSION, Sandbox, current
 from .hal import problem, validation_problem
@@ -86,12 +85,11 @@ def _token_claims(account: SandboxAccount):
     return claims
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs) -> None:  # tests and benchmarks read /_sandbox/requests instead
-        pass
+def _log_line(method: str, path: str, status: int) -> str:
+    return f"{method} {path} {status}"
 
 
-class SandboxServer:
+class SandboxServer(BackgroundServer):
     """The sandbox on a background thread, for tests and benchmarks.
 
         with SandboxServer() as amo:            # a free port on 127.0.0.1
@@ -104,11 +102,9 @@ class SandboxServer:
         self.token = token
         self.app = create_app(self.account, token, rate_limit, **app_options)
         self.sandbox: Sandbox = self.app.extensions[EXTENSION]
-        self._server = make_server(host, port, self.app, threaded=True,
-                                   request_handler=_QuietHandler if quiet else WSGIRequestHandler)
-        self.host, self.port = host, self._server.server_port
-        self.url = f"http://{host}:{self.port}"
-        self._thread: threading.Thread | None = None
+        # Quiet by default: tests and benchmarks read /_sandbox/requests instead.
+        super().__init__(self.app, host, port, name="amocrm-sandbox", log_line=None if quiet else _log_line,
+                         on_stop=self.sandbox.dispatcher.stop)
 
     @property
     def dispatcher(self) -> WebhookDispatcher:
@@ -122,37 +118,9 @@ class SandboxServer:
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def start(self) -> "SandboxServer":
-        if self._thread is None:
-            # A short poll interval makes stop() quick; tests start and stop many servers.
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
-                                            name="amocrm-sandbox", daemon=True)
-            self._thread.start()
-        return self
-
-    def serve_forever(self) -> None:
-        try:
-            self._server.serve_forever()
-        finally:
-            self.dispatcher.stop()
-
     def wait_webhooks(self, timeout: float = 5.0) -> bool:
         """Wait until every queued webhook delivery is done."""
         return self.dispatcher.wait_idle(timeout)
-
-    def stop(self) -> None:
-        if self._thread is not None:
-            self._server.shutdown()
-            self._thread.join(timeout=5)
-            self._thread = None
-        self._server.server_close()
-        self.dispatcher.stop()
-
-    def __enter__(self) -> "SandboxServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, token: str = DEFAULT_TOKEN, rate_limit: float = 7.0,

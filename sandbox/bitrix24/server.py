@@ -38,7 +38,7 @@ def _log_line(method: str, path: str, status: int) -> str:
     return f"{method} {masked(path.split('?', 1)[0])} {status}"
 
 
-class PortalServer:
+class PortalServer(BackgroundServer):
     """The sandbox on a background thread, for tests, benchmarks and the demo run.
 
         with PortalServer() as b24:              # a free port on 127.0.0.1
@@ -53,9 +53,8 @@ class PortalServer:
         self.credentials = credentials or Credentials()
         self.app = create_app(self.portal, self.credentials, rate=rate, burst=burst, event_timeout=event_timeout)
         self.sandbox: Sandbox = self.app.extensions[EXTENSION]
-        self._server = BackgroundServer(self.app, host, port, name="bitrix24-sandbox",
-                                        log_line=None if quiet else _log_line)
-        self.host, self.port, self.url = self._server.host, self._server.port, self._server.url
+        super().__init__(self.app, host, port, name="bitrix24-sandbox", log_line=None if quiet else _log_line,
+                         on_stop=self.sandbox.events.stop)
         self.portal.base_url = self.url
 
     def __repr__(self) -> str:   # never the secrets
@@ -75,29 +74,9 @@ class PortalServer:
     def auth(self) -> Auth:
         return self.sandbox.auth
 
-    def start(self) -> "PortalServer":
-        self._server.start()
-        return self
-
-    def serve_forever(self) -> None:
-        try:
-            self._server.serve_forever()
-        finally:
-            self.events.stop()
-
     def wait_events(self, timeout: float = 5.0) -> bool:
         """Wait until every queued outgoing event has been sent (or failed)."""
         return self.events.wait_idle(timeout)
-
-    def stop(self) -> None:
-        self._server.stop()
-        self.events.stop()
-
-    def __enter__(self) -> "PortalServer":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
 
 
 def serve(host: str = "127.0.0.1", port: int = 8766, credentials: Credentials | None = None, *, rate: float = 2.0,
