@@ -6,14 +6,13 @@ application/x-www-form-urlencoded POST (CONFIRMED): `event`, `event_handler_id`,
 auth block with an access token of the user who made the change; an outgoing webhook
 gets only domain, client_endpoint, server_endpoint, member_id and its own
 application_token (CONFIRMED). Events carry only ids, except the telephony ones.
-A delivery is tried once and never again, whatever the answer (CONFIRMED). Each handler
-URL has its own sender thread, so one slow handler does not hold up another and a
-handler sees its events in order; the REST answer never waits for a delivery.
+A delivery is tried once and never again, whatever the answer (CONFIRMED). Deliveries go
+off the request path (sandbox/outbox.py): each handler URL has its own sender thread, so
+one slow handler does not hold up another and a handler sees its events in order.
 """
 
 from __future__ import annotations
 
-import queue
 import secrets
 import threading
 import time
@@ -22,7 +21,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from sandbox.indexed_log import IndexedLog
+from sandbox.outbox import Outbox, post_form
 
 from .auth import ACCESS_TTL, SCOPE, Auth
 from .errors import ApiError
@@ -64,19 +63,15 @@ def flatten(prefix: str, value, out: list[tuple[str, str]]) -> None:
         out.append((prefix, "" if value is None else str(value)))
 
 
-class Events:
+class Events(Outbox):
     def __init__(self, portal: Portal, auth: Auth, timeout: float = 5.0, log_limit: int = 10000):
+        super().__init__(timeout, log_limit, name="b24-sandbox-events")
         self.portal = portal
         self.auth = auth
-        self.timeout = timeout
         self.handlers: list[Handler] = []
         self.webhooks: dict[int, dict] = {}   # outgoing webhooks: id -> {handler, events, application_token}
         self._ids = 0
-        self._lock = threading.Condition()
-        self._senders: dict[str, _Sender] = {}
-        self._log = IndexedLog(log_limit)  # every event sent, with stable indexes
-        self._pending = 0
-        self._stopped = False
+        self._lock = threading.RLock()        # guards handlers and webhooks
         portal.add_listener(self.publish)
 
     # ------------------------------------------------------------------ bindings
@@ -153,75 +148,16 @@ class Events:
         with self._lock:
             chosen = [h for h in self.handlers if h.event == event]
         for handler in chosen:
-            self._enqueue(handler, event, self.body(handler, event, data, caller))
+            self.put(handler.url, (handler, event, self.body(handler, event, data, caller)))
 
-    def _enqueue(self, handler: Handler, event: str, body: str) -> None:
-        with self._lock:
-            if self._stopped:
-                return
-            self._pending += 1
-            sender = self._senders.get(handler.url)
-            if sender is None:
-                sender = self._senders[handler.url] = _Sender(self, handler.url)
-                sender.start()
-        sender.jobs.put((handler, event, body))
-
-    def _send(self, session: requests.Session, handler: Handler, event: str, body: str) -> None:
-        status, error = None, None
-        try:
-            answer = session.post(handler.url, data=body.encode("ascii"), timeout=self.timeout, allow_redirects=False,
-                                  headers={"Content-Type": "application/x-www-form-urlencoded",
-                                           "User-Agent": USER_AGENT})
-            status = answer.status_code
-        except requests.RequestException as e:
-            error = f"{type(e).__name__}: {e}"
+    def deliver(self, session: requests.Session, job: tuple[Handler, str, str]) -> None:
+        handler, event, body = job
+        status, error = post_form(session, handler.url, body, self.timeout, {"User-Agent": USER_AGENT})
         # Never retried, whatever happened.
         self._log.add({"time": time.time(), "event": event, "handler": handler.url, "event_handler_id": handler.id,
                        "kind": handler.kind, "status": status, "ok": status is not None and 200 <= status < 300,
                        "error": error, "body": body})
-        with self._lock:
-            self._pending -= 1
-            self._lock.notify_all()
-
-    # ------------------------------------------------------------------ inspecting
-    def log(self, since: int = 0) -> list[dict]:
-        return self._log.since(since)
-
-    def clear_log(self) -> None:
-        self._log.clear()
-
-    def wait_idle(self, timeout: float = 5.0) -> bool:
-        """Block until every queued delivery is done; False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._lock:
-            while self._pending > 0:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    return False
-                self._lock.wait(left)
-            return True
 
     def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            senders = list(self._senders.values())
         self.portal.remove_listener(self.publish)
-        for s in senders:
-            s.jobs.put(None)
-        for s in senders:
-            s.join(timeout=self.timeout + 1)
-
-
-class _Sender(threading.Thread):
-    def __init__(self, events: Events, url: str):
-        super().__init__(name=f"b24-sandbox-events {url}", daemon=True)
-        self.events = events
-        self.jobs: queue.Queue = queue.Queue()
-
-    def run(self) -> None:
-        with requests.Session() as session:
-            while True:
-                job = self.jobs.get()
-                if job is None:
-                    return
-                self.events._send(session, *job)
+        super().stop()
