@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, jsonify, request
+
+from sandbox.controls import add_logs, arg
 
 from .context import current
 from .oauth import CODE_TTL
@@ -29,54 +31,16 @@ from .oauth import CODE_TTL
 bp = Blueprint("amocrm_sandbox_admin", __name__, url_prefix="/_sandbox")
 
 
-def _int_arg(name: str, default: int) -> int:
-    try:
-        return int(request.args.get(name, default))
-    except ValueError:
-        return default
-
-
-def _float_arg(name: str, default: float) -> float:
-    try:
-        return float(request.args.get(name, default))
-    except ValueError:
-        return default
-
-
-@bp.get("/requests")
-def requests_log():
-    return jsonify(current().requests.since(_int_arg("since", 0)))
-
-
-@bp.delete("/requests")
-def requests_clear():
-    current().requests.clear()
-    return Response(status=204)
-
-
-@bp.get("/webhooks")
-def webhooks_log():
-    return jsonify(current().dispatcher.log(_int_arg("since", 0)))
-
-
-@bp.delete("/webhooks")
-def webhooks_clear():
-    current().dispatcher.clear_log()
-    return Response(status=204)
-
-
-@bp.post("/webhooks/wait")
-def webhooks_wait():
-    return jsonify({"idle": current().dispatcher.wait_idle(min(_float_arg("timeout", 5.0), 60.0))})
+add_logs(bp, lambda: current().requests, "webhooks", lambda: current().dispatcher)
 
 
 @bp.post("/reset")
 def reset():
     acc = current().account
     acc.reset(keep_webhooks=request.args.get("keep_webhooks", "1") not in ("0", "false"))
-    n = _int_arg("generate", 0)
+    n = arg("generate", 0, int)
     if n > 0:
-        acc.generate_leads(n, _float_arg("without_task_share", 0.1))
+        acc.generate_leads(n, arg("without_task_share", 0.1))
     with acc.lock:
         return jsonify({"leads": len(acc.leads), "contacts": len(acc.contacts), "tasks": len(acc.tasks),
                         "webhooks": len(acc.webhooks)})
@@ -85,8 +49,8 @@ def reset():
 @bp.post("/generate")
 def generate():
     acc = current().account
-    ids = acc.generate_leads(_int_arg("n", 100), _float_arg("without_task_share", 0.1),
-                             seed_value=_int_arg("seed", int(time.time())))
+    ids = acc.generate_leads(arg("n", 100, int), arg("without_task_share", 0.1),
+                             seed_value=arg("seed", int(time.time()), int))
     return jsonify({"created": len(ids), "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None})
 
 

@@ -26,17 +26,12 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
+from sandbox.controls import add_logs, arg
+
 from .context import current
 from .seed import generate_deals
 
 bp = Blueprint("bitrix24_sandbox_admin", __name__, url_prefix="/_sandbox")
-
-
-def _num(name: str, default: float, kind=float):
-    try:
-        return kind(request.args.get(name, default))
-    except ValueError:
-        return default
 
 
 def _body() -> dict:
@@ -44,31 +39,7 @@ def _body() -> dict:
     return data if isinstance(data, dict) else {}
 
 
-@bp.get("/requests")
-def requests_log():
-    return jsonify(current().requests.since(_num("since", 0, int)))
-
-
-@bp.delete("/requests")
-def requests_clear():
-    current().requests.clear()
-    return Response(status=204)
-
-
-@bp.get("/events")
-def events_log():
-    return jsonify(current().events.log(_num("since", 0, int)))
-
-
-@bp.delete("/events")
-def events_clear():
-    current().events.clear_log()
-    return Response(status=204)
-
-
-@bp.post("/events/wait")
-def events_wait():
-    return jsonify({"idle": current().events.wait_idle(min(_num("timeout", 5.0), 60.0))})
+add_logs(bp, lambda: current().requests, "events", lambda: current().events)
 
 
 @bp.get("/handlers")
@@ -102,10 +73,10 @@ def outgoing_remove(webhook_id: int):
 def reset():
     portal = current().portal
     portal.reset()
-    n = _num("generate", 0, int)
+    n = arg("generate", 0, int)
     if n > 0:
         with portal.lock:
-            generate_deals(portal, n, _num("without_todo_share", 0.1), 0)
+            generate_deals(portal, n, arg("without_todo_share", 0.1), 0)
     with portal.lock:
         return jsonify({"deals": len(portal.deals), "contacts": len(portal.contacts),
                         "activities": len(portal.activities), "tasks": len(portal.tasks)})
@@ -115,7 +86,7 @@ def reset():
 def generate():
     portal = current().portal
     with portal.lock:
-        ids = generate_deals(portal, _num("n", 100, int), _num("without_todo_share", 0.1), _num("seed", 0, int))
+        ids = generate_deals(portal, arg("n", 100, int), arg("without_todo_share", 0.1), arg("seed", 0, int))
     return jsonify({"created": len(ids), "first_id": ids[0] if ids else None, "last_id": ids[-1] if ids else None})
 
 
