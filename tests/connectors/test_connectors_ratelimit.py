@@ -35,8 +35,14 @@ def max_in_any_window(stamps: list[float], width: float = 1.0) -> int:
 def test_four_processes_never_exceed_the_rate_in_any_second_and_use_90_percent(redis_url):
     key = keys.key("acme", "amocrm", "ratelimit")
     ctx = multiprocessing.get_context("fork")
-    with ctx.Pool(PROCESSES) as pool:
+    pool = ctx.Pool(PROCESSES)
+    try:
         per_process = pool.starmap(_acquire_many, [(redis_url, key, PER_PROCESS)] * PROCESSES)
+    finally:
+        # close + join, not the with-block's terminate(): a forked worker inherits the SIGTERM
+        # handler an in-process RQ worker of an earlier test may have left, and would not stop.
+        pool.close()
+        pool.join()
     stamps = sorted(t for batch in per_process for t in batch)
 
     assert len(stamps) == PROCESSES * PER_PROCESS
