@@ -94,14 +94,16 @@ def scheduler(config_path):
 @main.command()
 @click.argument("path", default="reglament.yaml")
 @click.option("--force", is_flag=True, help="overwrite an existing file")
-def init(path, force):
+@click.option("--crm", type=click.Choice(["amocrm", "bitrix24"]), default="amocrm", show_default=True,
+              help="the CRM of the account the file starts with")
+def init(path, force, crm):
     """Write a commented default configuration built from the regulations."""
     target = Path(path)
     if target.exists() and not force:
         raise click.UsageError(f"{target} exists; pass --force to overwrite it")
     from reglament.templates import default_config
 
-    target.write_text(default_config(), encoding="utf-8")
+    target.write_text(default_config(crm), encoding="utf-8")
     click.echo(f"Wrote {target}. Fill in the CRM account, then run: reglament check --config {target}")
 
 

@@ -215,3 +215,25 @@ def test_absent_from_until_list_and_clear(r, redis_url, tmp_path):
     # A value stored before absences had a start: a bare end time.
     r.hset(keys.key("acme", "dist", "absent"), "анна смирнова", datetime(2099, 1, 1, tzinfo=msk).timestamp())
     assert "Анна Смирнова: отсутствует до 01.01.2099 00:00.\n" in absent("--list").output
+
+
+def test_init_for_bitrix24_writes_an_account_on_bitrix24_that_check_accepts(tmp_path):
+    path = tmp_path / "reglament.yaml"
+    assert CliRunner().invoke(main, ["init", "--crm", "bitrix24", str(path)]).exit_code == 0
+    text = path.read_text()
+    assert "amocrm" not in text.split("    rules:")[0] and "${B24_WEBHOOK}" in text
+    env = {"B24_WEBHOOK": "https://example.bitrix24.ru/rest/1/abcdef0123456789/",
+           "B24_APPLICATION_TOKEN": "app-token-0123456789", "REGLAMENT_WEBHOOK_SECRET": ENV["REGLAMENT_WEBHOOK_SECRET"]}
+    result = CliRunner().invoke(main, ["check", "--no-crm", "--config", str(path)], env=env)
+    assert result.exit_code == 0, result.output
+    import os
+
+    from reglament.config import load as load_config
+
+    os.environ.update(env)
+    try:
+        account = load_config(path).accounts[0]
+    finally:
+        for k in env:
+            os.environ.pop(k)
+    assert account.crm == "bitrix24" and account.bitrix24.next_step == "todo" and account.bitrix24.catchup_seconds == 60
