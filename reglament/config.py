@@ -154,6 +154,10 @@ class Department(Model):
     dashboard_token: str | None = Field(None, description="the head's login to the dashboard")
 
 
+# Each CRM an account may be on, as users read its name.
+CRM_NAMES = {"amocrm": "amoCRM", "bitrix24": "Bitrix24"}
+
+
 class Account(Model):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$", description="short name used in keys, logs and metrics")
     name: str | None = None

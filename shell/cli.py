@@ -217,7 +217,7 @@ def urls(config_path):
 
 def webhook_urls(settings: config.Settings, account: config.Account) -> list[str]:
     base = settings.public_url.rstrip("/")
-    crm = {"amocrm": "amoCRM", "bitrix24": "Bitrix24"}[account.crm]
+    crm = config.CRM_NAMES[account.crm]
     return [f"[{account.id}] {crm} webhook: {base}/hooks/{account.crm}/{account.webhook_secret}",
             f"[{account.id}] Wazzup webhook: {base}/hooks/wazzup/{account.webhook_secret}"]
 

@@ -34,7 +34,6 @@ from shell.redis_server import RedisServer
 log = logging.getLogger("reglament.run")
 
 DEMO_MANAGERS = ["Анна Смирнова", "Борис Иванов", "Вера Петрова"]  # the users of both sandboxes' demo
-CRM_NAMES = {"amocrm": "amoCRM", "bitrix24": "Bitrix24"}
 LOCK = "run.lock"
 STOP_WAIT = 30  # seconds the children get to finish their work on a stop
 MAX_PAUSE = 30  # the longest pause before restarting a child that keeps dying
@@ -70,7 +69,7 @@ def sandbox_settings(data_dir: Path, port: int, sandbox_port: int, crm: str = "a
         "data_dir": str(data_dir),
         "accounts": [{
             "id": "demo",
-            "name": f"Демо (песочница {CRM_NAMES[crm]})",
+            "name": f"Демо (песочница {config.CRM_NAMES[crm]})",
             "crm": crm,
             crm: _crm_section(crm, account, sandbox_port),
             "webhook_secret": secret,
@@ -178,7 +177,7 @@ def run(config_path: str | None, port: int, sandbox_port: int, data_dir: str, cr
         if held is None:
             return _refuse_locked(data)
         found = sandbox_settings(data, port, sandbox_port, crm)
-        log.info("no configuration given: serving the local %s sandbox as the demo account", CRM_NAMES[crm])
+        log.info("no configuration given: serving the local %s sandbox as the demo account", config.CRM_NAMES[crm])
     elif crm != "amocrm":
         log.warning("--crm %s is for a run without a configuration; %s says which CRM each account uses", crm, found)
     try:

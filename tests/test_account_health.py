@@ -51,3 +51,15 @@ def test_the_dashboard_says_when_the_accounts_crm_is_stopped_and_why(amo, r):  #
     assert "остановлено: токен не принят: нужна повторная авторизация" in page
     row = re.search(r'<td class="num">(\d+)</td><td class="num">(\d+)</td>', page)
     assert row and row.groups() == ("2", "1")   # in flight, waiting
+
+
+def test_the_dashboard_names_the_accounts_own_crm(crm, r):
+    from app import create_app
+    from reglament.config import CRM_NAMES
+    from tests.discipline.conftest import crm_discipline_settings
+
+    web = create_app(crm_discipline_settings(crm), r).test_client()
+    assert web.post("/dashboard/login", data={"token": HEAD_TOKEN}).status_code == 302
+    page = web.get("/dashboard/").get_data(as_text=True)
+    assert f"События аккаунта в {CRM_NAMES[crm.name]}</th>" in page
+    assert crm.name == "amocrm" or "amoCRM" not in page

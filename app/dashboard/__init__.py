@@ -1,5 +1,5 @@
 """The heads' read-only dashboard (`/dashboard`), in Russian: violations per manager per day
-(server-rendered inline SVG), the current breaches with links into amoCRM, open WhatsApp
+(server-rendered inline SVG), the current breaches with links into the CRM, open WhatsApp
 timers, and queue health.
 
 Login: the head's `dashboard_token` from the account's `departments`, compared in constant
@@ -21,6 +21,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 
 from app.dashboard import data
 from reglament import keys
+from reglament.config import CRM_NAMES
 
 log = logging.getLogger("reglament.dashboard")
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
@@ -131,7 +132,7 @@ def index():
         chart=data.svg_chart(view["days"], view["series"]),
         current=data.current_breaches(r, acc, dept, names, now - timedelta(hours=24), zone),
         timers=data.whatsapp_timers(r, acc, names, now, zone), queues=data.queue_health(r),
-        crm=_crm_health(r, acc),
+        crm=_crm_health(r, acc), crm_name=CRM_NAMES[acc.crm],
         first_contact=data.first_contact(r, acc, dept, names, now - timedelta(days=DAYS), now),
         titles=data.titles(acc))
 
