@@ -13,18 +13,18 @@ from rq.registry import ScheduledJobRegistry
 
 from connectors import ratelimit, registry
 from jobs import queues
-from reglament.config import Account
+from reglament.config import CRM_NAMES, Account
 
 STOPPING = ("auth", "config")  # reasons that need a person: the account waits until fixed
 
-# What the dashboard says (in Russian, as users read it) for each reason.
+# What the dashboard says (in Russian, as users read it) for each reason; {crm} is the CRM's name.
 REASONS = {
     "budget": "лимит запросов исчерпан",
-    "429": "amoCRM отвечает 429 (слишком много запросов)",
-    "5xx": "amoCRM отвечает ошибкой сервера",
-    "network": "amoCRM не отвечает",
+    "429": "{crm}: слишком много запросов (ответ 429 или 503)",
+    "5xx": "{crm} отвечает ошибкой сервера",
+    "network": "{crm} не отвечает",
     "auth": "токен не принят: нужна повторная авторизация",
-    "config": "настройки не совпадают с amoCRM: см. reglament check",
+    "config": "настройки не совпадают с {crm}: см. reglament check",
 }
 
 
@@ -37,6 +37,7 @@ class Health:
     paused: float       # seconds until its CRM is called again (0: now)
     reason: str         # why it was paused last ("" when nothing is wrong)
     strikes: int        # failures since the last success
+    crm: str            # the CRM's name, as users read it
 
     @property
     def state(self) -> str:
@@ -46,7 +47,7 @@ class Health:
 
     @property
     def reason_text(self) -> str:
-        return REASONS.get(self.reason, self.reason)
+        return REASONS.get(self.reason, self.reason).format(crm=self.crm)
 
 
 def health(r: redis.Redis, accounts: list[Account]) -> list[Health]:
@@ -60,7 +61,7 @@ def health(r: redis.Redis, accounts: list[Account]) -> list[Health]:
                             waiting=limit.get_rate_limited_job_count(),
                             scheduled=sum(1 for i in scheduled_ids if i.startswith(f"ev-{account}-")),
                             paused=round(budget.wait, 3) if budget.reason else 0.0,
-                            reason=budget.reason, strikes=budget.strikes))
+                            reason=budget.reason, strikes=budget.strikes, crm=CRM_NAMES[acc.crm]))
     return found
 
 

@@ -55,11 +55,18 @@ def test_the_dashboard_says_when_the_accounts_crm_is_stopped_and_why(amo, r):  #
 
 def test_the_dashboard_names_the_accounts_own_crm(crm, r):
     from app import create_app
+    from connectors import registry
+    from jobs import context
     from reglament.config import CRM_NAMES
     from tests.discipline.conftest import crm_discipline_settings
 
-    web = create_app(crm_discipline_settings(crm), r).test_client()
+    settings = crm_discipline_settings(crm)
+    context.set_settings(settings, r)
+    web = create_app(settings, r).test_client()
     assert web.post("/dashboard/login", data={"token": HEAD_TOKEN}).status_code == 302
     page = web.get("/dashboard/").get_data(as_text=True)
     assert f"События аккаунта в {CRM_NAMES[crm.name]}</th>" in page
     assert crm.name == "amocrm" or "amoCRM" not in page
+    ratelimit.pause(r, registry.budget_key(context.account(ACCOUNT)), "network", at_least=60)
+    page = web.get("/dashboard/").get_data(as_text=True)
+    assert re.search(rf"пауза (59|60) с: {CRM_NAMES[crm.name]} не отвечает", page)
