@@ -263,3 +263,32 @@ def test_a_person_s_move_before_our_field_write_is_still_read_from_its_event(crm
     crm.client.call("crm.deal.update", {"id": 105, "fields": {"STAGE_ID": "UC_DECIDING"}})   # its event still queued
     crm.apply([SetLeadField(lead_id=105, field="trial_at", value=soon(24), action_key="P:f")])
     assert kinds(crm.expand(changed(105))) == ["lead.status_changed", "lead.updated"]
+
+
+def test_leads_instead_of_deals(portal, r):
+    """`entity: leads`: statuses from crm.status.list STATUS, to-dos owned by the lead (owner
+    type 1), comments in the lead's timeline, and the lead's own events."""
+    from reglament import rule_settings
+
+    crm = Bitrix24CRM.for_account(account(portal, entity="leads"), r, rule_settings.load({}), max_attempts=2)
+    assert crm.names().pipelines == {"": "Лиды"}
+    snap = crm.get_lead_snapshot(201)
+    assert (snap.lead.status, snap.lead.stage, snap.lead.pipeline, snap.lead.closed) == ("Не обработан", "NEW", "", None)
+    assert crm.lead_url(201).endswith("/crm/lead/details/201/")
+    assert crm.expand(changed(201, "ONCRMLEADUPDATE", "lead")) == []                  # the baseline
+    crm.client.call("crm.lead.update", {"id": 201, "fields": {"STATUS_ID": "IN_PROCESS"}})
+    [moved] = crm.expand(changed(201, "ONCRMLEADUPDATE", "lead"))
+    assert (moved.kind, moved.fields["stage"]) == ("lead.status_changed", "IN_PROCESS")
+    made = crm.apply([CreateTask(lead_id=201, text="Перезвонить", task_type=None, due=soon(), responsible_id=2,
+                                 action_key="L:task"),
+                      AddNote(lead_id=201, text="Reglament: поставлена задача", action_key="L:note"),
+                      SetLeadStatus(lead_id=201, status="Обработан", action_key="L:status")])
+    todo = crm.client.call("crm.activity.get", {"id": made["L:task"]})
+    assert (int(todo["OWNER_TYPE_ID"]), int(todo["OWNER_ID"])) == (1, 201)
+    [note] = crm.client.list("crm.timeline.comment.list", {"filter": {"ENTITY_TYPE": "lead", "ENTITY_ID": 201}})
+    assert int(note["ID"]) == made["L:note"]
+    assert [t.id for t in crm.get_lead_snapshot(201).open_tasks] == [made["L:task"]]
+    assert [e.kind for e in crm.expand(changed(201, "ONCRMLEADUPDATE", "lead"))] == ["lead.status_changed"]
+    assert 201 in {s.lead.id for s in crm.list_active_leads_with_open_tasks().snapshots}
+    crm.apply([SetLeadStatus(lead_id=201, status="Некачественный лид", action_key="L:junk")])
+    assert crm.get_lead(201).closed == "lost"
