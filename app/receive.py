@@ -47,11 +47,25 @@ def find_account(secret: str) -> Account | None:
     return current_app.extensions["reglament"].accounts.find(secret)
 
 
+def _refuse(ctx, account: Account, source: str, body: bytes, content_type: str, e: Rejected) -> Response:
+    try:
+        ctx.ingress.reject(account.id, source, body, content_type, e.status, e.code, e.reason)
+    except redis.RedisError:
+        log.error("could not record a rejected webhook: Redis unavailable", extra={"account": account.id})
+    log.warning("webhook rejected: %s", e.reason, extra={"account": account.id, "source": source, "outcome": e.code})
+    return _error(e.status, e.reason)
+
+
 def receive(source: str, secret: str, parse: Callable, content_types: tuple[str, ...],
             check: Callable[[Account, object], None] | None = None,
-            authenticate: Callable[[Account, bytes], None] | None = None):
+            authenticate: Callable[[Account, bytes], None] | None = None,
+            store: Callable[[Account, object, bytes, str], dict | None] | None = None,
+            redact: Callable[[bytes], bytes] | None = None):
     """`authenticate(account, body)` verifies a provider's signature before parsing;
-    `check(account, parsed)` vets the parsed result. Both raise Rejected."""
+    `check(account, parsed)` vets the parsed result. Both raise Rejected. `store(account,
+    parsed, body, content_type)` stores a delivery that is not events (a Bitrix24 install)
+    in its own single round trip and returns the answer, or None for the common path; it
+    may raise Rejected too. `redact(body)` is what is kept of a refused body."""
     ctx = current_app.extensions["reglament"]
     account = ctx.accounts.find(secret)
     if account is None:
@@ -79,22 +93,25 @@ def receive(source: str, secret: str, parse: Callable, content_types: tuple[str,
                 check(account, parsed)
         except Rejected:
             raise
+        except redis.RedisError:  # a check that reads Redis (a Bitrix24 installed token)
+            log.error("webhook not checked: Redis unavailable", extra={"account": account.id, "source": source})
+            return _error(503, "storage unavailable, retry later")
         except Exception:  # a parser bug must not turn into a 5xx: keep the body for replay after a fix
             log.exception("parser failed", extra={"account": account.id, "source": source})
             raise Rejected("body could not be processed; it is kept for inspection", 400, "parser_error")
     except Rejected as e:
-        try:
-            ctx.ingress.reject(account.id, source, body, content_type, e.status, e.code, e.reason)
-        except redis.RedisError:
-            log.error("could not record a rejected webhook: Redis unavailable", extra={"account": account.id})
-        log.warning("webhook rejected: %s", e.reason, extra={"account": account.id, "source": source, "outcome": e.code})
-        return _error(e.status, e.reason)
+        return _refuse(ctx, account, source, redact(body) if redact else body, content_type, e)
 
     if getattr(parsed, "probe", False):
         log.info("webhook probe answered", extra={"account": account.id, "source": source})
         return _json({"ok": True})
     try:
+        answer = store(account, parsed, body, content_type) if store else None
+        if answer is not None:
+            return _json(answer)
         entry_id, new = ctx.ingress.accept(account.id, source, body, content_type, parsed.events, parsed.ignored)
+    except Rejected as e:
+        return _refuse(ctx, account, source, redact(body) if redact else body, content_type, e)
     except redis.RedisError:
         log.error("webhook not stored: Redis unavailable", extra={"account": account.id, "source": source})
         return _error(503, "storage unavailable, retry later")

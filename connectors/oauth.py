@@ -139,8 +139,12 @@ class SharedTokenPair:
 
     # -- internals ---------------------------------------------------------------------
 
+    def _read(self) -> dict:
+        """The stored pair's hash as Redis answers it (a subclass may read more in the same round trip)."""
+        return self.r.hgetall(self.key)
+
     def _load(self) -> dict[str, str]:
-        pair = {_text(k): _text(v) for k, v in self.r.hgetall(self.key).items()}
+        pair = {_text(k): _text(v) for k, v in self._read().items()}
         self._remember(pair.get("access_token"), pair.get("refresh_token"))
         return pair
 

@@ -66,7 +66,8 @@ class Bitrix24OAuth(Model):
     client_id: str
     client_secret: str
     # Seeds an empty store once; afterwards the rotating pair lives in Redis. A new value
-    # here repairs a pair Bitrix24 refused.
+    # here repairs a pair Bitrix24 refused. Optional: without it, the refresh token the
+    # portal posts with ONAPPINSTALL to our hook URL is the seed (reglament/bitrix24_install.py).
     refresh_token: str | None = None
     token_url: str = Field("https://oauth.bitrix24.tech/oauth/token/",
                            description="the authorization server's token endpoint")
@@ -76,7 +77,8 @@ class Bitrix24Settings(Model):
     webhook_url: str | None = Field(None, description="an incoming webhook: https://<portal>/rest/<user>/<code>/")
     oauth: Bitrix24OAuth | None = None
     portal: str | None = Field(None, description="the portal's address, e.g. example.bitrix24.ru (with oauth)")
-    application_token: str | None = Field(None, description="auth[application_token] every incoming event carries")
+    application_token: str | None = Field(None, description="auth[application_token] every incoming event carries "
+                                          "(with oauth, optional: the installed application's is used)")
     member_id: str | None = Field(None, description="the portal's auth[member_id] in incoming events")
     rate_limit: float = Field(2.0, gt=0, description="requests per second, shared by all processes (Enterprise: 5)")
     burst: int = Field(50, ge=1, description="requests the portal lets through at once (Enterprise: 250)")

@@ -22,6 +22,11 @@ repeat and per bound handler; a key per object without `ts` would merge an add w
 updates; a window of time would drop a change that came after the job read. The ingress
 sets the keys in its one Lua step (app/ingress.py), and freeing one is a single DEL, so no
 step needs more atomicity than that.
+
+ONAPPINSTALL and ONAPPUNINSTALL (the application installed into the portal, or removed)
+are no CRM change: they become `Parsed.lifecycle` with what the install hands over, and
+app/bitrix24/install.py checks and records them. They carry tokens, so `redact` masks
+every token in a body before any copy of it is kept.
 """
 
 from __future__ import annotations
@@ -46,6 +51,11 @@ EVENTS = {
 
 _ID = re.compile(r"^\d{1,18}$")
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,99}$")
+LIFECYCLE = ("ONAPPINSTALL", "ONAPPUNINSTALL")
+# A token's value in a form body (brackets raw or percent-encoded) or in a JSON one.
+_SECRET_FORM = re.compile(rb"((?:^|&)auth(?:\[|%5B)(?:access_token|refresh_token|application_token)(?:\]|%5D)=)[^&]*",
+                          re.I)
+_SECRET_JSON = re.compile(rb'("(?:access_token|refresh_token|application_token)"\s*:\s*")[^"]*')
 
 
 @dataclass
@@ -55,6 +65,14 @@ class Parsed:
     application_token: str | None = None
     member_id: str | None = None
     domain: str | None = None
+    lifecycle: str | None = None        # ONAPPINSTALL | ONAPPUNINSTALL
+    refresh_token: str | None = None    # auth[refresh_token] of an install
+    version: str | None = None          # data[VERSION], data[LANGUAGE_ID] of an install
+    language_id: str | None = None
+
+    def __repr__(self) -> str:  # never the tokens
+        return (f"Parsed(events={self.events!r}, ignored={self.ignored!r}, lifecycle={self.lifecycle!r}, "
+                f"member_id={self.member_id!r}, domain={self.domain!r})")
 
 
 def _entity_id(name: str, data: dict) -> int | str:
@@ -90,6 +108,14 @@ def parse(body: bytes | str, account: str, full: bool = True) -> Parsed:
     name = event.strip().upper()  # one doc example writes onCrmActivityAdd
     if not _NAME.match(name):  # it becomes a metric label, and answers list it
         raise Rejected(f"event {event[:40]!r} is not an event name")
+    if name in LIFECYCLE:
+        # Only what is read here is required, and the receiver says what is missing: the
+        # stored copy of the body has its tokens masked and must still parse.
+        parsed.lifecycle = name
+        parsed.refresh_token = _text(auth.get("refresh_token"))
+        if isinstance(data, dict):
+            parsed.version, parsed.language_id = _text(data.get("VERSION")), _text(data.get("LANGUAGE_ID"))
+        return parsed
     if name not in EVENTS:
         parsed.ignored.append(name)
         return parsed
@@ -109,3 +135,8 @@ def parse(body: bytes | str, account: str, full: bool = True) -> Parsed:
 
 def _text(v) -> str | None:
     return v if isinstance(v, str) and v else None
+
+
+def redact(body: bytes) -> bytes:
+    """The body with every token's value masked (form or JSON), for the copies we keep."""
+    return _SECRET_JSON.sub(rb"\1***", _SECRET_FORM.sub(rb"\1***", body))

@@ -12,6 +12,10 @@ POST   /_sandbox/webhooks/outgoing  {"handler": url, "events": [...]} -> the new
                                     application_token (shown once, as the portal's page does; a demo set up by
                                     a script may give its own as "application_token")
 DELETE /_sandbox/webhooks/outgoing/<id>
+POST   /_sandbox/install {"handler": url}     install the application: ONAPPINSTALL with a fresh token pair and
+                                    the application token, posted once to url -> the delivery (status, ok, error)
+POST   /_sandbox/uninstall {"handler": url}   uninstall it: its tokens and event.bind handlers go, ONAPPUNINSTALL
+                                    is posted once to url -> the delivery
 POST   /_sandbox/reset?generate=0   reload the seed (handlers and tokens stay)
 POST   /_sandbox/generate?n=100&without_todo_share=0.1   add generated deals (silently)
 GET    /_sandbox/clock, POST /_sandbox/clock {"shift": s} | {"now": ts} | {"advance": s}   the portal's time
@@ -67,6 +71,17 @@ def outgoing_remove(webhook_id: int):
     if not current().events.remove_webhook(webhook_id):
         return jsonify({"error": "no such outgoing webhook"}), 404
     return Response(status=204)
+
+
+@bp.post("/install")
+@bp.post("/uninstall")
+def lifecycle():
+    events = current().events
+    send = events.install if request.path.endswith("/install") else events.uninstall
+    try:
+        return jsonify(send(str(_body().get("handler", ""))))
+    except ValueError as e:
+        return jsonify({"error": str(e)}), 400
 
 
 @bp.post("/reset")

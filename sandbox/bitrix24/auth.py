@@ -132,6 +132,16 @@ class Auth:
             self.granted[grant_type] += 1
             return self._pair(user)
 
+    def revoke(self) -> int:
+        """The application was uninstalled: every token it holds stops working (CONFIRMED: "all
+        access permissions for the application to the API are revoked")."""
+        with self._lock:
+            gone = len(self._access) + len(self._refresh)
+            self._access.clear()
+            self._refresh.clear()
+            self._event_tokens.clear()
+            return gone
+
     def expire_access_tokens(self) -> int:
         with self._lock:
             now = self._clock()

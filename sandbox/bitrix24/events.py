@@ -158,6 +158,52 @@ class Events(Outbox):
                        "kind": handler.kind, "status": status, "ok": status is not None and 200 <= status < 300,
                        "error": error, "body": body})
 
+    # ------------------------------------------------------------------ the application's install
+    def install(self, url: str) -> dict:
+        """Install the application with `url` as its handler: ONAPPINSTALL with a fresh token pair
+        of the installing user (CONFIRMED fields and order, on-app-install.md), posted once."""
+        _handler_url(url)
+        p, c = self.portal, self.auth.credentials
+        pair = self.auth.issue(c.app_user)
+        pairs = [("event", "ONAPPINSTALL")]
+        flatten("data", {"VERSION": "1", "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "ru"}, pairs)
+        pairs.append(("ts", str(int(p.now()))))
+        flatten("auth", {"domain": p.domain, "scope": SCOPE, "access_token": pair["access_token"],
+                         "refresh_token": pair["refresh_token"], "expires_in": str(ACCESS_TTL),
+                         "server_endpoint": SERVER_ENDPOINT, "status": "L", "client_endpoint": p.client_endpoint,
+                         "member_id": p.info["member_id"], "application_token": c.application_token}, pairs)
+        return self._send_once(url, "ONAPPINSTALL", urlencode(pairs))
+
+    def uninstall(self, url: str) -> dict:
+        """Uninstall the application: its tokens stop working, its event.bind handlers go
+        (UNCONFIRMED: the docs say only that API access is revoked), and ONAPPUNINSTALL is
+        posted once to `url` (CONFIRMED fields, on-app-uninstall.md)."""
+        _handler_url(url)
+        p, c = self.portal, self.auth.credentials
+        self.auth.revoke()
+        with self._lock:
+            self.handlers = [h for h in self.handlers if h.kind != "app"]
+        pairs = [("event", "ONAPPUNINSTALL")]
+        flatten("data", {"LANGUAGE_ID": "ru", "CLEAN": "0"}, pairs)
+        pairs.append(("ts", str(int(p.now()))))
+        flatten("auth", {"domain": p.domain, "server_endpoint": SERVER_ENDPOINT, "client_endpoint": p.client_endpoint,
+                         "member_id": p.info["member_id"], "application_token": c.application_token}, pairs)
+        return self._send_once(url, "ONAPPUNINSTALL", urlencode(pairs))
+
+    def _send_once(self, url: str, event: str, body: str) -> dict:
+        """Posted now, on the caller's thread, and never again; logged as every delivery is."""
+        with requests.Session() as session:
+            status, error = post_form(session, url, body, self.timeout, {"User-Agent": USER_AGENT})
+        entry = {"time": time.time(), "event": event, "handler": url, "event_handler_id": None, "kind": "app",
+                 "status": status, "ok": status is not None and 200 <= status < 300, "error": error, "body": body}
+        self._log.add(entry)
+        return {k: v for k, v in entry.items() if k != "body"}
+
     def stop(self) -> None:
         self.portal.remove_listener(self.publish)
         super().stop()
+
+
+def _handler_url(url: str) -> None:
+    if not str(url).startswith(("http://", "https://")):
+        raise ValueError("handler must be an http(s) URL")

@@ -118,3 +118,41 @@ def test_a_timeline_comment_fires_its_event_with_data_id_as_documented(b24, rece
         "ID": str(comment_id), "ENTITY_ID": "102", "ENTITY_TYPE": "deal", "COMMENT": "Клиент просил написать",
         "AUTHOR_ID": "1"}
     assert hook(b24, "crm.timeline.comment.get", {"id": comment_id + 100}).status_code == 400
+
+
+INSTALL_KEYS = ["event", "data[VERSION]", "data[ACTIVE]", "data[INSTALLED]", "data[LANGUAGE_ID]", "ts",
+                "auth[domain]", "auth[scope]", "auth[access_token]", "auth[refresh_token]", "auth[expires_in]",
+                "auth[server_endpoint]", "auth[status]", "auth[client_endpoint]", "auth[member_id]",
+                "auth[application_token]"]
+
+
+def test_installing_posts_onappinstall_once_with_a_working_token_pair(b24, receiver):
+    receiver.answers = [500]
+    sent = requests.post(b24.url + "/_sandbox/install", json={"handler": receiver.url + "/install"}, timeout=10).json()
+    assert (sent["event"], sent["status"], sent["ok"]) == ("ONAPPINSTALL", 500, False) and "body" not in sent
+    post = receiver.wait_for(1)[0]
+    assert post["headers"]["Content-Type"] == "application/x-www-form-urlencoded"
+    assert keys(post) == INSTALL_KEYS                      # on-app-install.md's fields, in its order
+    form = post["form"]
+    assert (form["event"], form["auth[application_token]"]) == ("ONAPPINSTALL", CREDS.application_token)
+    assert form["auth[domain]"] == f"127.0.0.1:{b24.port}" and form["auth[member_id]"] == "5f3a0c9e2b7d4e61a8c0d1b2e3f40513"
+    assert app(b24, form["auth[access_token]"], "user.current").json()["result"]["ID"] == "1"
+    pair = requests.get(b24.url + "/oauth/token/", timeout=5, params={
+        "grant_type": "refresh_token", "refresh_token": form["auth[refresh_token]"],
+        "client_id": CREDS.client_id, "client_secret": CREDS.client_secret}).json()
+    assert pair["access_token"] and pair["refresh_token"] != form["auth[refresh_token]"]
+    assert b24.wait_events(2) and len(receiver.posts) == 1   # a refused install is not sent again
+    assert requests.post(b24.url + "/_sandbox/install", json={"handler": "nowhere"}, timeout=5).status_code == 400
+
+
+def test_uninstalling_revokes_the_tokens_and_handlers_and_posts_onappuninstall(b24, receiver):
+    token = app_token(b24)
+    app(b24, token, "event.bind", {"event": "ONCRMDEALADD", "handler": receiver.url + "/h"})
+    sent = requests.post(b24.url + "/_sandbox/uninstall", json={"handler": receiver.url + "/h"}, timeout=10).json()
+    assert (sent["event"], sent["status"]) == ("ONAPPUNINSTALL", 200)
+    post = receiver.wait_for(1)[0]
+    assert keys(post) == ["event", "data[LANGUAGE_ID]", "data[CLEAN]", "ts", "auth[domain]", "auth[server_endpoint]",
+                          "auth[client_endpoint]", "auth[member_id]", "auth[application_token]"]
+    assert post["form"]["auth[application_token]"] == CREDS.application_token
+    assert app(b24, token, "user.current").json()["error"] == "invalid_token"
+    assert requests.get(b24.url + "/_sandbox/handlers", timeout=5).json()["bound"] == []
