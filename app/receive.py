@@ -65,7 +65,7 @@ def receive(source: str, secret: str, parse: Callable, content_types: tuple[str,
     `check(account, parsed)` vets the parsed result. Both raise Rejected. `store(account,
     parsed, body, content_type)` stores a delivery that is not events (a Bitrix24 install)
     in its own single round trip and returns the answer, or None for the common path; it
-    may raise Rejected too. `redact(body)` is what is kept of a refused body."""
+    may raise Rejected too. `redact(body)` is what is kept of a body, accepted or refused."""
     ctx = current_app.extensions["reglament"]
     account = ctx.accounts.find(secret)
     if account is None:
@@ -109,7 +109,8 @@ def receive(source: str, secret: str, parse: Callable, content_types: tuple[str,
         answer = store(account, parsed, body, content_type) if store else None
         if answer is not None:
             return _json(answer)
-        entry_id, new = ctx.ingress.accept(account.id, source, body, content_type, parsed.events, parsed.ignored)
+        kept = redact(body) if redact else body   # a token in a delivery is not kept with it
+        entry_id, new = ctx.ingress.accept(account.id, source, kept, content_type, parsed.events, parsed.ignored)
     except Rejected as e:
         return _refuse(ctx, account, source, redact(body) if redact else body, content_type, e)
     except redis.RedisError:

@@ -216,3 +216,17 @@ def test_a_body_is_one_read_with_its_twin_while_the_job_waits_and_a_job_of_its_o
     assert post(b24, body).json["accepted"] == 0   # and that one waits in turn
     assert dispatch_and_work() == 1
     assert dispatch_and_work() == 0 and not r.keys(keys.dedupe("b24", "*"))
+
+
+def test_an_application_event_is_kept_without_the_users_access_token(b24, r):
+    body = load.bitrix24("deal_added_application")
+    token = dict(load.amocrm_pairs("deal_added_application", "bitrix24"))["auth[access_token]"]
+    assert post(b24, body).status_code == 200
+    [(_, kept)] = r.xrange(keys.inbox("b24"))
+    assert token.encode() not in kept[b"body"] and TOKEN.encode() not in kept[b"body"]
+    d = Dispatcher(r, ["b24"])                        # and the dispatcher still reads it
+    d.ensure_groups()
+    while d.run_once(block_ms=10):
+        pass
+    [event] = queued_events(r)
+    assert event["fields"]["id"] == 7405
