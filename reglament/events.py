@@ -29,7 +29,8 @@ KINDS = frozenset({
 #               responsible_id, previous_responsible_id, by (who changed it), created_at, at (unix times),
 #               values (custom values by the CRM's field name)
 # task.*        task_id, lead_id (None for a task not on a lead), text, task_type (the type's id as a string),
-#               due, responsible_id, completed, result, created_by, by, created_at, at
+#               due, responsible_id, completed, result, created_by, by, created_at, at; previous_due
+#               (task.updated, when the CRM's event says what the deadline was)
 # comment.added, message.outgoing
 #               lead_id, text, by (0: a robot), at
 # call.ended    call_id, direction ("in" | "out"), outcome ("talked", "not_reached", "busy", "other"; None when

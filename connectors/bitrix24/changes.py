@@ -77,7 +77,7 @@ def compare(before: DealState | None, after: DealState, *, completed: frozenset[
             found.append(Change("task.added", task))
         else:
             if was.due != now.due:
-                found.append(Change("task.updated", task))
+                found.append(Change("task.updated", {**task, "previous_due": was.due}))
             if was.responsible_id != now.responsible_id:
                 found.append(Change("task.responsible_changed",
                                     {**task, "previous_responsible_id": was.responsible_id}))

@@ -132,7 +132,9 @@ def tasks(event: Event, now: datetime | None = None) -> dict:
         outcome += task_name.decide(task, f.get("created_by"), s, now, url)
     else:
         by = f.get("by")
-        before = known_due(account, task.id)
+        # The deadline it had: as we remember it, else as the event says (a CRM whose events
+        # are read by comparing states knows it), else from the CRM's history.
+        before = known_due(account, task.id) or moment(f.get("previous_due"))
         if before is None and not task.is_completed:
             before = context.crm_for(account).deadline_before(task.id, task.due)
         moved = no_postpone.decide(task, before, by, s, now, tz(account), url)

@@ -91,6 +91,19 @@ def test_postponed_task_we_never_saw_is_found_in_the_events_api_and_reverted(crm
     assert len(found(r, "NO_POSTPONE", lead_id)) == 1
 
 
+def test_a_person_postponing_reglaments_own_task_is_found(crm, discipline_on, r):
+    anna = crm.user("Анна Смирнова")
+    lead_id = crm.create_lead("Новая заявка").id
+    mark = crm.mark()
+    deliver(crm.move_lead(lead_id, "Пришел на пробное", by=anna), {"lead.status_changed"})
+    deliver(crm.events_since(mark), {"task.added"})      # our own task's webhooks, as the CRM sends them
+    (ours,) = crm.open_tasks(lead_id)
+    assert ours.text == "Продать"
+    assert deliver(crm.set_task_due(ours.id, ours.due + timedelta(days=2), by=anna), {"task.updated"})
+    (moved,) = found(r, "NO_POSTPONE", lead_id)
+    assert moved.extra["before"] == ts(ours.due) and moved.extra["after"] == ts(ours.due + timedelta(days=2))
+
+
 def test_comment_codes_from_notes_and_loss_reasons(crm, discipline_on, r):
     anna = crm.user("Анна Смирнова")
     bad, good, refused = (crm.create_lead("Новая заявка").id for _ in range(3))

@@ -40,7 +40,7 @@ def test_a_new_to_do_a_moved_deadline_and_a_new_responsible():
     changes = compare(deal(a1005=TODO), deal(a1005=moved))
     assert kinds(changes) == ["task.updated", "task.responsible_changed"]
     assert changes[0].fields == {"task_id": 1005, "text": "Продать", "due": TODO.due + 86400, "responsible_id": 3,
-                                 "completed": False}
+                                 "completed": False, "previous_due": TODO.due}   # the deadline it had
 
 
 def test_a_to_do_gone_from_the_open_ones_is_completed_or_deleted():
