@@ -3,14 +3,19 @@ categories as pipelines, stages by name, the next step as a to-do (or a task bou
 deal), comments in the timeline.
 
 Reads
-- One deal: the deal and its open activities in one `batch` (1 request).
+- One deal: the deal and its open activities in one `batch` (1 request). The rules of an
+  event's job use the reading its `expand` made (`_reading`), unless we wrote to the deal since.
 - The sweep: every open activity of deals and every active deal, each list read whole by
   `gather` (5,000 deals: 3 requests), then served in pages from memory.
 - An event (`expand`): the deal, its open activities and what became of the activities it
-  had, in one `batch`; compared with the state last seen (changes.py), kept in Redis.
+  had, in one `batch`; compared with the state last seen (changes.py), kept in Redis. The
+  add events of our own to-dos and comments, and the update event of our own field-only
+  write, are known as ours and cost no request (`_remember_ours`, `_settle_fields`).
+- The catch-up (`changed_since`): the lists of what changed, compared with the states
+  here; only deals that differ are read.
 
-Writes (`apply`): deal updates, activity changes and task changes in one `batch`; to-dos,
-tasks and comments created once per action key (client.create).
+Writes (`apply`): deal updates, activity changes, new to-dos (or tasks) and comments in one
+`batch` (client.write), each create made once per action key.
 
 The portal's vocabulary (categories, stages, users, deal fields) costs 2 requests; it is
 kept in Redis for NAMES_TTL and read again at once when a name or id is not found in it.
