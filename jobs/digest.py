@@ -5,7 +5,10 @@ part), in Russian. Managers in no department get a section of their own, sent to
 
 - **The period.** A digest covers everything from where the last sent one ended (kept in
   Redis) to the start of today, so what happened on a weekend or a holiday reaches the
-  heads on the next working day. The first one covers the previous working day.
+  heads on the next working day. The first one covers the previous working day, but never
+  time before Reglament watched the account (`watching_since`, stamped by the first tick):
+  started today, the first digest goes tomorrow; the days before are not compared with, as
+  nothing was counted then.
 - `build` reads (violations, first contacts, the CRM's user names), `render_text` /
   `render_html` format, `send` delivers one message per head, `tick` is the scheduled job's
   decision; `reglament digest --date D --account A` prints any one day.
@@ -76,7 +79,7 @@ class DepartmentDigest:
     department: str
     head: str
     period: Period
-    previous_period: Period
+    previous_period: Period | None   # None: nothing to compare with (not watched then)
     rules: list[str]
     rows: list[Row]
     worst: list[tuple[int | None, str, list[Violation]]] = field(default_factory=list)  # lead, link, violations
@@ -118,7 +121,7 @@ def _user_names(account: str) -> dict[int, str]:
         return {}
 
 
-def build(account: str, period: Period, previous: Period) -> list[DepartmentDigest]:
+def build(account: str, period: Period, previous: Period | None) -> list[DepartmentDigest]:
     """One digest per department, then one for the managers in no department (when they
     have violations or first contacts in the period)."""
     acc = context.account(account)
@@ -126,7 +129,7 @@ def build(account: str, period: Period, previous: Period) -> list[DepartmentDige
     r = context.redis_client()
     now = violations.between(r, account, *period.seconds())
     contact = first_contact_stats(account, *period.utc(), r=r)
-    before = violations.counts(violations.between(r, account, *previous.seconds()))
+    before = violations.counts(violations.between(r, account, *previous.seconds())) if previous else {}
     users = _user_names(account)
 
     def name(uid: int | None) -> str:
@@ -169,18 +172,24 @@ def _change(n: int) -> str:
     return f"+{n}" if n > 0 else str(n) if n < 0 else "±0"
 
 
+def _compared(d: DepartmentDigest) -> str:
+    """« (+2 к 12.03.2026)» after the total; "" with nothing to compare with."""
+    return f" ({_change(d.total - d.previous)} к {d.previous_period.label})" if d.previous_period else ""
+
+
 def _title(d: DepartmentDigest) -> str:
     return f"отдел «{d.department}»" if d.department != NO_DEPARTMENT else f"{NO_DEPARTMENT} (менеджеры не из отделов)"
 
 
 def render_text(d: DepartmentDigest) -> str:
     lines = [f"Нарушения регламента за {d.period.label} — {_title(d)}",
-             f"Всего: {d.total} ({_change(d.total - d.previous)} к {d.previous_period.label})", ""]
+             f"Всего: {d.total}{_compared(d)}", ""]
     if not d.rows:
         lines.append("Менеджеров в отделе нет.")
     for row in d.rows:
         parts = ", ".join(f"{d.titles.get(rule, rule)}: {n}" for rule, n in sorted(row.counts.items()))
-        lines.append(f"{row.manager}: {row.total} ({_change(row.change)})" + (f" — {parts}" if parts else "")
+        change = f" ({_change(row.change)})" if d.previous_period else ""
+        lines.append(f"{row.manager}: {row.total}{change}" + (f" — {parts}" if parts else "")
                      + (f"; первый контакт: медиана {duration_text(row.first_contact['median'])}, "
                         f"90% {duration_text(row.first_contact['p90'])} (заявок: {row.first_contact['count']})"
                         if row.first_contact else ""))
@@ -200,14 +209,15 @@ def _html_section(d: DepartmentDigest) -> str:
         cells = "".join(f"<td>{row.counts.get(rule, 0)}</td>" for rule in d.rules)
         fc_ = row.first_contact or {}
         body += (f"<tr><td>{e(row.manager)}</td>{cells}<td><b>{row.total}</b></td>"
-                 f"<td>{e(_change(row.change))}</td><td>{e(duration_text(fc_.get('median')))}</td>"
+                 f"<td>{e(_change(row.change)) if d.previous_period else '—'}</td>"
+                 f"<td>{e(duration_text(fc_.get('median')))}</td>"
                  f"<td>{e(duration_text(fc_.get('p90')))}</td></tr>")
     worst = "".join(
         f"<li><a href=\"{e(url)}\">Сделка {e(str(lead or '—'))}</a> ({len(vs)}): "
         f"{e('; '.join(v.details or v.rule for v in vs))}</li>" for lead, url, vs in d.worst)
     return (f"<h2>Нарушения регламента за {e(d.period.label)}</h2>"
-            f"<p>{e(_title(d)[:1].upper() + _title(d)[1:])}. Всего: <b>{d.total}</b> "
-            f"({e(_change(d.total - d.previous))} к {e(d.previous_period.label)})</p>"
+            f"<p>{e(_title(d)[:1].upper() + _title(d)[1:])}. Всего: <b>{d.total}</b>"
+            f"{e(_compared(d))}</p>"
             f"<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Менеджер</th>{head}"
             f"<th>Всего</th><th>Изменение</th><th>Первый контакт, медиана</th><th>Первый контакт, 90%</th>"
             f"</tr>{body}</table>"
@@ -231,7 +241,7 @@ def by_head(digests: list[DepartmentDigest]) -> dict[str, list[DepartmentDigest]
     return {head: sections + rest for head, sections in heads.items()}
 
 
-def send(account: str, period: Period, previous: Period) -> dict:
+def send(account: str, period: Period, previous: Period | None) -> dict:
     """One message per head by Telegram and by e-mail; neither configured → the outbox.
     Each head and period is sent once (the messenger keeps the keys)."""
     from connectors.messaging import Person
@@ -288,14 +298,32 @@ def last_period(account: str) -> Period | None:
     return Period(datetime.fromtimestamp(start, zone), datetime.fromtimestamp(end, zone))
 
 
-def due_periods(account: str, today: date) -> tuple[Period, Period]:
+def watching_key(account: str) -> str:
+    return keys.key(account, "discipline", "watching_since")
+
+
+def watching_since(account: str) -> datetime | None:
+    """When Reglament first watched the account (its first digest tick), in its time zone."""
+    raw = context.redis_client().get(watching_key(account))
+    return datetime.fromtimestamp(float(raw), ZoneInfo(context.account(account).timezone)) if raw else None
+
+
+def due_periods(account: str, today: date) -> tuple[Period, Period | None]:
     """What the digest sent today covers (from where the last one ended to the start of
-    today; the first one: the previous working day) and the period it is compared with."""
-    last = last_period(account)
-    if last is None:
-        return one_day(account, previous_working_day(context.calendar(account), today))
+    today) and the period it is compared with. The first one: the previous working day, or
+    from the day watching began if later (empty when that is today), compared with nothing
+    when the day before it was not watched."""
     zone = ZoneInfo(context.account(account).timezone)
-    return Period(last.end, day_period(zone, today).start), last
+    today_start = day_period(zone, today).start
+    last = last_period(account)
+    if last is not None:
+        return Period(last.end, today_start), last
+    period, previous = one_day(account, previous_working_day(context.calendar(account), today))
+    since = watching_since(account) or datetime.now(zone)
+    since_day = day_period(zone, since.astimezone(zone).date()).start
+    if since_day > period.start:
+        period = Period(min(since_day, today_start), today_start)
+    return period, previous if since <= previous.start else None
 
 
 def tick(account: str, now: datetime | None = None) -> dict:
@@ -306,13 +334,16 @@ def tick(account: str, now: datetime | None = None) -> dict:
         return {"skipped": "disabled"}
     zone = ZoneInfo(context.account(account).timezone)
     now = (now or datetime.now(timezone.utc)).astimezone(zone)
+    r = context.redis_client()
+    r.set(watching_key(account), now.timestamp(), nx=True)   # the first tick: watching begins
     hh, mm = map(int, s.at.split(":"))
     if not context.calendar(account).is_working_date(now.date()) or (now.hour, now.minute) < (hh, mm):
         return {"skipped": "not yet"}
     period, previous = due_periods(account, now.date())
     if period.start >= period.end:
-        return {"skipped": "nothing since the last digest"}
-    r = context.redis_client()
+        first = last_period(account) is None
+        return {"skipped": "watching began today: the first digest goes on the next working day" if first
+                else "nothing since the last digest"}
     claim = keys.key(account, "discipline", "digest_sent", now.date().isoformat())
     if not r.set(claim, 1, nx=True, ex=7 * 86400):
         return {"skipped": "sent already"}

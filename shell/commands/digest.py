@@ -29,7 +29,11 @@ def digest(config_path, account_id, day, send, html):
     else:
         period, previous = digests.one_day(account.id, day.date())
     if period.start >= period.end:
-        click.echo(f"Сегодняшний дайджест уже отправлен; следующий покроет время с {period.start:%d.%m.%Y}.")
+        if digests.last_period(account.id) is None:
+            click.echo("Reglament следит за аккаунтом с сегодняшнего дня: первый дайджест будет в следующий "
+                       "рабочий день (за любой день: --date).")
+        else:
+            click.echo(f"Сегодняшний дайджест уже отправлен; следующий покроет время с {period.start:%d.%m.%Y}.")
         return
     found = digests.build(account.id, period, previous)
     if not found:

@@ -148,6 +148,8 @@ def test_each_digest_covers_everything_since_the_previous_one(amo, r):
     def tick(d: date, hour: int, minute: int = 0) -> dict:
         return discipline.digest_tick(ACCOUNT, now=local(d, hour, minute))
 
+    r.set(digest.watching_key(ACCOUNT), local(thursday - timedelta(days=7), 12).timestamp())  # watched all along
+
     assert tick(FRIDAY, 9, 0) == {"skipped": "not yet"}          # 09:30 by default
     first = tick(FRIDAY, 9, 31)                                   # the first digest: the previous working day
     assert first["period"][0].startswith(thursday.isoformat()) and first["period"][1].startswith(FRIDAY.isoformat())
@@ -185,6 +187,7 @@ def test_a_digest_that_failed_to_go_out_goes_on_the_next_tick(amo, r, monkeypatc
         raise ConnectionError("SMTP down")
 
     monkeypatch.setattr(digest, "send", down)
+    r.set(digest.watching_key(ACCOUNT), local(FRIDAY - timedelta(days=7), 12).timestamp())
     try:
         discipline.digest_tick(ACCOUNT, now=local(FRIDAY, 10))
     except ConnectionError:
@@ -193,3 +196,24 @@ def test_a_digest_that_failed_to_go_out_goes_on_the_next_tick(amo, r, monkeypatc
     monkeypatch.setattr(digest, "send", real)
     assert len(discipline.digest_tick(ACCOUNT, now=local(FRIDAY, 10, 5))["sent"]) == 2
     assert digest.last_period(ACCOUNT).end == local(FRIDAY, 0)
+
+
+def test_the_first_digest_covers_no_time_before_reglament_watched(amo, r):
+    from jobs import context
+    from jobs.handlers import discipline
+    from tests.engine.conftest import engine_settings
+
+    context.set_settings(engine_settings(amo.server.url, departments=TWO_HEADS, working_hours=WEEKDAYS), r)
+    thursday = FRIDAY - timedelta(days=1)
+    violations.record(r, ACCOUNT, Violation("OVERDUE", "OVERDUE:x", local(thursday, 16).timestamp(), ANNA, 501))
+
+    def tick(d: date, hour: int, minute: int = 0) -> dict:
+        return discipline.digest_tick(ACCOUNT, now=local(d, hour, minute))
+
+    # Installed on Thursday at 15:00: nothing is sent for Thursday on Thursday, nor said of Wednesday.
+    assert tick(thursday, 15)["skipped"].startswith("watching began today")   # past 09:30, nothing to send
+    assert tick(thursday, 15, 30)["skipped"].startswith("watching began today")
+    first = tick(FRIDAY, 9, 31)
+    assert first["period"][0].startswith(thursday.isoformat())
+    galina = next(e.text for e in Outbox(r, ACCOUNT).entries(20) if e.recipient == "Галина Орлова")
+    assert "Всего: 1\n" in galina and " к " not in galina and "Анна Смирнова: 1 — " in galina
