@@ -242,6 +242,10 @@ class Settings(Model):
                 return a
         raise KeyError(account_id)
 
+    def hook_url(self, account: Account, source: str | None = None) -> str:
+        """Our webhook URL for the account's CRM (or `source`: wazzup, ...)."""
+        return f"{self.public_url.rstrip('/')}/hooks/{source or account.crm}/{account.webhook_secret}"
+
     def secrets(self) -> list[str]:
         """Every secret value in the configuration, for log redaction."""
         found: list[str] = []

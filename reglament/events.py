@@ -22,6 +22,7 @@ KINDS = frozenset({
     "crm.changed",       # a CRM whose webhooks carry only ids (Bitrix24): the connector reads what changed
                          # and turns it into the kinds above (CRM.expand) before any rule sees it
     "chat.message_in", "chat.message_out", "chat.status",
+    "app.installed",     # our application was installed in the CRM (Bitrix24): bind its events
 })
 
 # Neutral fields (absent or None when the CRM does not say):

@@ -216,10 +216,9 @@ def urls(config_path):
 
 
 def webhook_urls(settings: config.Settings, account: config.Account) -> list[str]:
-    base = settings.public_url.rstrip("/")
     crm = config.CRM_NAMES[account.crm]
-    return [f"[{account.id}] {crm} webhook: {base}/hooks/{account.crm}/{account.webhook_secret}",
-            f"[{account.id}] Wazzup webhook: {base}/hooks/wazzup/{account.webhook_secret}"]
+    return [f"[{account.id}] {crm} webhook: {settings.hook_url(account)}",
+            f"[{account.id}] Wazzup webhook: {settings.hook_url(account, 'wazzup')}"]
 
 
 from shell.commands import register_all  # noqa: E402

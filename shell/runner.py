@@ -313,14 +313,13 @@ def _bind_bitrix24_sandbox(settings: config.Settings, account: config.Account, s
     what an admin sets up on a portal reached by an incoming webhook (event.bind is for OAuth
     applications only)."""
     from app.bitrix24.parser import EVENTS
-    from shell.commands.amocrm import hook_url
 
     sandbox = f"http://127.0.0.1:{sandbox_port}"
     if not _wait_http(sandbox + "/_sandbox/handlers", 30):
         log.error("the sandbox did not come up on port %s", sandbox_port)
         return
     answer = requests.post(sandbox + "/_sandbox/webhooks/outgoing", timeout=10, json={
-        "handler": hook_url(settings, account), "events": sorted(EVENTS),
+        "handler": settings.hook_url(account), "events": sorted(EVENTS),
         "application_token": account.bitrix24.application_token})
     if answer.status_code != 201:
         log.error("could not bind our handler in the Bitrix24 sandbox: %s %s", answer.status_code, answer.text[:200])

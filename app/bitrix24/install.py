@@ -63,7 +63,7 @@ end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], unpack(ARGV, 10))
 local id = redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[4], '*',
-  'source', ARGV[5], 'body', ARGV[6], 'ct', ARGV[7], 'at', ARGV[8], 'new', '')
+  'source', ARGV[5], 'body', ARGV[6], 'ct', ARGV[7], 'at', ARGV[8], 'new', '1')
 redis.call('HINCRBY', KEYS[3], ARGV[9], 1)
 return {1, id}
 """

@@ -115,6 +115,12 @@ def parse(body: bytes | str, account: str, full: bool = True) -> Parsed:
         parsed.refresh_token = _text(auth.get("refresh_token"))
         if isinstance(data, dict):
             parsed.version, parsed.language_id = _text(data.get("VERSION")), _text(data.get("LANGUAGE_ID"))
+        if name == "ONAPPINSTALL":  # its job binds our handler to the portal's events
+            at = int(ts) if isinstance(ts, str) and _ID.match(ts) else 0
+            parsed.events.append(Event(
+                account=account, source=SOURCE, kind="app.installed", entity_id=parsed.member_id or "",
+                fields={"member_id": parsed.member_id, "domain": parsed.domain, "at": at},
+                key=event_key(SOURCE, name, parsed.member_id, at)))
         return parsed
     if name not in EVENTS:
         parsed.ignored.append(name)

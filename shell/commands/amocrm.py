@@ -8,14 +8,10 @@ from reglament import config
 from shell.commands.common import ACCOUNT_OPTION, CONFIG_OPTION, load_settings, pick_account, redis_for
 
 
-def hook_url(settings: config.Settings, account: config.Account) -> str:
-    return f"{settings.public_url.rstrip('/')}/hooks/{account.crm}/{account.webhook_secret}"
-
-
 def register_webhooks(settings: config.Settings, account: config.Account) -> str:
     from connectors import registry
 
-    return registry.kind(account).register_webhooks(account, redis_for(settings), hook_url(settings, account))
+    return registry.kind(account).register_webhooks(account, redis_for(settings), settings.hook_url(account))
 
 
 def _accounts(settings: config.Settings, account_id: str | None) -> list[config.Account]:
@@ -45,7 +41,7 @@ def unregister_webhooks_cmd(config_path, account_id):
 
     settings = load_settings(config_path)
     for account in _accounts(settings, account_id):
-        done = registry.kind(account).unregister_webhooks(account, redis_for(settings), hook_url(settings, account))
+        done = registry.kind(account).unregister_webhooks(account, redis_for(settings), settings.hook_url(account))
         click.echo(f"[{account.id}] {done}")
 
 

@@ -60,7 +60,10 @@ def no_token_in(text) -> None:
                                                       ("app_installed_callback", "1", "ru")])
 def test_an_install_parses_field_by_field(name, version, language):
     parsed = parser.parse(load.bitrix24(name), "b24")
-    assert (parsed.events, parsed.ignored, parsed.lifecycle) == ([], [], "ONAPPINSTALL")
+    assert (parsed.ignored, parsed.lifecycle) == ([], "ONAPPINSTALL")
+    [installed] = parsed.events                     # its job binds our handler to the portal's events
+    assert (installed.kind, installed.entity_id) == ("app.installed", MEMBER)
+    assert installed.fields == {"member_id": MEMBER, "domain": "some-domain.bitrix24.com", "at": installed.fields["at"]}
     assert (parsed.domain, parsed.member_id) == ("some-domain.bitrix24.com", MEMBER)
     assert (parsed.application_token, parsed.refresh_token) == (APP_TOKEN, REFRESH)
     assert (parsed.version, parsed.language_id) == (version, language)
@@ -111,9 +114,10 @@ def test_no_copy_of_an_install_keeps_a_token(b24, r, caplog):
     d.ensure_groups()
     while d.run_once(block_ms=10):
         pass
-    assert queued_events(r) == []
+    [installed] = queued_events(r)                   # the job that binds our handler, with no token
+    assert installed["kind"] == "app.installed"
     assert not any(k.startswith(b"job_failures_total") for k in r.hgetall(keys.metrics("b24")))
-    for text in [kept[b"body"], caplog.text] + [f[b"body"] for _, f in rejected]:
+    for text in [kept[b"body"], caplog.text, str(installed).encode()] + [f[b"body"] for _, f in rejected]:
         no_token_in(text)
 
 

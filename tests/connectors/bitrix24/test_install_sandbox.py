@@ -13,6 +13,8 @@ import yaml
 from click.testing import CliRunner
 
 from app import create_app
+from jobs import context, events
+from jobs.dispatcher import Dispatcher
 from connectors.bitrix24 import AuthError, Bitrix24Client
 from reglament import bitrix24_install, keys
 from reglament.config import Settings
@@ -20,6 +22,7 @@ from reglament.logs import Redactor
 from sandbox.serving import BackgroundServer
 from shell.cli import main
 from tests.connectors.bitrix24.conftest import ACCOUNT, SANDBOX_CREDS
+from tests.jobs_helpers import queued_events
 
 SECRET = "b24-install-hook-secret-0123456789"
 
@@ -45,6 +48,15 @@ def receiver(settings, r):
 
 def client_for(settings, r) -> Bitrix24Client:
     return Bitrix24Client(ACCOUNT, settings.accounts[0].bitrix24, r, backoff_base=0.001, backoff_max=0.004)
+
+
+def dispatched(r) -> list[dict]:
+    """The events of the inbox as the dispatcher enqueues them."""
+    d = Dispatcher(r, [ACCOUNT])
+    d.ensure_groups()
+    while d.run_once(block_ms=10):
+        pass
+    return queued_events(r)
 
 
 def install(portal, receiver, what="install") -> dict:
@@ -85,14 +97,22 @@ def test_install_then_calls_with_the_installed_pair_and_events_with_its_token(po
     assert client_for(settings, r).call("crm.deal.get", {"id": 101})["ID"] == "101"
     assert granted(portal) == 1                               # the pair is shared, not seeded again
 
-    # The application binds our hook for deal events; a deal added on the portal is accepted.
+    # The install's job binds our hook to the portal's events (as register-webhooks would).
+    context.set_settings(settings, r)
+    [installed_event] = dispatched(r)
+    assert installed_event["kind"] == "app.installed"
+    assert events.handle_event(installed_event)["rules"] == ["subscribe"]
+    bound = {b["event"] for b in client.call("event.get") if b["handler"] == settings.hook_url(settings.accounts[0])}
+    assert {"ONCRMDEALADD", "ONCRMDEALUPDATE", "ONCRMACTIVITYADD", "ONVOXIMPLANTCALLEND"} <= bound
+    # This test's receiver listens on its own port, not at public_url: bind it too.
     assert client.call("event.bind", {"event": "ONCRMDEALADD", "handler": receiver.hook}) is True
     requests.post(portal.webhook_url + "crm.deal.add", json={"fields": {"TITLE": "Установка"}}, timeout=10)
     assert portal.wait_events(5)
-    [event] = [e for e in requests.get(portal.url + "/_sandbox/events", timeout=5).json() if e["event"] == "ONCRMDEALADD"]
+    [event] = [e for e in requests.get(portal.url + "/_sandbox/events", timeout=5).json()
+               if e["event"] == "ONCRMDEALADD" and e["handler"] == receiver.hook]
     assert event["status"] == 200
     stored = [f for _, f in r.xrange(keys.inbox(ACCOUNT))]
-    assert [f[b"new"] for f in stored] == [b"", b"1"]          # the install, then the deal's one event
+    assert [f[b"new"] for f in stored] == [b"1", b"1"]        # the install's event, then the deal's
     wrong = requests.post(receiver.hook, data=event["body"].replace(SANDBOX_CREDS.application_token, "x" * 22),
                           headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=5)
     assert wrong.status_code == 403 and "installed application_token" in wrong.json()["error"]
@@ -103,7 +123,7 @@ def test_install_then_calls_with_the_installed_pair_and_events_with_its_token(po
                                       "public_url": "http://127.0.0.1", "accounts": [account_doc(portal)]}))
     outputs = [CliRunner().invoke(main, [*command, "--config", str(config)]).output
                for command in (["rejected", "--body"], ["replay", "--since", "2000-01-01"], ["audit"], ["queue"])]
-    assert "Re-enqueued 1 event(s) from 2 delivery(ies)." in outputs[1]
+    assert "Re-enqueued 2 event(s) from 2 delivery(ies)." in outputs[1]
     assert "Проверено активных сделок" in outputs[2]
     tokens = sent_tokens(portal)
     assert len(tokens) == 3
