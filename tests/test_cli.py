@@ -11,6 +11,16 @@ from tests.fixtures import load
 ENV = {"AMOCRM_TOKEN": "tok-123456789", "REGLAMENT_WEBHOOK_SECRET": "a-webhook-secret-0123456789"}
 
 
+def first_account(path, env):
+    """The configuration file's first account, loaded with `env` set."""
+    from unittest import mock
+
+    from reglament.config import load as load_config
+
+    with mock.patch.dict("os.environ", env):
+        return load_config(path).accounts[0]
+
+
 def test_init_writes_a_file_that_check_accepts(tmp_path):
     runner = CliRunner()
     path = tmp_path / "reglament.yaml"
@@ -21,15 +31,8 @@ def test_init_writes_a_file_that_check_accepts(tmp_path):
     assert result.exit_code == 0, result.output
     assert "OK: 1 account(s): main" in result.output
     from reglament.rule_settings import load as load_rules
-    from reglament.config import load as load_config
-    import os
 
-    os.environ.update(ENV)
-    try:
-        load_rules(load_config(path).accounts[0].rules)  # the rules block is valid as written
-    finally:
-        for k in ENV:
-            os.environ.pop(k)
+    load_rules(first_account(path, ENV).rules)  # the rules block is valid as written
     assert runner.invoke(main, ["init", str(path)]).exit_code != 0  # never overwrites silently
 
 
@@ -48,16 +51,7 @@ def test_init_writes_departments_telegram_and_email_ready_to_uncomment(tmp_path)
     env = {**ENV, "DASHBOARD_TOKEN": "dash-token-0123456789", "TELEGRAM_BOT_TOKEN": "1:bot", "SMTP_PASSWORD": "pw"}
     result = CliRunner().invoke(main, ["check", "--no-crm", "--config", str(path)], env=env)
     assert result.exit_code == 0, result.output
-    import os
-
-    from reglament.config import load as load_config
-
-    os.environ.update(env)
-    try:
-        account = load_config(path).accounts[0]
-    finally:
-        for k in env:
-            os.environ.pop(k)
+    account = first_account(path, env)
     assert account.departments[0].head == "Галина Орлова" and account.telegram.chats["9100001"] == 987654321
     assert account.email.addresses == {"Галина Орлова": "head@example.ru"}
 
@@ -226,14 +220,5 @@ def test_init_for_bitrix24_writes_an_account_on_bitrix24_that_check_accepts(tmp_
            "B24_APPLICATION_TOKEN": "app-token-0123456789", "REGLAMENT_WEBHOOK_SECRET": ENV["REGLAMENT_WEBHOOK_SECRET"]}
     result = CliRunner().invoke(main, ["check", "--no-crm", "--config", str(path)], env=env)
     assert result.exit_code == 0, result.output
-    import os
-
-    from reglament.config import load as load_config
-
-    os.environ.update(env)
-    try:
-        account = load_config(path).accounts[0]
-    finally:
-        for k in env:
-            os.environ.pop(k)
+    account = first_account(path, env)
     assert account.crm == "bitrix24" and account.bitrix24.next_step == "todo" and account.bitrix24.catchup_seconds == 60
