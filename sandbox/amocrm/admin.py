@@ -13,7 +13,7 @@ POST   /_sandbox/oauth/expire       every OAuth access token expires now -> {"ex
 GET    /_sandbox/oauth              the integration and counts of grants and live tokens (no token values)
 POST   /_sandbox/faults {"statuses": [429, 503], "seconds": 120, "block_after": 0, "block_seconds": 60}
                                     answer API requests with these statuses in turn for a while; optionally
-                                    block (403) a client causing more than block_after 429s a minute (faults.py)
+                                    block (403) a client causing more than block_after 429s a minute (sandbox/faults.py)
 GET    /_sandbox/faults             what is injected, and how many requests each status answered
 """
 
@@ -23,7 +23,7 @@ import time
 
 from flask import Blueprint, jsonify, request
 
-from sandbox.controls import add_logs, arg
+from sandbox.controls import add_faults, add_logs, arg
 
 from .context import current
 from .oauth import CODE_TTL
@@ -32,6 +32,7 @@ bp = Blueprint("amocrm_sandbox_admin", __name__, url_prefix="/_sandbox")
 
 
 add_logs(bp, lambda: current().requests, "webhooks", lambda: current().dispatcher)
+add_faults(bp, lambda: current().faults)
 
 
 @bp.post("/reset")
@@ -91,24 +92,3 @@ def oauth_expire():
 @bp.get("/oauth")
 def oauth_state():
     return jsonify(current().oauth.summary())
-
-
-@bp.post("/faults")
-def faults_set():
-    faults = current().faults
-    data = request.get_json(silent=True, force=True) or {}
-    try:
-        statuses = [int(s) for s in data.get("statuses", [])]
-        if any(not 400 <= s <= 599 for s in statuses):
-            raise ValueError
-        faults.inject(statuses, float(data.get("seconds", 60)))
-        if "block_after" in data:
-            faults.set_block(int(data["block_after"]), float(data.get("block_seconds", 60)))
-    except (TypeError, ValueError):
-        return jsonify({"error": 'give {"statuses": [4xx or 5xx, ...], "seconds": n}'}), 400
-    return jsonify(faults.state())
-
-
-@bp.get("/faults")
-def faults_state():
-    return jsonify(current().faults.state())

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 
 from flask import current_app
 
+from sandbox.faults import Faults
 from sandbox.indexed_log import IndexedLog
 
-from .faults import Faults
 from .ratelimit import SlidingWindowLimiter
 from .state import SandboxAccount
 from .webhooks import WebhookDispatcher

@@ -21,6 +21,9 @@ POST   /_sandbox/generate?n=100&without_todo_share=0.1   add generated deals (si
 GET    /_sandbox/clock, POST /_sandbox/clock {"shift": s} | {"now": ts} | {"advance": s}   the portal's time
 GET    /_sandbox/bucket, POST /_sandbox/bucket {"rate": r, "burst": b}   the leaky bucket
 POST   /_sandbox/block {"method": "crm.deal.list", "seconds": 600}   that method answers 429 OPERATION_TIME_LIMIT
+POST   /_sandbox/faults {"statuses": [503, 500], "seconds": 120}   every REST call answers these statuses in turn
+                                    for a while, with Bitrix24's bodies (503 QUERY_LIMIT_EXCEEDED, 429
+                                    OPERATION_TIME_LIMIT, 5xx INTERNAL_SERVER_ERROR); GET: how many each answered
 POST   /_sandbox/oauth/code         an authorization code for the application (lives 30 s)
 POST   /_sandbox/oauth/expire       every access token expires now -> {"expired": n}
 GET    /_sandbox/oauth              grants and live token counts (no token values)
@@ -30,7 +33,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from sandbox.controls import add_logs, arg
+from sandbox.controls import add_faults, add_logs, arg
 
 from .context import current
 from .seed import generate_deals
@@ -44,6 +47,7 @@ def _body() -> dict:
 
 
 add_logs(bp, lambda: current().requests, "events", lambda: current().events)
+add_faults(bp, lambda: current().faults)
 
 
 @bp.get("/handlers")

@@ -3,7 +3,7 @@
 Parameters come from the query string and the body (JSON, or form with PHP-style keys),
 the body winning. The answer is {"result", "total"?, "next"?, "time"} with 200, or
 {"error", "error_description"} with the status Bitrix24 uses. The order of checks:
-authorisation, the leaky bucket, then the method. Every call is recorded in the request
+authorisation, an injected fault (/_sandbox/faults), the leaky bucket, then the method. Every call is recorded in the request
 log with the webhook code masked; token requests are logged without their query.
 """
 
@@ -67,6 +67,9 @@ def rest(rest: str) -> Response:
             caller = sandbox.auth.token(token)
         else:
             raise errors.method_not_found(rest)
+        fault = sandbox.faults.answer()
+        if fault:
+            raise errors.injected(fault)
         if not sandbox.bucket.allow():
             raise errors.query_limit()
         name = name.removesuffix(".json")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
+from sandbox.faults import Faults
 from sandbox.indexed_log import IndexedLog
 
 from .auth import Auth
@@ -25,6 +26,7 @@ class Sandbox:
     bucket: LeakyBucket
     requests: IndexedLog = field(default_factory=IndexedLog)  # every REST call answered (GET /_sandbox/requests)
     blocked: dict[str, float] = field(default_factory=dict)   # method -> portal time its OPERATION_TIME_LIMIT ends
+    faults: Faults = field(default_factory=Faults)            # errors injected for a while (POST /_sandbox/faults)
 
     def block(self, method: str, seconds: float) -> float:
         until = self.portal.now() + seconds

@@ -29,6 +29,17 @@ def operation_time_limit() -> ApiError:
     return ApiError(429, "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit")
 
 
+def injected(status: int) -> ApiError:
+    """An answer /_sandbox/faults injects, in the body Bitrix24 gives that status (reference: system codes)."""
+    if status == 503:
+        return query_limit()
+    if status == 429:
+        return operation_time_limit()
+    if status >= 500:
+        return ApiError(status, "INTERNAL_SERVER_ERROR", "Internal server error")
+    return ApiError(status, "ERROR_CORE", "Fault injected by /_sandbox/faults")
+
+
 def method_not_found(method: str) -> ApiError:
     return ApiError(404, "ERROR_METHOD_NOT_FOUND", "Method not found!")
 

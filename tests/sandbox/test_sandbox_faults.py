@@ -4,7 +4,7 @@ import time
 
 import requests
 
-from sandbox.amocrm.faults import Faults
+from sandbox.faults import Faults
 
 
 def test_injected_statuses_are_answered_in_turn_then_the_api_serves_again(amo):

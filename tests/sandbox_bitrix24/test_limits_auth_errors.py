@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import time
 
 import requests
 
@@ -111,3 +112,20 @@ def test_a_method_over_its_operating_limit_answers_429_until_the_block_ends(b24,
     assert inside["result_error"]["l"]["error"] == "OPERATION_TIME_LIMIT"
     clock.advance(601)
     assert hook(b24, "crm.deal.list").status_code == 200
+
+
+def test_injected_faults_answer_in_turn_with_bitrix24_bodies_then_the_portal_serves_again(b24):
+    set_ = requests.post(b24.url + "/_sandbox/faults", json={"statuses": [503, 500, 429], "seconds": 0.5}, timeout=5)
+    assert set_.status_code == 200 and set_.json()["active_for"] > 0
+    answers = [hook(b24, "user.current") for _ in range(4)]
+    assert [r.status_code for r in answers] == [503, 500, 429, 503]
+    assert [r.json()["error"] for r in answers] == ["QUERY_LIMIT_EXCEEDED", "INTERNAL_SERVER_ERROR",
+                                                     "OPERATION_TIME_LIMIT", "QUERY_LIMIT_EXCEEDED"]
+    wrong = requests.post(f"{b24.url}/rest/1/wrong-code/user.current", json={}, timeout=5)
+    assert wrong.status_code == 401   # a fault never lets an unauthorised call through
+    time.sleep(0.6)
+    assert hook(b24, "user.current").status_code == 200
+    assert requests.get(b24.url + "/_sandbox/faults", timeout=5).json()["answered"] == {"429": 1, "500": 1, "503": 2}
+    log = requests.get(b24.url + "/_sandbox/requests", timeout=5).json()
+    assert [e["status"] for e in log[:4]] == [503, 500, 429, 503]
+    assert requests.post(b24.url + "/_sandbox/faults", json={"statuses": [200]}, timeout=5).status_code == 400

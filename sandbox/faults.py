@@ -1,9 +1,10 @@
-"""Fault injection for drills: the sandbox answers API requests with errors for a while,
-and can block a client that ignores its 429s.
+"""Fault injection for drills, both sandboxes: the API answers requests with errors for a
+while, and can block a client that ignores its 429s (POST /_sandbox/faults, sandbox/controls.py).
 
 - `inject(statuses, seconds)`: every API request (authenticated) is answered with the
-  next status of `statuses` in turn (429 with amoCRM's empty body, 5xx as problem+json)
-  until `seconds` have passed.
+  next status of `statuses` in turn until `seconds` have passed, in the sandbox's own
+  error format (amoCRM: 429 with an empty body, 5xx as problem+json; Bitrix24: its
+  {"error", "error_description"} bodies, sandbox/bitrix24/errors.py `injected`).
 - `block_after`: amoCRM blocks a client that keeps exceeding the limit with 403
   (UNCONFIRMED: the reference recalls "repeated violations → 403", no numbers). Here, off by
   default; when set, more than `block_after` 429 answers within a minute block every
