@@ -12,7 +12,7 @@ one line of figures. Not part of `make test`: the drills take minutes.
 - worker: kill -9 the worker in the middle of a burst of status changes.
 - redis:  kill -9 the embedded redis-server in the middle of the burst (redis_fsync: always).
 - crm:    the CRM answers 429/500/503 for two minutes (its 403 block armed), then recovers.
-- run:    SIGKILL of the whole run mid-burst, then a new run on the same directory.
+- run:    SIGKILL of the whole run mid-burst, then (after `--down` seconds) a new run on the same directory.
 - fuzz:   random, truncated and mistyped bodies on every endpoint of the default run.
 
 A change's figure is its lead's open tasks once everything settled: none is a lost
@@ -284,14 +284,16 @@ class Service:
         return sum(1 for n in self.crm.open_tasks(ids) if n) / len(ids)
 
     def settle(self, ids: list[int], timeout: float) -> tuple[int, int, float]:
-        """Wait until every lead has its task and nothing is left to do: (lost, duplicated, seconds)."""
+        """Wait until every lead has its task and nothing is left to do, then a quiet spell in
+        which a late duplicate would show: (lost, duplicated, when it settled on time.monotonic)."""
         started = time.monotonic()
-        wait(lambda: all(self.crm.open_tasks(ids)), timeout, 1.0)
+        wait(lambda: all(self.crm.open_tasks(ids)), timeout, 0.5)
         r = redis.Redis.from_url(published(self.redis_dir))
-        wait(lambda: idle(r), max(10.0, timeout - (time.monotonic() - started)), 1.0)
+        wait(lambda: idle(r), max(10.0, timeout - (time.monotonic() - started)), 0.5)
+        settled = time.monotonic()
         time.sleep(self.crm.quiet)
         counts = self.crm.open_tasks(ids)
-        return counts.count(0), sum(n - 1 for n in counts if n > 1), time.monotonic() - started
+        return counts.count(0), sum(n - 1 for n in counts if n > 1), settled
 
     def child(self, what: str) -> int:
         for d in Path("/proc").iterdir():
@@ -348,11 +350,11 @@ def burst_with(svc: Service, args, blow, at_share: float = 0.3, timeout: float =
     share = svc.done_share(ids)
     blow()
     changes.join()
-    lost, dup, _ = svc.settle(ids, timeout)
+    lost, dup, settled = svc.settle(ids, timeout)
     r = redis.Redis.from_url(published(svc.redis_dir))
     pace = f" at {args.per_second:g}/s" if args.per_second else ""
     return (f"{n} changes{pace}, blow at {share:.0%} done: lost {lost}, duplicated {dup}, failed jobs {failed_jobs(r)}, "
-            f"all applied {time.monotonic() - t0:.0f} s after the changes began{svc.crm.figures()}")
+            f"all applied {settled - t0:.0f} s after the changes began{svc.crm.figures()}")
 
 
 def drill_worker(args) -> str:
@@ -391,7 +393,7 @@ def drill_crm(args) -> str:
         svc.crm.fault(args.crm_seconds, rate)
         t0 = time.monotonic()
         svc.burst(ids, args.per_second)
-        lost, dup, _ = svc.settle(ids, args.crm_seconds + 900)
+        lost, dup, settled = svc.settle(ids, args.crm_seconds + 900)
         answered = requests.get(svc.crm.url + "/_sandbox/faults").json()["answered"]
         refused = sum(v for k, v in answered.items() if k != "403")
         r = redis.Redis.from_url(published(svc.redis_dir))
@@ -399,7 +401,8 @@ def drill_crm(args) -> str:
         return (f"{len(ids)} changes while the CRM answered {statuses} for {args.crm_seconds:g} s: lost {lost}, "
                 f"duplicated {dup}, failed jobs {failed_jobs(r)}; requests refused {refused} "
                 f"({refused / args.crm_seconds:.2f}/s while failing), 403 blocks {answered.get('403', 0)}; "
-                f"all applied {time.monotonic() - t0:.0f} s after the changes began{svc.crm.figures()}")
+                f"all applied {settled - t0:.0f} s after the changes began, {settled - t0 - args.crm_seconds:.0f} s "
+                f"after the CRM recovered{svc.crm.figures()}")
     finally:
         svc.stop()
 
@@ -424,6 +427,7 @@ def drill_run(args) -> str:
             svc.run.wait()
             wait(lambda: not redis_servers_on(svc.redis_dir), 15, 0.1)
             after["left"] = len(redis_servers_on(svc.redis_dir))
+            time.sleep(args.down)
             svc.start()
             after["ready"] = time.monotonic()
             after["servers"] = len(redis_servers_on(svc.redis_dir))
@@ -432,7 +436,7 @@ def drill_run(args) -> str:
                 after["watch"].start()
 
         line = burst_with(svc, args, blow)
-        line += (f"; redis-servers left after the SIGKILL: {after['left']}, "
+        line += (f"; down {args.down:g} s; redis-servers left after the SIGKILL: {after['left']}, "
                  f"on the directory after the restart: {after['servers']}")
         if "watch" in after:
             after["settled"] = True
@@ -558,6 +562,7 @@ def main() -> None:
     ap.add_argument("--b24-rate", type=float, default=5.0, help="the portal's bucket, requests/s (Enterprise's)")
     ap.add_argument("--b24-burst", type=int, default=250)
     ap.add_argument("--catchup", type=int, default=15, help="Bitrix24's catchup_seconds")
+    ap.add_argument("--down", type=float, help="the run drill: seconds the run stays down (amoCRM 0, Bitrix24 15)")
     ap.add_argument("--crm-changes", type=int, default=200)
     ap.add_argument("--crm-seconds", type=float, default=120.0)
     ap.add_argument("--fuzz", type=int, default=10_000, help="bodies per endpoint")
@@ -565,6 +570,7 @@ def main() -> None:
     b24 = args.crm == "bitrix24"
     args.changes = args.changes if args.changes is not None else (300 if b24 else 1000)
     args.per_second = args.per_second if args.per_second is not None else (2.0 if b24 else 0.0)
+    args.down = args.down if args.down is not None else (15.0 if b24 else 0.0)
     for name in args.only.split(","):
         started = time.monotonic()
         print(f"{name}: ...", flush=True)
