@@ -39,18 +39,23 @@ def catchup_job(account: str) -> dict:
             crm.baseline()
         since = datetime.fromtimestamp((float(last) if last else started - FIRST_LOOKBACK) - SLACK, timezone.utc)
         leads, calls = crm.changed_since(since)
-        found = []
+        found = 0
+        # Each deal's changes are acted on as soon as it is read: after an outage with many
+        # missed changes, the first to-do does not wait for the last deal's reading.
         for lead_id, new in leads:
-            found += crm.changes(lead_id, added=new)
-        found += [e for e in calls if crm.first_sight(e)]
-        for event in found:
+            events = crm.changes(lead_id, added=new)
+            for event in events:
+                handle_event(event.to_dict())
+            found += len(events)
+        for event in (e for e in calls if crm.first_sight(e)):
             handle_event(event.to_dict())
+            found += 1
         r.set(mark, started)
     finally:
         guard.release()
     if found:
-        log.info("catch-up: %d change(s) no event brought", len(found), extra={"account": account, "rule": "CATCHUP"})
-    return {"account": account, "leads": len(leads), "events": len(found)}
+        log.info("catch-up: %d change(s) no event brought", found, extra={"account": account, "rule": "CATCHUP"})
+    return {"account": account, "leads": len(leads), "events": found}
 
 
 def register_periodic(settings: Settings) -> None:

@@ -64,3 +64,15 @@ def test_what_events_brought_and_our_own_writes_cost_the_catch_up_no_read(portal
     assert catchup.catchup_job("acme")["events"] == 0 and handled == []
     batches = [c.get("commands") for c in calls(portal)]
     assert len(batches) == 1 and "crm.deal.get" not in batches[0]      # the lists only: no deal was read
+
+
+def test_each_missed_deal_is_acted_on_as_soon_as_it_is_read(portal, handled, monkeypatch):
+    catchup.catchup_job("acme")
+    for deal in (102, 105):
+        result(portal, "crm.deal.update", {"id": deal, "fields": {"STAGE_ID": "UC_DECIDING"}})
+    crm, order = context.crm_for("acme"), []
+    read = crm.changes
+    monkeypatch.setattr(crm, "changes", lambda lead_id, **kw: order.append(("read", lead_id)) or read(lead_id, **kw))
+    monkeypatch.setattr("jobs.events.handle_event", lambda data: order.append((data["kind"], data["entity_id"])))
+    assert catchup.catchup_job("acme")["events"] == 2
+    assert order == [("read", 102), ("lead.status_changed", 102), ("read", 105), ("lead.status_changed", 105)]
