@@ -31,18 +31,21 @@ class DealState:
     closed: str | None = None
     tasks: dict[int, TaskState] = field(default_factory=dict)   # open activities by id
     values: dict[str, str] = field(default_factory=dict)        # custom values by field name, as the wire has them
+    # When the reading began, by the portal's clock (its answer's time.start): an event sent
+    # before that is already in this state. Not part of what changed.
+    read_at: float | None = field(default=None, compare=False)
 
     def to_json(self) -> str:
         return json.dumps({"stage": self.stage, "pipeline": self.pipeline, "responsible_id": self.responsible_id,
                            "closed": self.closed, "tasks": {str(i): t.to_list() for i, t in self.tasks.items()},
-                           "values": self.values}, ensure_ascii=False)
+                           "values": self.values, "read_at": self.read_at}, ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> "DealState":
         d = json.loads(text)
         return cls(stage=d["stage"], pipeline=d.get("pipeline") or "", responsible_id=d.get("responsible_id"),
                    closed=d.get("closed"), tasks={int(i): TaskState(*t) for i, t in (d.get("tasks") or {}).items()},
-                   values=d.get("values") or {})
+                   values=d.get("values") or {}, read_at=d.get("read_at"))
 
 
 @dataclass(frozen=True)

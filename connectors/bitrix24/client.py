@@ -117,6 +117,7 @@ class BatchResult:
     errors: dict[str, e.ApiError] = field(default_factory=dict)
     totals: dict[str, int] = field(default_factory=dict)
     next: dict[str, int] = field(default_factory=dict)
+    started: float | None = None    # when the portal began the (first) batch, by its clock: `time.start`
 
     def __getitem__(self, key: str) -> Any:
         """The result of one command, or its error raised."""
@@ -315,6 +316,9 @@ class Bitrix24Client:
         answer = body.get("result")
         if not isinstance(answer, dict):
             raise e.error_for("batch", 200, body, redact=self.http.redact)
+        started = (body.get("time") or {}).get("start") if isinstance(body.get("time"), dict) else None
+        if out.started is None and isinstance(started, (int, float)):
+            out.started = float(started)
         for name, value in _list_of(answer.get("result")).items():
             out.results[name] = value
         for name, err in _list_of(answer.get("result_error")).items():

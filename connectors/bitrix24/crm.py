@@ -109,6 +109,7 @@ class Reading:
     writes: int
     deal: dict
     acts: list[dict]
+    portal_at: float | None = None   # when the portal began it, by its clock (None: not said)
 
 
 ENTITIES = {"deals": Entity("deal", 2, "D", "STAGE_ID", "STAGE_SEMANTIC_ID"),
@@ -412,7 +413,7 @@ class Bitrix24CRM:
         deal, acts = found["lead"], self._next_steps(items_of(found["acts"]))
         now = time.monotonic()
         self._readings = {i: g for i, g in self._readings.items() if now - g.at < REUSE}
-        self._readings[lead_id] = Reading(now, writes, deal, acts)
+        self._readings[lead_id] = Reading(now, writes, deal, acts, answer.started)
         return deal, acts, found
 
     def _reading(self, lead_id: int) -> Reading | None:
@@ -744,16 +745,29 @@ class Bitrix24CRM:
                               key=event_key("lead.deleted", lead_id))]
             if name.endswith("UPDATE") and self._take_echo(keys=[self._echo_key(lead_id)]):
                 return []  # the event of our own field write (see _settle_fields)
+            if self._read_since(lead_id, event.fields.get("at")):
+                return []
             return self.changes(lead_id, at=at, added=name.endswith("ADD"))
         if name in ("ONCRMACTIVITYADD", "ONCRMTIMELINECOMMENTADD") and \
                 self._ours("activity" if name == "ONCRMACTIVITYADD" else "comment", int(object_id)):
             return []  # the echo of our own to-do or comment: already in the deal's last state
         if name.startswith("ONCRMACTIVITY"):
             lead_id = self._owner_of(int(object_id), deleted=name.endswith("DELETE"))
-            return self.changes(lead_id, at=at) if lead_id else []
+            if not lead_id or self._read_since(lead_id, event.fields.get("at")):
+                return []
+            return self.changes(lead_id, at=at)
         if name == "ONCRMTIMELINECOMMENTADD":
             return self._comment_events(event.account, int(object_id), at)
         return []
+
+    def _read_since(self, lead_id: int, sent: Any) -> bool:
+        """Whether the deal was read after this event was sent, both by the portal's clock (the
+        event's `ts`, the reading's time.start; a second to spare, as `ts` is whole seconds):
+        that reading holds the event's change, so reading again would find nothing new. After
+        an outage, the deferred events of deals the catch-up has read cost no request."""
+        raw = self.r.get(self._state_key(lead_id)) if sent else None
+        read_at = DealState.from_json(raw).read_at if raw is not None else None
+        return read_at is not None and read_at > float(sent) + 1
 
     def _comment_events(self, account: str, comment_id: int, at: int) -> list[Event]:
         """A comment in one of our deals' timelines as comment.added (the author is `by`)."""
@@ -802,7 +816,7 @@ class Bitrix24CRM:
                           key=event_key("lead.deleted", lead_id))]
         deal, acts, found = got
         done = {int(a["ID"]): a for a in items_of(found.get("done"))}
-        after = self._state(deal, acts)
+        after = replace(self._state(deal, acts), read_at=self._readings[lead_id].portal_at)
         found_changes = compare(before, after, completed=frozenset(done), added=added)
         with self.r.pipeline(transaction=False) as p:
             p.set(self._state_key(lead_id), after.to_json(), ex=STATE_TTL)

@@ -4,6 +4,7 @@ neutral ones by comparing each deal with the state last seen. Demo ids: sandbox/
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -292,3 +293,19 @@ def test_leads_instead_of_deals(portal, r):
     assert 201 in {s.lead.id for s in crm.list_active_leads_with_open_tasks().snapshots}
     crm.apply([SetLeadStatus(lead_id=201, status="Некачественный лид", action_key="L:junk")])
     assert crm.get_lead(201).closed == "lost"
+
+
+def test_an_event_sent_before_the_deals_last_reading_costs_no_request(crm, portal):
+    crm.expand(changed(105))                                             # the baseline
+    crm.client.call("crm.deal.update", {"id": 105, "fields": {"STAGE_ID": "UC_DECIDING"}})
+    sent = int(portal.portal.now())                                             # its event, still in a queue
+    time.sleep(1.1)
+    assert kinds(crm.changes(105)) == ["lead.status_changed"]          # read meanwhile (the catch-up)
+    forget_calls(portal)
+    late = Event("acme", "bitrix24", "crm.changed", 105, {"entity": "deal", "id": 105, "event": "ONCRMDEALUPDATE",
+                                                          "at": sent - 1})
+    assert crm.expand(late) == [] and calls(portal) == []
+    crm.client.call("crm.deal.update", {"id": 105, "fields": {"STAGE_ID": "UC_CAME"}})   # a change after it
+    newer = Event("acme", "bitrix24", "crm.changed", 105, {"entity": "deal", "id": 105, "event": "ONCRMDEALUPDATE",
+                                                           "at": int(portal.portal.now()) + 1})
+    assert kinds(crm.expand(newer)) == ["lead.status_changed"]
