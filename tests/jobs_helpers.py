@@ -14,6 +14,16 @@ def slow_marker(folder: str) -> str:
     return "done"
 
 
+def dispatch_all(r, accounts=("acme",)) -> None:
+    """Run the dispatcher over the accounts' inboxes until nothing is left to dispatch."""
+    from jobs.dispatcher import Dispatcher
+
+    d = Dispatcher(r, list(accounts))
+    d.ensure_groups()
+    while d.run_once(block_ms=10):
+        pass
+
+
 def queued_events(r, queue: str | None = None) -> list[dict]:
     """The events waiting in a queue (by default the chats' and then the other events'), in
     order, out of the batch jobs that carry them: those in the queue, then those an account's

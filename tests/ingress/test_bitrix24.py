@@ -11,7 +11,7 @@ from jobs.dispatcher import Dispatcher
 from reglament import keys
 from tests.conftest import B24_ACCOUNT, B24_SECRET, B24_TOKEN as TOKEN, make_settings
 from tests.fixtures import load
-from tests.jobs_helpers import queued_events
+from tests.jobs_helpers import dispatch_all, queued_events
 
 FORM = "application/x-www-form-urlencoded"
 PATH = f"/hooks/bitrix24/{B24_SECRET}"
@@ -98,10 +98,7 @@ def test_the_same_body_posted_three_times_is_one_job(b24, r):
     assert [(a.json["accepted"], a.json["duplicates"]) for a in answers] == [(1, 0), (0, 1), (0, 1)]
     # A handler bound twice sends it with another event_handler_id: still the same event.
     assert post(b24, with_fields("deal_updated", event_handler_id="977")).json["duplicates"] == 1
-    d = Dispatcher(r, ["b24"])
-    d.ensure_groups()
-    while d.run_once(block_ms=10):
-        pass
+    dispatch_all(r, ["b24"])
     [event] = queued_events(r)
     assert event["kind"] == "crm.changed" and event["source"] == "bitrix24"
     assert event["fields"] == {"entity": "deal", "id": 759, "event": "ONCRMDEALUPDATE", "at": 1742807189}
@@ -224,9 +221,6 @@ def test_an_application_event_is_kept_without_the_users_access_token(b24, r):
     assert post(b24, body).status_code == 200
     [(_, kept)] = r.xrange(keys.inbox("b24"))
     assert token.encode() not in kept[b"body"] and TOKEN.encode() not in kept[b"body"]
-    d = Dispatcher(r, ["b24"])                        # and the dispatcher still reads it
-    d.ensure_groups()
-    while d.run_once(block_ms=10):
-        pass
+    dispatch_all(r, ["b24"])                          # and the dispatcher still reads it
     [event] = queued_events(r)
     assert event["fields"]["id"] == 7405

@@ -8,11 +8,10 @@ import pytest
 
 from app import create_app
 from app.bitrix24 import parser
-from jobs.dispatcher import Dispatcher
 from reglament import bitrix24_install, keys
 from tests.conftest import B24_ACCOUNT, B24_SECRET, make_settings
 from tests.fixtures import load
-from tests.jobs_helpers import queued_events
+from tests.jobs_helpers import dispatch_all, queued_events
 
 FORM = "application/x-www-form-urlencoded"
 PATH = f"/hooks/bitrix24/{B24_SECRET}"
@@ -110,10 +109,7 @@ def test_no_copy_of_an_install_keeps_a_token(b24, r, caplog):
         assert b"auth%5B" + name + b"%5D=***" in kept[b"body"]
     rejected = r.xrange(keys.rejected("b24"))
     assert len(rejected) == 2 and b"***" in rejected[1][1][b"body"]
-    d = Dispatcher(r, ["b24"])
-    d.ensure_groups()
-    while d.run_once(block_ms=10):
-        pass
+    dispatch_all(r, ["b24"])
     [installed] = queued_events(r)                   # the job that binds our handler, with no token
     assert installed["kind"] == "app.installed"
     assert not any(k.startswith(b"job_failures_total") for k in r.hgetall(keys.metrics("b24")))

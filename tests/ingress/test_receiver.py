@@ -4,23 +4,15 @@ import pytest
 import redis as redis_lib
 from rq import Queue
 
-from jobs.dispatcher import Dispatcher
 from jobs.queues import EVENTS
 from reglament import keys
 from tests.conftest import SECRET
-from tests.jobs_helpers import queued_events
+from tests.jobs_helpers import dispatch_all, queued_events
 from tests.fixtures import load
 
 FORM = "application/x-www-form-urlencoded"
 AMO = f"/hooks/amocrm/{SECRET}"
 WAZZUP = f"/hooks/wazzup/{SECRET}"
-
-
-def dispatch_all(r, accounts=("acme",)):
-    d = Dispatcher(r, list(accounts))
-    d.ensure_groups()
-    while d.run_once(block_ms=10):
-        pass
 
 
 def jobs(r):

@@ -30,7 +30,7 @@ def test_secret_never_in_logs_errors_or_metrics(client, settings, captured, fmt)
     bodies.append(client.post(f"/hooks/wazzup/{SECRET}", data=b"[", content_type="application/json"))
     bodies.append(client.post(f"/hooks/amocrm/{SECRET}x", data=b"", content_type=FORM))
     bodies.append(client.get("/metrics"))
-    from tests.ingress.test_receiver import dispatch_all
+    from tests.jobs_helpers import dispatch_all
 
     dispatch_all(client.application.extensions["reglament"].redis)  # it writes the line per event
     # Anything else that logs a secret by mistake is scrubbed at the handler.

@@ -7,10 +7,9 @@ import pytest
 
 from app import create_app
 from app.telephony import mango, zadarma
-from jobs.dispatcher import Dispatcher
 from reglament import keys
 from tests.conftest import MANGO_SALT, SECRET, ZADARMA_SECRET, make_settings
-from tests.jobs_helpers import queued_events
+from tests.jobs_helpers import dispatch_all, queued_events
 from tests.fixtures import load
 
 FORM = "application/x-www-form-urlencoded"
@@ -66,10 +65,7 @@ def test_mango_summary_field_by_field(name, kind, fields):
 def test_signed_zadarma_missed_call_becomes_one_job_even_when_posted_twice(client, r):
     for _ in range(2):
         assert zadarma_post(client, "zadarma_notify_end_missed").status_code == 200
-    d = Dispatcher(r, ["acme"])
-    d.ensure_groups()
-    while d.run_once(block_ms=10):
-        pass
+    dispatch_all(r, ["acme"])
     [event] = queued_events(r)
     assert event["kind"] == "call.ended" and event["fields"]["outcome"] == "not_reached"
     assert event["fields"]["phone"] == "79011112233"  # the dispatcher parsed the stored body

@@ -14,7 +14,6 @@ from click.testing import CliRunner
 
 from app import create_app
 from jobs import context, events
-from jobs.dispatcher import Dispatcher
 from connectors.bitrix24 import AuthError, Bitrix24Client
 from reglament import bitrix24_install, keys
 from reglament.config import Settings
@@ -22,7 +21,7 @@ from reglament.logs import Redactor
 from sandbox.serving import BackgroundServer
 from shell.cli import main
 from tests.connectors.bitrix24.conftest import ACCOUNT, SANDBOX_CREDS
-from tests.jobs_helpers import queued_events
+from tests.jobs_helpers import dispatch_all, queued_events
 
 SECRET = "b24-install-hook-secret-0123456789"
 
@@ -52,10 +51,7 @@ def client_for(settings, r) -> Bitrix24Client:
 
 def dispatched(r) -> list[dict]:
     """The events of the inbox as the dispatcher enqueues them."""
-    d = Dispatcher(r, [ACCOUNT])
-    d.ensure_groups()
-    while d.run_once(block_ms=10):
-        pass
+    dispatch_all(r, [ACCOUNT])
     return queued_events(r)
 
 
